@@ -1,0 +1,24 @@
+"""Shared fixtures. Triton kernels run through the interpreter on machines without a GPU."""
+import os
+import pytest
+import torch
+
+if not torch.cuda.is_available():
+    os.environ.setdefault("TRITON_INTERPRET", "1")  # must precede the first `import triton`
+torch.set_num_threads(max(1, min(torch.get_num_threads(), os.cpu_count() or 1)))
+
+
+@pytest.fixture(scope="session")
+def embedded():
+    "The embedded SmolLM2-135M-Instruct on CPU in float32: (model, tokenizer)."
+    from ifd_nb.models import load_model
+    return load_model("embedded", device="cpu", dtype=torch.float32)
+
+
+@pytest.fixture(scope="session")
+def alpaca_rows():
+    "Rows of the paper's Alpaca 5% subset from ../shared/data; the test is skipped where it is absent."
+    from ifd_nb.data import shared_data_path, read_rows
+    p = shared_data_path("alpaca_cherry_5pct.json")
+    if p is None: pytest.skip("../shared/data/alpaca_cherry_5pct.json is not here")
+    return read_rows(p)
