@@ -91,3 +91,22 @@ def test_scores_do_not_depend_on_batch_size_or_order(embedded, alpaca_rows):
     a = score_rows(rows, model, tok, batch_size=1, progress=False)
     b = score_rows(rows[::-1], model, tok, batch_size=5, progress=False)[::-1]
     np.testing.assert_allclose([r["ifd"] for r in a], [r["ifd"] for r in b], atol=1e-5)
+
+
+@pytest.mark.parametrize("backend", ["torch", "triton"])
+def test_kernel_backends_equal_reference_scorer(backend):
+    "The fused path (backbone + kernels) gives the reference scorer's records; 'triton' runs in the interpreter on CPU."
+    from ifd_nb.kernels import choose_backend
+    from ifd_nb.models import tiny_model, load_tokenizer
+    if backend == "triton" and choose_backend("cpu", "auto") != "triton" and not torch.cuda.is_available():
+        pytest.skip("triton needs a GPU or TRITON_INTERPRET=1")
+    tok = load_tokenizer("embedded")
+    model = tiny_model(seed=random.randrange(1000))
+    rows = [{"instruction": "Name a colour.", "output": "Blue."}, {"instruction": "Add 2 and 3.", "output": "2 plus 3 is 5."},
+            {"conversations": [{"from": "human", "value": "Hi"}, {"from": "gpt", "value": "Hello there!"}]}]
+    ref = score_rows(rows, model, tok, backend="reference", token_losses=True, progress=False)
+    ours = score_rows(rows, model, tok, backend=backend, token_losses=True, progress=False)
+    for a, b in zip(ref, ours):
+        np.testing.assert_allclose(b["token_losses_cond"], a["token_losses_cond"], rtol=1e-5, atol=1e-5)
+        np.testing.assert_allclose(b["token_losses_bare"], a["token_losses_bare"], rtol=1e-5, atol=1e-5)
+        np.testing.assert_allclose(b["ifd"], a["ifd"], rtol=1e-5)
