@@ -50,7 +50,7 @@ def superfiltering_reference(model, tok, row, max_length=1024):
     output, whole = row["output"], prompt + row["output"]
     instruct_len = len(tok.encode(prompt, truncation=True, max_length=max_length))
     ids = tok.encode(output, return_tensors="pt", truncation=True, max_length=max_length - instruct_len + 1)
-    with torch.no_grad(): l_alone = float(model(ids, labels=ids).loss)
+    with torch.no_grad(): l_alone = float(model(ids, labels=ids).loss) if ids.shape[1] > 1 else math.nan
     ids = tok.encode(whole, return_tensors="pt", truncation=True, max_length=max_length)
     start = len(tok.encode(whole[:whole.rfind(output)]))
     labels = ids.clone(); labels[0, :start] = -100
@@ -64,7 +64,9 @@ def test_superfiltering_mode_equals_reference(embedded, alpaca_rows):
     ours = score_rows(rows, model, tok, mode="superfiltering", batch_size=4, progress=False)
     for row, rec in zip(rows, ours):
         ppl_c, ppl_a = superfiltering_reference(model, tok, row)
-        assert rec["status"] == "ok"
+        if rec["status"] != "ok":  # e.g. a one-token output: the script's bare pass scores no token and gives NaN
+            assert rec["status"] == "answer_truncated_away" and math.isnan(ppl_a)
+            continue
         np.testing.assert_allclose(rec["ifd_ppl"], ppl_c / ppl_a, rtol=1e-4)
 
 
