@@ -1,0 +1,68 @@
+"""Selection rules on hand-made score tables whose right answer is known, and the `ifd_nb select` command."""
+import json
+import numpy as np
+import pandas as pd
+import pytest
+from ifd_nb.cli import main
+from ifd_nb.select import select_top_ifd, select_cherry, select_superfiltering, select_random
+
+TABLE = pd.DataFrame({
+    "index": range(10),
+    "instruction": [f"q{i}" for i in range(10)],
+    "output": [f"a{i}" for i in range(10)],
+    "ifd":     [0.30, 0.95, 0.95, np.nan, 0.60, 1.00, 1.40, 0.80, 0.10, 0.95],
+    "ifd_ppl": [0.30, 0.95, 0.95, np.nan, 0.60, 1.00, 1.40, 0.80, 0.10, 0.95],
+    "status":  ["ok", "ok", "ok", "nonfinite", "ok", "ok", "ok", "empty_answer", "ok", "ok"],
+})
+
+
+def test_top_rate_rounds_down_drops_bad_rows_and_keeps_input_order():
+    sel, c = select_top_ifd(TABLE, rate=0.5)  # eligible: 0,1,2,4,8,9 (6) -> 3
+    assert list(sel["index"]) == [1, 2, 9]
+    assert c == {"rows": 10, "not_ok": 2, "nan_score": 0, "ifd_at_or_above_1.0": 2, "eligible": 6, "selected": 3}
+
+
+def test_ties_break_by_input_position():
+    assert list(select_top_ifd(TABLE, top=2)[0]["index"]) == [1, 2]
+    assert list(select_cherry(TABLE, number=2)["index"]) == [5, 9]  # cherry: IFD 1.0 kept; output in input order
+
+
+def test_cherry_and_superfiltering_rules():
+    # cherry keeps IFD <= 1 among ok rows: 0,1,2,4,5,8,9 -> int(7 * 0.3) = 2 -> (1.0, 5) and (0.95, 9)
+    assert list(select_cherry(TABLE, rate=0.3)["index"]) == [5, 9]
+    # superfiltering keeps ifd_ppl < 1 whatever the status (the script has no status): 0,1,2,4,7,8,9 -> int(10*0.3)=3
+    assert list(select_superfiltering(TABLE, rate=0.3)["index"]) == [1, 2, 9]
+
+
+def test_empty_and_all_nan_selections():
+    assert len(select_top_ifd(TABLE, rate=0.1)[0]) == 0
+    nan = TABLE.assign(ifd=np.nan)
+    sel, c = select_top_ifd(nan, rate=1.0)
+    assert len(sel) == 0 and c["nan_score"] == 8
+    assert len(select_cherry(nan, rate=1.0)) == 0
+
+
+def test_random_baseline_is_seeded_and_sized():
+    a, b = select_random(TABLE, 4, seed=3), select_random(TABLE, 4, seed=3)
+    assert list(a["index"]) == list(b["index"]) and len(a) == 4 and list(a["index"]) == sorted(a["index"])
+
+
+@pytest.mark.parametrize("ext", ["json", "jsonl", "parquet", "csv"])
+def test_cli_select(tmp_path, ext):
+    scores = tmp_path/"scores.parquet"
+    TABLE.to_parquet(scores, index=False)
+    out = tmp_path/f"sel.{ext}"
+    assert main(["select", str(scores), "-o", str(out), "--rate", "0.5"]) == 0
+    if ext == "json": got = pd.DataFrame(json.loads(out.read_text()))
+    elif ext == "jsonl": got = pd.read_json(out, lines=True)
+    elif ext == "parquet": got = pd.read_parquet(out)
+    else: got = pd.read_csv(out)
+    assert list(got["index"]) == [1, 2, 9]
+    assert {"instruction", "output", "ifd", "ifd_ppl", "status"} <= set(got.columns)
+    assert main(["select", str(scores), "-o", str(tmp_path/"t.json"), "--top", "1", "--rule", "cherry"]) == 0
+    assert [r["index"] for r in json.loads((tmp_path/"t.json").read_text())] == [5]
+
+
+def test_cli_select_rejects_a_non_scores_file(tmp_path):
+    p = tmp_path/"x.jsonl"; p.write_text('{"instruction": "a", "output": "b"}\n')
+    assert main(["select", str(p), "-o", str(tmp_path/"y.json"), "--rate", "0.1"]) == 2
