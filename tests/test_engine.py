@@ -14,8 +14,8 @@ def test_engine_equals_reference_scorer_on_real_data(embedded, alpaca_rows):
     model, tok = embedded
     rows = random.Random().sample(alpaca_rows, 24)
     ref = pd.DataFrame(score_rows(rows, model, tok, backend="reference", progress=False))
-    for bt in (1024, 8192):
-        df = score_dataset(rows, model, tok, batch_tokens=bt, progress=False, verbose=False)
+    for bt, packing in ((1024, False), (8192, False), (2048, True)):
+        df = score_dataset(rows, model, tok, batch_tokens=bt, packing=packing, progress=False, verbose=False)
         assert list(df.status) == list(ref.status)
         np.testing.assert_allclose(df.ifd, ref.ifd, rtol=0, atol=1e-5)
 
@@ -68,3 +68,31 @@ def test_two_processes_equal_one(tmp_path):
     assert {p.name[:10] for p in (tmp_path/"two.csv.shards").glob("shard-*.parquet")} >= {"shard-r000", "shard-r001"}
     a, b = pd.read_csv(tmp_path/"one.csv"), pd.read_csv(tmp_path/"two.csv")
     pd.testing.assert_frame_equal(a, b, check_exact=False, atol=1e-5, rtol=0)
+
+
+def test_device_map_with_offloaded_layers_equals_plain_load(tmp_path):
+    "device_map='auto' under a memory cap: accelerate offloads layers and the head to disk; scores do not change."
+    import torch
+    from ifd_nb.models import tiny_model, load_tokenizer, load_model
+    tok = load_tokenizer("embedded")
+    tiny = tiny_model(); tiny.save_pretrained(tmp_path/"tiny"); tok.save_pretrained(tmp_path/"tiny")
+    rows = read_rows(demo_data_path())[:12]
+    ref = pd.DataFrame(score_rows(rows, tiny, tok, backend="reference", progress=False))
+    from transformers import AutoModelForCausalLM
+    m = AutoModelForCausalLM.from_pretrained(tmp_path/"tiny", dtype=torch.float32, device_map="auto",
+                                             max_memory={"cpu": "1MB"}, offload_folder=str(tmp_path/"offload")).eval()
+    assert "disk" in set(m.hf_device_map.values()), m.hf_device_map
+    df = score_dataset(rows, m, tok, batch_tokens=1024, progress=False, verbose=False)
+    assert list(df.status) == list(ref.status)
+    np.testing.assert_allclose(df.ifd, ref.ifd, rtol=0, atol=1e-5)
+
+
+def test_cli_packing_and_attention_options_give_the_same_scores(tmp_path):
+    from ifd_nb.cli import main
+    inp = demo_data_path()
+    assert main(["score", str(inp), "-o", str(tmp_path/"a.csv"), "--limit", "12", "-q"]) == 0
+    assert main(["score", str(inp), "-o", str(tmp_path/"b.csv"), "--limit", "12", "-q", "--packing", "on",
+                 "--attn", "eager", "--batch-tokens", "2048"]) == 0
+    a, b = pd.read_csv(tmp_path/"a.csv"), pd.read_csv(tmp_path/"b.csv")
+    assert list(a.status) == list(b.status)
+    np.testing.assert_allclose(a.ifd, b.ifd, rtol=0, atol=1e-5)

@@ -1,0 +1,81 @@
+"""The GPU check, prepared to run in one device call (budget: under 8 minutes on an H100).
+
+1. engine vs reference-style loop on random-weight models built from configs (`gpu_engine_benchmark`), with MFU;
+2. a torch.profiler trace of the engine on the SmolLM2-135M shape: where its wall time goes (CPU side and CUDA
+   kernels), to find what keeps the MFU low;
+3. the kernel benchmark, quick sizes (`ifd_nb.kernel_bench.main(quick=True)`), if time is left.
+
+On the device machine, from the repository root (carry `.devdata`, and `.whl` for Liger/CCE if wanted):
+    pip install -q --no-deps -e . && (pip install -q --no-deps .whl/*.whl || true)
+    IFD_NB_TOKENIZER_DIR=.devdata/tok python .ci/gpu_check.py
+`.devdata/tok` holds the embedded model's tokenizer files and config.json, `.devdata/alpaca_cherry_5pct.json` the
+data (both copied from this machine: the device cannot reach the hub). Everything is written under $OUT.
+`python .ci/gpu_check.py --smoke` runs step 2 on CPU with a tiny model, to check the script before spending GPU time.
+"""
+import json, os, sys, time, traceback
+from pathlib import Path
+import torch
+
+OUT = Path(os.environ.get("OUT", "gpu_check_out")); OUT.mkdir(parents=True, exist_ok=True)
+SMOKE = "--smoke" in sys.argv
+BUDGET_S = float(os.environ.get("GPU_CHECK_BUDGET_S", "420"))
+t0 = time.time()
+
+
+def rows_and_tokenizer():
+    from transformers import AutoTokenizer
+    from ifd_nb.data import read_rows, shared_data_path
+    from ifd_nb.models import load_tokenizer
+    tokdir = os.environ.get("IFD_NB_TOKENIZER_DIR")
+    tok = AutoTokenizer.from_pretrained(tokdir) if tokdir else load_tokenizer("embedded")
+    src = Path(".devdata/alpaca_cherry_5pct.json")
+    return read_rows(src if src.exists() else shared_data_path("alpaca_cherry_5pct.json")), tok
+
+
+def profile_engine(rows, tok, n=1000):
+    "torch.profiler over one engine run; tables sorted by CUDA and by CPU time."
+    from torch.profiler import profile, ProfilerActivity
+    from ifd_nb.engine import score_dataset
+    from ifd_nb.models import tiny_model
+    if SMOKE:
+        model, dev, n = tiny_model(), "cpu", 24
+    else:
+        from transformers import AutoModelForCausalLM, LlamaConfig
+        cfg = LlamaConfig.from_dict(json.load(open(Path(os.environ["IFD_NB_TOKENIZER_DIR"])/"config.json")))
+        model, dev = AutoModelForCausalLM.from_config(cfg, dtype=torch.bfloat16).to("cuda").eval(), "cuda"
+    score_dataset(rows[:64], model, tok, batch_tokens=65536, progress=False, verbose=False)  # warm-up, compiles
+    acts = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if dev == "cuda" else [])
+    t = time.time()
+    with profile(activities=acts) as prof:
+        score_dataset(rows[:n], model, tok, batch_tokens=65536, progress=False, verbose=True)
+        if dev == "cuda": torch.cuda.synchronize()
+    wall = time.time() - t
+    ka = prof.key_averages()
+    text = f"engine on {n} samples, {wall:.2f} s wall under the profiler\n\n"
+    if dev == "cuda": text += "== by self CUDA time\n" + ka.table(sort_by="self_cuda_time_total", row_limit=25) + "\n"
+    text += "== by CPU total time\n" + ka.table(sort_by="cpu_time_total", row_limit=30) + "\n"
+    (OUT/"engine_profile.txt").write_text(text)
+    print(text[:6000], flush=True)
+    return dict(n=n, wall_s=wall)
+
+
+def main():
+    res = dict(device=torch.cuda.get_device_name() if torch.cuda.is_available() else "cpu", torch=torch.__version__)
+    save = lambda: (OUT/"gpu_check.json").write_text(json.dumps(res, indent=1, default=str))
+    rows, tok = rows_and_tokenizer()
+    steps = [("profile", lambda: profile_engine(rows, tok))]
+    if not SMOKE:
+        from ifd_nb.engine import gpu_engine_benchmark
+        from ifd_nb.kernel_bench import main as kernel_bench
+        steps = [("engine", lambda: gpu_engine_benchmark(rows, tok, n_loop=100, n_engine=2000)), *steps,
+                 ("kernels", lambda: kernel_bench(str(OUT), quick=True))]
+    for name, fn in steps:
+        if time.time() - t0 > BUDGET_S: res[name] = "skipped: out of time"; continue
+        try: res[name] = fn()
+        except Exception: res[name] = dict(error=traceback.format_exc()[-3000:])
+        res[f"{name}_done_at_s"] = time.time() - t0; save()
+        print(name, "done at", f"{time.time() - t0:.0f} s", flush=True)
+    save()
+
+
+if __name__ == "__main__": main()
