@@ -3,7 +3,13 @@
 1. engine vs reference-style loop on random-weight models built from configs (`gpu_engine_benchmark`), with MFU;
 2. a torch.profiler trace of the engine on the SmolLM2-135M shape: where its wall time goes (CPU side and CUDA
    kernels), to find what keeps the MFU low;
-3. the kernel benchmark, quick sizes (`ifd_nb.kernel_bench.main(quick=True)`), if time is left.
+3. the kernel benchmark at every size (`ifd_nb.kernel_bench.main()`: about a minute on an H100 in its first run;
+   kernel 2 now also times the flattened loop and the chunked cuBLAS + kernel 1 path, with each one's error), if time
+   is left.
+
+What to look for (hypotheses, not results): the first engine run's 135M model was slower in tokens/s than the 0.5B
+one, which points at time outside the GPU's arithmetic: Triton compiling a kernel variant for a new row count inside
+the timed run (the row count is no longer specialized on), or host-side work; the profile's CPU table settles it.
 
 On the device machine, from the repository root (carry `.devdata`, and `.whl` for Liger/CCE if wanted):
     pip install -q --no-deps -e . && (pip install -q --no-deps .whl/*.whl || true)
@@ -77,7 +83,7 @@ def main():
         from ifd_nb.engine import gpu_engine_benchmark
         from ifd_nb.kernel_bench import main as kernel_bench
         steps = [("engine", lambda: gpu_engine_benchmark(rows, tok, n_loop=100, n_engine=2000)), *steps,
-                 ("kernels", lambda: kernel_bench(str(OUT), quick=True))]
+                 ("kernels", lambda: kernel_bench(str(OUT)))]
     for name, fn in steps:
         if time.time() - t0 > BUDGET_S: res[name] = "skipped: out of time"; continue
         try: res[name] = fn()

@@ -7,10 +7,10 @@ from __future__ import annotations
 import json, math, os, sys, time, traceback
 import torch
 import torch.nn.functional as F
-from .kernels import ce_logits_triton, linear_ce_triton, ce_reference, random_segments, segment_table
+from .kernels import ce_logits_triton, linear_ce_triton, linear_ce_chunked, ce_reference, random_segments, segment_table
 
 # %% auto #0
-__all__ = ['bench_ms', 'extra_peak_bytes', 'ceilings', 'gpu_correctness', 'bench_kernel1', 'bench_kernel2', 'main']
+__all__ = ['K2_CONFIGS', 'bench_ms', 'extra_peak_bytes', 'ceilings', 'gpu_correctness', 'bench_kernel1', 'bench_kernel2', 'main']
 
 # %% ../nbs/04_kernel_bench.ipynb #ac257c90
 def bench_ms(fn, warmup: int = 25, rep: int = 100) -> float:
@@ -116,14 +116,21 @@ def bench_kernel1(V: int, T: int, copy_GBps: float, dev="cuda", configs=((2048, 
     return rows
 
 # %% ../nbs/04_kernel_bench.ipynb #4a955be9
+def _loss(r): return r[0] if isinstance(r, (tuple, list)) else r  # ours return (loss, sums, counts)
+
+K2_CONFIGS = ((128, 256, 64, 8, 3, False), (128, 256, 64, 8, 4, False), (128, 256, 64, 8, 3, True), (128, 256, 64, 8, 4, True))
+
 def bench_kernel2(V: int, D: int, T: int, dev="cuda",
-                  configs=((128, 256, 64, 8, 3), (128, 256, 64, 8, 4), (256, 128, 64, 8, 3), (128, 256, 32, 8, 4))) -> list[dict]:
-    "Kernel 2 against PyTorch (materialized logits), Liger's fused linear CE and Cut Cross-Entropy."
+                  configs=K2_CONFIGS, # (BLOCK_R, BLOCK_V, BLOCK_D, warps, stages, flatten) of our fused kernel
+                  n_check: int = 256, # rows checked against float64
+                 ) -> list[dict]:
+    "Kernel 2 (both loop forms), the chunked path, PyTorch, Liger's fused linear CE and CCE: time, memory, error."
     h = torch.randn(T, D, device=dev, dtype=torch.bfloat16)
     w = (torch.randn(V, D, device=dev) / D**0.5).to(torch.bfloat16)
     tgt = torch.randint(0, V, (T,), device=dev)
     seg = torch.arange(T, device=dev) // 256
     tab = segment_table(seg)
+    ref = ce_reference(h[:n_check].double() @ w.double().T, tgt[:n_check])
     flops = 2 * T * V * D
     impls = {"pytorch": lambda: F.cross_entropy((h @ w.T).float(), tgt, reduction="none")}
     liger = _optional("liger")
@@ -131,14 +138,18 @@ def bench_kernel2(V: int, D: int, T: int, dev="cuda",
     cce = _optional("cce")
     if cce: impls["cce"] = lambda: cce(h, w, tgt, reduction="none")
     impls["ours_checked"] = lambda: linear_ce_triton(h, w, tgt, seg)
-    for br, bv, bd, nw, ns in configs:
-        impls[f"ours({br},{bv},{bd},w{nw},s{ns})"] = (lambda br=br, bv=bv, bd=bd, nw=nw, ns=ns:
-            linear_ce_triton(h, w, tgt, seg, block_r=br, block_v=bv, block_d=bd, num_warps=nw, num_stages=ns, seg_table=tab, check=False))
+    for br, bv, bd, nw, ns, fl in configs:
+        impls[f"ours{'_flat' if fl else ''}({br},{bv},{bd},w{nw},s{ns})"] = (lambda br=br, bv=bv, bd=bd, nw=nw, ns=ns, fl=fl:
+            linear_ce_triton(h, w, tgt, seg, block_r=br, block_v=bv, block_d=bd, num_warps=nw, num_stages=ns, flatten=fl,
+                             seg_table=tab, check=False))
+    impls["ours_chunked"] = lambda: linear_ce_chunked(h, w, tgt, seg, seg_table=tab, check=False)
     rows = []
     for name, fn in impls.items():
         try:
+            err = float((_loss(fn())[:n_check].double() - ref).abs().max())  # also the warm-up (compiles)
             ms = bench_ms(fn, rep=60); mem = extra_peak_bytes(fn)
-            rows.append(dict(kernel=2, impl=name, V=V, D=D, T=T, ms=ms, TFLOPs=flops / ms / 1e9, extra_MiB=mem / 2**20))
+            rows.append(dict(kernel=2, impl=name, V=V, D=D, T=T, ms=ms, TFLOPs=flops / ms / 1e9, extra_MiB=mem / 2**20,
+                             max_abs_err=err))
         except Exception as e:
             rows.append(dict(kernel=2, impl=name, V=V, D=D, T=T, error=f"{type(e).__name__}: {str(e)[:120]}"))
         torch.cuda.empty_cache()

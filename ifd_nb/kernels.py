@@ -10,7 +10,8 @@ import torch.nn.functional as F
 
 # %% auto #0
 __all__ = ['ce_reference', 'segment_ifd', 'segment_table', 'ce_logits_triton', 'ce_logits_torch', 'linear_ce_triton',
-           'linear_ce_torch', 'choose_backend', 'token_cross_entropy', 'linear_cross_entropy', 'random_segments']
+           'linear_ce_torch', 'linear_ce_chunked', 'choose_backend', 'token_cross_entropy', 'linear_cross_entropy',
+           'random_segments']
 
 # %% ../nbs/03_kernels.ipynb #5b8d7bb8
 try:
@@ -170,60 +171,74 @@ def ce_logits_torch(logits, targets, segments=None, n_segments=None, ignore_inde
 if HAS_TRITON:
     @triton.jit
     def _transform(z, scale, softcap, SOFTCAP: tl.constexpr):
-        "Logit scale and tanh soft-capping, then to base 2."
-        z = z * scale
+        "Logit scale and tanh soft-capping, then to base 2 (one multiply per element without soft-capping)."
         if SOFTCAP:
-            z = softcap * (2.0 * tl.sigmoid(2.0 * z / softcap) - 1.0)  # softcap * tanh(z / softcap)
-        return z * LOG2E
+            z = z * scale
+            return softcap * LOG2E * (2.0 * tl.sigmoid(2.0 * z / softcap) - 1.0)  # softcap * tanh(z / softcap), base 2
+        return z * (scale * LOG2E)  # a scalar product, then one multiply per element
 
     @triton.jit
+    def _lce_tile(h_rows, w_ptr, b_ptr, rmask, v0, v_hi, D, stride_w, scale, softcap, m, s,
+                  BLOCK_R: tl.constexpr, BLOCK_V: tl.constexpr, BLOCK_D: tl.constexpr, EVEN_D: tl.constexpr,
+                  HAS_BIAS: tl.constexpr, SOFTCAP: tl.constexpr, DOT_FP32: tl.constexpr, IEEE: tl.constexpr):
+        "One [BLOCK_R, BLOCK_V] tile of logits on chip, folded into the rows' running max `m` and sum `s` (base 2)."
+        dd = tl.arange(0, BLOCK_D)
+        cols = v0 + tl.arange(0, BLOCK_V)
+        cmask = cols < v_hi
+        a_ptrs = h_rows
+        b_ptrs = w_ptr + cols.to(tl.int64)[:, None] * stride_w + dd[None, :]
+        acc = tl.zeros([BLOCK_R, BLOCK_V], tl.float32)
+        for d0 in range(0, D, BLOCK_D):
+            if EVEN_D:
+                a = tl.load(a_ptrs, mask=rmask[:, None], other=0.0)
+                b = tl.load(b_ptrs, mask=cmask[:, None], other=0.0)
+            else:
+                dmask = (d0 + dd) < D
+                a = tl.load(a_ptrs, mask=rmask[:, None] & dmask[None, :], other=0.0)
+                b = tl.load(b_ptrs, mask=cmask[:, None] & dmask[None, :], other=0.0)
+            if DOT_FP32:
+                a = a.to(tl.float32); b = b.to(tl.float32)
+            if IEEE:
+                acc = tl.dot(a, tl.trans(b), acc, input_precision="ieee")
+            else:
+                acc = tl.dot(a, tl.trans(b), acc)
+            a_ptrs += BLOCK_D
+            b_ptrs += BLOCK_D
+        if HAS_BIAS:
+            acc += tl.load(b_ptr + cols, mask=cmask, other=0.0).to(tl.float32)[None, :]
+        z = _transform(acc, scale, softcap, SOFTCAP)
+        z = tl.where(cmask[None, :], z, -float("inf"))
+        m_new = tl.maximum(m, tl.max(z, 1))
+        s = s * tl.exp2(m - m_new) + tl.sum(tl.exp2(z - m_new[:, None]), 1)
+        return m_new, s
+
+    @triton.jit(do_not_specialize=["R"])  # the row count changes every batch: one compiled kernel for all of them
     def _lce_partial_kernel(h_ptr, w_ptr, b_ptr, part_ptr, R, V, D, stride_h, stride_w, v_per_split,
                             scale, softcap,
                             BLOCK_R: tl.constexpr, BLOCK_V: tl.constexpr, BLOCK_D: tl.constexpr, EVEN_D: tl.constexpr,
-                            HAS_BIAS: tl.constexpr, SOFTCAP: tl.constexpr, DOT_FP32: tl.constexpr, IEEE: tl.constexpr):
+                            HAS_BIAS: tl.constexpr, SOFTCAP: tl.constexpr, DOT_FP32: tl.constexpr, IEEE: tl.constexpr,
+                            FLATTEN: tl.constexpr):
         pid_r, pid_s = tl.program_id(0), tl.program_id(1)
         rows = pid_r.to(tl.int64) * BLOCK_R + tl.arange(0, BLOCK_R)
         rmask = rows < R
-        dd = tl.arange(0, BLOCK_D)
-        h_rows = h_ptr + rows[:, None] * stride_h + dd[None, :]  # int64 address math once, outside the loops
+        h_rows = h_ptr + rows[:, None] * stride_h + tl.arange(0, BLOCK_D)[None, :]  # int64 address math once, outside the loops
         m = tl.full([BLOCK_R], -float("inf"), tl.float32)
         s = tl.zeros([BLOCK_R], tl.float32)
         v_lo = pid_s * v_per_split
         v_hi = tl.minimum(v_lo + v_per_split, V)
-        for v0 in range(v_lo, v_hi, BLOCK_V):
-            cols = v0 + tl.arange(0, BLOCK_V)
-            cmask = cols < v_hi
-            a_ptrs = h_rows
-            b_ptrs = w_ptr + cols.to(tl.int64)[:, None] * stride_w + dd[None, :]
-            acc = tl.zeros([BLOCK_R, BLOCK_V], tl.float32)
-            for d0 in range(0, D, BLOCK_D):
-                if EVEN_D:
-                    a = tl.load(a_ptrs, mask=rmask[:, None], other=0.0)
-                    b = tl.load(b_ptrs, mask=cmask[:, None], other=0.0)
-                else:
-                    dmask = (d0 + dd) < D
-                    a = tl.load(a_ptrs, mask=rmask[:, None] & dmask[None, :], other=0.0)
-                    b = tl.load(b_ptrs, mask=cmask[:, None] & dmask[None, :], other=0.0)
-                if DOT_FP32:
-                    a = a.to(tl.float32); b = b.to(tl.float32)
-                if IEEE:
-                    acc = tl.dot(a, tl.trans(b), acc, input_precision="ieee")
-                else:
-                    acc = tl.dot(a, tl.trans(b), acc)
-                a_ptrs += BLOCK_D
-                b_ptrs += BLOCK_D
-            if HAS_BIAS:
-                acc += tl.load(b_ptr + cols, mask=cmask, other=0.0).to(tl.float32)[None, :]
-            z = _transform(acc, scale, softcap, SOFTCAP)
-            z = tl.where(cmask[None, :], z, -float("inf"))
-            m_new = tl.maximum(m, tl.max(z, 1))
-            s = s * tl.exp2(m - m_new) + tl.sum(tl.exp2(z - m_new[:, None]), 1)
-            m = m_new
+        if FLATTEN:  # one pipelined loop over (vocabulary tile, D step); needs Triton >= 3.3, only compiled when asked for
+            for v0 in tl.range(v_lo, v_hi, BLOCK_V, flatten=True):
+                m, s = _lce_tile(h_rows, w_ptr, b_ptr, rmask, v0, v_hi, D, stride_w, scale, softcap, m, s,
+                                 BLOCK_R, BLOCK_V, BLOCK_D, EVEN_D, HAS_BIAS, SOFTCAP, DOT_FP32, IEEE)
+        else:
+            for v0 in range(v_lo, v_hi, BLOCK_V):
+                m, s = _lce_tile(h_rows, w_ptr, b_ptr, rmask, v0, v_hi, D, stride_w, scale, softcap, m, s,
+                                 BLOCK_R, BLOCK_V, BLOCK_D, EVEN_D, HAS_BIAS, SOFTCAP, DOT_FP32, IEEE)
         base = part_ptr + pid_s.to(tl.int64) * 2 * R
         tl.store(base + rows, m, mask=rmask)
         tl.store(base + R + rows, s, mask=rmask)
 
-    @triton.jit
+    @triton.jit(do_not_specialize=["R", "n_split"])
     def _lce_merge_kernel(part_ptr, h_ptr, w_ptr, b_ptr, tgt_ptr, loss_ptr, R, D, stride_h, stride_w, n_split,
                           scale, softcap,
                           seg_ptr, seg_start_ptr, seg_len_ptr, counter_ptr, seg_sum_ptr, seg_cnt_ptr, ignore_index,
@@ -269,6 +284,7 @@ def linear_ce_triton(hidden, # [R, D] final hidden states of the answer-predicti
                      ignore_index: int = -100, out=None,
                      block_r: int | None = None, block_v: int | None = None, block_d: int | None = None,
                      n_split: int | None = None, num_warps: int | None = None, num_stages: int | None = None,
+                     flatten: bool = False, # one pipelined loop over (vocabulary tile, D step); see above
                      seg_table=None, check: bool = True):
     "Kernel 2: cross-entropy of `hidden @ weight.T` per row, and per-segment sums, without materializing the logits."
     R, D = hidden.shape
@@ -296,7 +312,8 @@ def linear_ce_triton(hidden, # [R, D] final hidden states of the answer-predicti
     _lce_partial_kernel[(n_r, n_split)](hidden, weight, b_arg, part, R, V, D, hidden.stride(0), weight.stride(0), v_per,
                                         float(logit_scale), float(softcap or 1.0),
                                         BLOCK_R=BR, BLOCK_V=BV, BLOCK_D=BD, EVEN_D=D % BD == 0, HAS_BIAS=bias is not None,
-                                        SOFTCAP=softcap is not None, DOT_FP32=interp, IEEE=fp32 and not interp, **kw)
+                                        SOFTCAP=softcap is not None, DOT_FP32=interp, IEEE=fp32 and not interp,
+                                        FLATTEN=flatten, **kw)
     d = sg or dict(seg=loss, start=loss, len=loss, counter=loss, sum=loss, cnt=loss)
     _lce_merge_kernel[(R,)](part, hidden, weight, b_arg, targets.contiguous(), loss, R, D, hidden.stride(0), weight.stride(0),
                             n_split, float(logit_scale), float(softcap or 1.0), d["seg"], d["start"], d["len"],
@@ -326,6 +343,34 @@ def linear_ce_torch(hidden, weight, targets, segments=None, n_segments=None, bia
         loss[k:k+step] = torch.where(v, torch.logsumexp(z, -1) - z.gather(1, torch.where(v, t, 0)[:, None].long())[:, 0], 0.0)
         del z
     return (loss,) + _segment_sums_torch(loss, targets, segments, n_segments, ignore_index)
+
+# %% ../nbs/03_kernels.ipynb #f844112e
+def _segment_sums_ordered(loss, targets, segments, n_segments, ignore_index, seg_table=None):
+    "Per-segment (sum, count) from a float64 running sum: deterministic on every device."
+    if segments is None: return None, None
+    starts, counts = seg_table if seg_table is not None else segment_table(segments, n_segments)
+    starts, counts = starts.to(loss.device), counts.to(loss.device)
+    zero = torch.zeros(1, dtype=torch.float64, device=loss.device)
+    cs = torch.cat([zero, loss.double().cumsum(0)])
+    cv = torch.cat([zero.long(), (targets != ignore_index).long().cumsum(0)])
+    return (cs[starts + counts] - cs[starts]).float(), (cv[starts + counts] - cv[starts]).int()
+
+def linear_ce_chunked(hidden, weight, targets, segments=None, n_segments=None, bias=None, logit_scale: float = 1.0,
+                      softcap: float | None = None, ignore_index: int = -100, out=None,
+                      budget_bytes: int = 128 << 20, # bytes of logits (model dtype) alive at once
+                      seg_table=None, check: bool = True):
+    "Kernel 2's result from chunks of logits written by the vendor matmul and read once by kernel 1."
+    R, V = hidden.shape[0], weight.shape[0]
+    if check: _check_targets(targets, V, ignore_index)
+    loss = out if out is not None else torch.empty(R, dtype=torch.float32, device=hidden.device)
+    plain = bias is None and logit_scale == 1.0 and softcap is None
+    step = max(1, budget_bytes // ((hidden.element_size() if plain else 4) * V))
+    for k in range(0, R, step):
+        z = hidden[k:k+step] @ weight.T
+        if not plain: z = _apply_logit_transforms(z.float(), bias, logit_scale, softcap)
+        ce_logits_triton(z, targets[k:k+step], out=loss[k:k+step], check=False)
+        del z
+    return (loss,) + _segment_sums_ordered(loss, targets, segments, n_segments, ignore_index, seg_table)
 
 # %% ../nbs/03_kernels.ipynb #0f7f0251
 _FELL_BACK: set = set()
