@@ -1,11 +1,14 @@
 """The GPU check, prepared to run in one device call (budget: under 8 minutes on an H100).
 
-1. engine vs reference-style loop on random-weight models built from configs (`gpu_engine_benchmark`), with MFU;
-2. a torch.profiler trace of the engine on the SmolLM2-135M shape: where its wall time goes (CPU side and CUDA
-   kernels), to find what keeps the MFU low;
-3. the kernel benchmark at every size (`ifd_nb.kernel_bench.main()`: about a minute on an H100 in its first run;
-   kernel 2 now also times the flattened loop and the chunked cuBLAS + kernel 1 path, with each one's error), if time
-   is left.
+1. the kernel benchmark at every size (below);
+2. engine vs reference-style loop on random-weight models built from configs (`gpu_engine_benchmark`), with MFU, the
+   model's own matmul rate at a full batch, and the same engine with the backbone compiled (`compile_backbone=True`);
+3. a torch.profiler trace of the engine on the SmolLM2-135M shape: where its wall time goes (CPU side and CUDA
+   kernels), to find what keeps the MFU low, if time is left.
+
+The kernel benchmark (`ifd_nb.kernel_bench.main()`) took 49 s on an H100 in its first run; kernel 2 now also times
+the flattened loop and the chunked cuBLAS + kernel 1 path, with each one's error. Compiling a backbone takes tens of
+seconds per model.
 
 What to look for (hypotheses, not results): the first engine run's 135M model was slower in tokens/s than the 0.5B
 one, which points at time outside the GPU's arithmetic: Triton compiling a kernel variant for a new row count inside
@@ -16,7 +19,7 @@ On the device machine, from the repository root (carry `.devdata`, and `.whl` fo
     IFD_NB_TOKENIZER_DIR=.devdata/tok python .ci/gpu_check.py
 `.devdata/tok` holds the embedded model's tokenizer files and config.json, `.devdata/alpaca_cherry_5pct.json` the
 data (both copied from this machine: the device cannot reach the hub). Everything is written under $OUT.
-`python .ci/gpu_check.py --smoke` runs step 2 on CPU with a tiny model, to check the script before spending GPU time.
+`python .ci/gpu_check.py --smoke` runs step 3 on CPU with a tiny model, to check the script before spending GPU time.
 """
 import json, os, sys, time, traceback
 from pathlib import Path
@@ -24,7 +27,7 @@ import torch
 
 OUT = Path(os.environ.get("OUT", "gpu_check_out")); OUT.mkdir(parents=True, exist_ok=True)
 SMOKE = "--smoke" in sys.argv
-BUDGET_S = float(os.environ.get("GPU_CHECK_BUDGET_S", "420"))
+BUDGET_S = float(os.environ.get("GPU_CHECK_BUDGET_S", "400"))  # no new step starts after this; call with timeout_s ~540
 t0 = time.time()
 
 
@@ -82,8 +85,9 @@ def main():
     if not SMOKE:
         from ifd_nb.engine import gpu_engine_benchmark
         from ifd_nb.kernel_bench import main as kernel_bench
-        steps = [("engine", lambda: gpu_engine_benchmark(rows, tok, n_loop=100, n_engine=2000)), *steps,
-                 ("kernels", lambda: kernel_bench(str(OUT)))]
+        steps = [("kernels", lambda: kernel_bench(str(OUT))),
+                 ("engine", lambda: gpu_engine_benchmark(rows, tok, n_loop=100, n_engine=2000, compile_backbone=True)),
+                 *steps]
     for name, fn in steps:
         if time.time() - t0 > BUDGET_S: res[name] = "skipped: out of time"; continue
         try: res[name] = fn()

@@ -73,6 +73,7 @@ def _parser() -> argparse.ArgumentParser:
                        help="padding-free batches: auto (when the model runs flash attention), on, off")
         q.add_argument("--attn", default=None, help="attention implementation: sdpa, eager, flash_attention_2 ...")
         q.add_argument("--device-map", default=None, help="e.g. auto: spread a model too large for one GPU (accelerate)")
+        q.add_argument("--compile", action="store_true", help="torch.compile the backbone (one-time compile; pays on long GPU runs)")
         q.add_argument("--device", default=None, help="cpu, cuda, cuda:1 ... (default: a GPU if there is one)")
         q.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     sub.choices["demo"].add_argument("-o", "--output", default="ifd_scores_demo.csv", help="where to write the scores")
@@ -99,7 +100,8 @@ def run_score(args, src) -> pd.DataFrame | None:
                          batch_tokens=args.batch_tokens, backend=args.backend, output=args.output,
                          shard_dir=args.shard_dir, resume=not args.no_resume, limit=args.limit, device=args.device,
                          packing={"on": True, "off": False}.get(args.packing, "auto"), device_map=args.device_map,
-                         attn_implementation=args.attn, progress=not args.quiet)
+                         attn_implementation=args.attn, compile_backbone=args.compile,
+                         progress=not args.quiet)
 
 # %% ../nbs/10_cli.ipynb #9255acfb
 def run_select(args) -> pd.DataFrame:

@@ -109,6 +109,12 @@ def describe_model(model) -> str:
 def _model_name(model) -> str:
     return model if isinstance(model, str) else getattr(model.config, "_name_or_path", type(model).__name__)
 
+def _compile_backbone(model):
+    "Compile the model's backbone in place with dynamic shapes (once: a compiled backbone is left as it is)."
+    bb = model.base_model
+    if getattr(bb, "_compiled_call_impl", None) is None: bb.compile(dynamic=True)
+    return model
+
 def score_dataset(src, # rows, a file, a `datasets.Dataset` or a hub dataset name (see `read_rows`)
                   model="embedded", # a model name/path, or a loaded causal LM
                   tokenizer=None, # required when `model` is a loaded model
@@ -123,6 +129,7 @@ def score_dataset(src, # rows, a file, a `datasets.Dataset` or a hub dataset nam
                   limit: int | None = None, device=None, dtype=None,
                   device_map=None, # e.g. 'auto': a model larger than one GPU, spread by accelerate
                   attn_implementation=None, # e.g. 'flash_attention_2' (then packing pays)
+                  compile_backbone: bool = False, # `torch.compile` the backbone for any batch shape (see below)
                   progress: bool = True, verbose: bool = True,
                   return_type: str = "pandas", # 'pandas' or 'dataset'
                  ):
@@ -142,6 +149,7 @@ def score_dataset(src, # rows, a file, a `datasets.Dataset` or a hub dataset nam
                                       attn_implementation=attn_implementation)
     elif tokenizer is None: raise ValueError("pass the tokenizer with a loaded model")
     packed = packing_pays(model) if packing == "auto" else bool(packing)
+    if compile_backbone: _compile_backbone(model)
     say(f"model {name}: {describe_model(model)}; {'packed' if packed else 'padded'} batches")
     spec = score_spec(name, mode, template, max_length, bare_context)
     keys = [sample_key(r, spec) for r in rows]
@@ -276,7 +284,8 @@ def engine_vs_loop(rows, model, tokenizer, batch_tokens: int = 16384, backend: s
                 speedup_bound=t_loop / (f_eng / peak))  # if the engine ran every FLOP at the matmul rate
 
 # %% ../nbs/05_engine.ipynb #53dd5571
-def gpu_engine_benchmark(rows, tokenizer, n_loop: int = 200, n_engine: int = 2000, batch_tokens: int = 65536) -> list[dict]:
+def gpu_engine_benchmark(rows, tokenizer, n_loop: int = 200, n_engine: int = 2000, batch_tokens: int = 65536,
+                         compile_backbone: bool = False) -> list[dict]:
     "Engine vs reference-style loop on GPU for random-weight models built from configs; see the markdown above."
     from transformers import AutoConfig, AutoModelForCausalLM, LlamaConfig, Qwen2Config
     from ifd_nb.models import embedded_model_dir
@@ -306,6 +315,14 @@ def gpu_engine_benchmark(rows, tokenizer, n_loop: int = 200, n_engine: int = 200
                         speedup=(n_engine / t_eng) / (n_loop / t_loop), engine_tokens_per_s=sum(lens) / t_eng,
                         backbone_TFLOPs=fl / t_eng / 1e12, mfu_vs_measured_matmul=fl / t_eng / peak, matmul_TFLOPs=peak / 1e12,
                         model_matmul_TFLOPs=own / 1e12))
+        if compile_backbone:  # the same engine with the backbone compiled: first the compile, then the same timed run
+            t0 = time.time()
+            score_dataset(rows[:64], model, tokenizer, batch_tokens=batch_tokens, compile_backbone=True, progress=False, verbose=False)
+            torch.cuda.synchronize(); t_comp = time.time() - t0; t0 = time.time()
+            score_dataset(rows[:n_engine], model, tokenizer, batch_tokens=batch_tokens, compile_backbone=True, progress=False, verbose=False)
+            torch.cuda.synchronize(); t_c = time.time() - t0
+            out[-1] |= dict(compile_s=t_comp, compiled_engine_samples_per_s=n_engine / t_c,
+                            compiled_speedup=(n_engine / t_c) / (n_loop / t_loop), compiled_mfu=fl / t_c / peak)
         print(out[-1], flush=True)
         del model; torch.cuda.empty_cache()
     return out

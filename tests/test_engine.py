@@ -96,3 +96,14 @@ def test_cli_packing_and_attention_options_give_the_same_scores(tmp_path):
     a, b = pd.read_csv(tmp_path/"a.csv"), pd.read_csv(tmp_path/"b.csv")
     assert list(a.status) == list(b.status)
     np.testing.assert_allclose(a.ifd, b.ifd, rtol=0, atol=1e-5)
+
+
+def test_compiled_backbone_gives_the_same_scores():
+    from ifd_nb.models import load_tokenizer, tiny_model
+    tok, model = load_tokenizer("embedded"), tiny_model()
+    rows = read_rows(demo_data_path())[:24]
+    plain = score_dataset(rows, model, tok, batch_tokens=2048, progress=False, verbose=False)
+    compiled = score_dataset(rows, model, tok, batch_tokens=2048, compile_backbone=True, progress=False, verbose=False)
+    assert getattr(model.base_model, "_compiled_call_impl", None) is not None
+    assert list(compiled.status) == list(plain.status)
+    np.testing.assert_allclose(compiled.ifd, plain.ifd, rtol=0, atol=1e-5)
