@@ -9,9 +9,9 @@ import torch
 import torch.nn.functional as F
 
 # %% auto #0
-__all__ = ['ce_reference', 'segment_ifd', 'segment_table', 'ce_logits_triton', 'ce_logits_torch', 'linear_ce_triton',
-           'linear_ce_torch', 'linear_ce_chunked', 'choose_backend', 'token_cross_entropy', 'linear_cross_entropy',
-           'random_segments']
+__all__ = ['ce_reference', 'segment_ifd', 'segment_table', 'ce_logits_triton', 'ce_logits_torch', 'vocab_splits',
+           'linear_ce_triton', 'linear_ce_torch', 'linear_ce_chunked', 'choose_backend', 'token_cross_entropy',
+           'linear_cross_entropy', 'random_segments']
 
 # %% ../nbs/03_kernels.ipynb #5b8d7bb8
 try:
@@ -271,6 +271,31 @@ if HAS_TRITON:
             _segment_finish(loss_ptr, tgt_ptr, seg, seg_start_ptr, seg_len_ptr, counter_ptr, seg_sum_ptr, seg_cnt_ptr,
                             ignore_index, BLOCK_S)
 
+# %% ../nbs/03_kernels.ipynb #d57c72b4
+def vocab_splits(n_rows: int, V: int, block_r: int, block_v: int,
+                 slots: int, # programs the device runs at once (SMs x programs per SM)
+                 min_tiles: int = 4, # fewest vocabulary tiles per program
+                 tol: float = 0.05, # accept this much over the best count's cost for fewer slices
+                ) -> int:
+    "Vocabulary slices for kernel 2: the fewest whose waves x tiles-per-program is within `tol` of the best."
+    n_r, n_tiles = -(-n_rows // block_r), -(-V // block_v)
+    cost = {}
+    for k in range(1, max(1, n_tiles // min_tiles) + 1):
+        per = -(-n_tiles // k)  # tiles per program
+        k_eff = -(-n_tiles // per)  # slices actually needed at that size
+        cost.setdefault(k_eff, -(-(n_r * k_eff) // slots) * per)
+    best = min(cost.values())
+    return min(k for k, c in cost.items() if c <= best * (1 + tol))
+
+def _programs_per_sm(dev, block_r: int, block_v: int, block_d: int, num_warps: int, num_stages: int, elt: int) -> int:
+    "An estimate of how many kernel-2 programs fit on one SM: pipelined operand tiles in shared memory, accumulator in registers."
+    props = torch.cuda.get_device_properties(dev)
+    smem = getattr(props, "shared_memory_per_multiprocessor", 228 * 1024) - 1024
+    regs = getattr(props, "regs_per_multiprocessor", 65536)
+    need_smem = num_stages * (block_r + block_v) * block_d * elt
+    need_regs = num_warps * 32 * (block_r * block_v // (num_warps * 32) + 64)
+    return max(1, min(smem // need_smem, regs // need_regs))
+
 # %% ../nbs/03_kernels.ipynb #9135bd9a
 def _interpreting() -> bool: return os.environ.get("TRITON_INTERPRET", "0") == "1"
 
@@ -300,14 +325,16 @@ def linear_ce_triton(hidden, # [R, D] final hidden states of the answer-predicti
     BV = block_v or (64 if interp else 256)
     BD = block_d or (min(64, triton.next_power_of_2(D)) if interp else 64)
     n_r = triton.cdiv(R, BR)
-    if n_split is None:
-        n_sm = torch.cuda.get_device_properties(dev).multi_processor_count if dev.type == "cuda" else 1
-        n_split = 1 if interp else max(1, min(triton.cdiv(V, 4 * BV), triton.cdiv(2 * n_sm, n_r)))
+    nw, ns = num_warps or 8, num_stages or 3
+    if n_split is None:  # the interpreter pretends to have 4 slots, so the tests exercise the merge of several slices
+        slots = 4 if dev.type != "cuda" else (torch.cuda.get_device_properties(dev).multi_processor_count *
+                                               _programs_per_sm(dev, BR, BV, BD, nw, ns, hidden.element_size()))
+        n_split = vocab_splits(R, V, BR, BV, slots)
     v_per = triton.cdiv(triton.cdiv(V, n_split), BV) * BV
     n_split = triton.cdiv(V, v_per)
     part = torch.empty((n_split, 2, R), dtype=torch.float32, device=dev)
     fp32 = hidden.dtype == torch.float32 or weight.dtype == torch.float32
-    kw = {} if interp else dict(num_warps=num_warps or 8, num_stages=num_stages or 3)
+    kw = {} if interp else dict(num_warps=nw, num_stages=ns)
     b_arg = bias if bias is not None else hidden
     _lce_partial_kernel[(n_r, n_split)](hidden, weight, b_arg, part, R, V, D, hidden.stride(0), weight.stride(0), v_per,
                                         float(logit_scale), float(softcap or 1.0),
