@@ -212,13 +212,20 @@ if HAS_TRITON:
         s = s * tl.exp2(m - m_new) + tl.sum(tl.exp2(z - m_new[:, None]), 1)
         return m_new, s
 
-    @triton.jit(do_not_specialize=["R"])  # the row count changes every batch: one compiled kernel for all of them
+    @triton.jit(do_not_specialize=["R", "n_r", "n_split", "group_r"])  # sizes change every batch: one compiled kernel
     def _lce_partial_kernel(h_ptr, w_ptr, b_ptr, part_ptr, R, V, D, stride_h, stride_w, v_per_split,
-                            scale, softcap,
+                            n_r, n_split, group_r, scale, softcap,
                             BLOCK_R: tl.constexpr, BLOCK_V: tl.constexpr, BLOCK_D: tl.constexpr, EVEN_D: tl.constexpr,
                             HAS_BIAS: tl.constexpr, SOFTCAP: tl.constexpr, DOT_FP32: tl.constexpr, IEEE: tl.constexpr,
                             FLATTEN: tl.constexpr):
-        pid_r, pid_s = tl.program_id(0), tl.program_id(1)
+        # program -> (row block, slice), in groups of `group_r` row blocks x all slices: the programs that run together
+        # share few hidden-state blocks (their re-reads stay in L2); group_r = n_r is plain row-major order
+        pid = tl.program_id(0)
+        per_group = group_r * n_split
+        first_r = (pid // per_group) * group_r
+        size = tl.minimum(n_r - first_r, group_r)
+        local = pid % per_group
+        pid_r, pid_s = first_r + local % size, local // size
         rows = pid_r.to(tl.int64) * BLOCK_R + tl.arange(0, BLOCK_R)
         rmask = rows < R
         h_rows = h_ptr + rows[:, None] * stride_h + tl.arange(0, BLOCK_D)[None, :]  # int64 address math once, outside the loops
@@ -310,6 +317,7 @@ def linear_ce_triton(hidden, # [R, D] final hidden states of the answer-predicti
                      block_r: int | None = None, block_v: int | None = None, block_d: int | None = None,
                      n_split: int | None = None, num_warps: int | None = None, num_stages: int | None = None,
                      flatten: bool = False, # one pipelined loop over (vocabulary tile, D step); see above
+                     group_rows: int | None = None, # programs in groups of this many row blocks x all slices (L2 reuse)
                      seg_table=None, check: bool = True):
     "Kernel 2: cross-entropy of `hidden @ weight.T` per row, and per-segment sums, without materializing the logits."
     R, D = hidden.shape
@@ -333,11 +341,13 @@ def linear_ce_triton(hidden, # [R, D] final hidden states of the answer-predicti
     v_per = triton.cdiv(triton.cdiv(V, n_split), BV) * BV
     n_split = triton.cdiv(V, v_per)
     part = torch.empty((n_split, 2, R), dtype=torch.float32, device=dev)
+    if interp: part.fill_(float("nan"))  # in tests, a (row block, slice) that no program computed shows up as NaN
     fp32 = hidden.dtype == torch.float32 or weight.dtype == torch.float32
     kw = {} if interp else dict(num_warps=nw, num_stages=ns)
     b_arg = bias if bias is not None else hidden
-    _lce_partial_kernel[(n_r, n_split)](hidden, weight, b_arg, part, R, V, D, hidden.stride(0), weight.stride(0), v_per,
-                                        float(logit_scale), float(softcap or 1.0),
+    group = min(group_rows or n_r, n_r)
+    _lce_partial_kernel[(n_r * n_split,)](hidden, weight, b_arg, part, R, V, D, hidden.stride(0), weight.stride(0), v_per,
+                                        n_r, n_split, group, float(logit_scale), float(softcap or 1.0),
                                         BLOCK_R=BR, BLOCK_V=BV, BLOCK_D=BD, EVEN_D=D % BD == 0, HAS_BIAS=bias is not None,
                                         SOFTCAP=softcap is not None, DOT_FP32=interp, IEEE=fp32 and not interp,
                                         FLATTEN=flatten, **kw)
