@@ -9,7 +9,7 @@ from pathlib import Path
 import torch
 from tqdm.auto import tqdm
 from .data import read_rows, SkipSample, get_template, PromptTemplate
-from .ifd import encode_sample, sequence_token_losses, ifd_record, skipped_record, MODES, Encoded, input_device
+from .ifd import encode_sample, encode_samples, sequence_token_losses, ifd_record, skipped_record, MODES, Encoded, input_device
 from .models import load_model, default_dtype
 
 # %% auto #0
@@ -162,12 +162,12 @@ def score_dataset(src, # rows, a file, a `datasets.Dataset` or a hub dataset nam
         for p in Path(shard_dir).glob("shard-*.parquet"): p.unlink()
     state.wait_for_everyone()
     done = store.load() if resume else {}
-    todo, skipped, seen = [], [], set(done)
-    for i, (row, k) in enumerate(zip(rows, keys)):
-        if k in seen: continue
-        seen.add(k)
-        try: todo.append((i, encode_sample(tokenizer, row, mode, template, max_length, bare_context)))
-        except SkipSample as s: skipped.append(skipped_record(s.status) | {"key": k})
+    todo, skipped, seen, pending = [], [], set(done), []
+    for i, k in enumerate(keys):  # each distinct, not yet scored sample once
+        if k not in seen: seen.add(k); pending.append(i)
+    for i, e in zip(pending, encode_samples(tokenizer, [rows[i] for i in pending], mode, template, max_length, bare_context)):
+        if isinstance(e, SkipSample): skipped.append(skipped_record(e.status) | {"key": keys[i]})
+        else: todo.append((i, e))
     if rank == 0: store.write(skipped)
     todo.sort(key=lambda t: len(t[1].cond_ids))
     mine = todo[rank::world]

@@ -14,7 +14,7 @@ from .data import SkipSample, prompt_and_answer, get_template, read_rows, Prompt
 # %% auto #0
 __all__ = ['RECORD_FIELDS', 'MODES', 'Encoded', 'special_prefix', 'bare_context_ids', 'encode_exact', 'output_projection',
            'batch_layout', 'input_device', 'offloaded_head_losses', 'sequence_token_losses', 'skipped_record',
-           'ifd_record', 'encode_cherry', 'encode_superfiltering', 'encode_sample', 'score_rows']
+           'ifd_record', 'encode_cherry', 'encode_superfiltering', 'encode_sample', 'encode_samples', 'score_rows']
 
 # %% ../nbs/02_ifd.ipynb #21b7e4db
 @dataclass
@@ -46,24 +46,26 @@ def bare_context_ids(tokenizer, bare_context: str | list[int] | None = None) -> 
     return [tid]
 
 # %% ../nbs/02_ifd.ipynb #7430f5a2
-def encode_exact(tokenizer, prompt: str, answer: str,
-                 max_length: int, # longest conditioned sequence (prompt + answer) in tokens
-                 bare_context=None, # see `bare_context_ids`
-                ) -> Encoded:
-    "Tokenize prompt and answer separately so both passes score the same answer ids (the default mode)."
-    prefix = special_prefix(tokenizer)
-    prompt_ids = tokenizer(prompt, add_special_tokens=False).input_ids
+def _exact_passes(prefix: list[int], prompt_ids: list[int], ans: list[int], bare: list[int], max_length: int) -> Encoded:
+    "The two passes of the default mode from the tokenized prompt and answer (see `encode_exact`)."
     if prefix and prompt_ids[:len(prefix)] == prefix: prefix = []  # a chat template may already start with BOS
     ctx = prefix + prompt_ids
-    bare = bare_context_ids(tokenizer, bare_context)
     if not ctx: ctx = list(bare)
-    ans = tokenizer(answer, add_special_tokens=False).input_ids
     if not ans: raise SkipSample("empty_answer", "the answer has no tokens")
     room = max_length - len(ctx)
     if room <= 0: raise SkipSample("prompt_too_long", f"prompt is {len(ctx)} tokens, max_length {max_length}")
     truncated = len(ans) > room
     ans = ans[:room]
     return Encoded(ctx + ans, len(ctx), list(bare) + ans, len(bare), truncated)
+
+def encode_exact(tokenizer, prompt: str, answer: str,
+                 max_length: int, # longest conditioned sequence (prompt + answer) in tokens
+                 bare_context=None, # see `bare_context_ids`
+                ) -> Encoded:
+    "Tokenize prompt and answer separately so both passes score the same answer ids (the default mode)."
+    return _exact_passes(special_prefix(tokenizer), tokenizer(prompt, add_special_tokens=False).input_ids,
+                         tokenizer(answer, add_special_tokens=False).input_ids, bare_context_ids(tokenizer, bare_context),
+                         max_length)
 
 # %% ../nbs/02_ifd.ipynb #51d76206
 from .kernels import linear_cross_entropy
@@ -213,6 +215,24 @@ def encode_sample(tokenizer, row: dict, mode: str = "default", template=None, ma
     ml = max_length or m["max_length"]
     if mode == "default": return encode_exact(tokenizer, prompt, answer, ml, bare_context)
     return m["encode"](tokenizer, prompt, answer, ml)
+
+# %% ../nbs/02_ifd.ipynb #3de5c8de
+def encode_samples(tokenizer, rows: list[dict], mode: str = "default", template=None, max_length: int | None = None,
+                   bare_context=None) -> list:
+    "`encode_sample` of every row, as a list of `Encoded` or `SkipSample` values; the default mode tokenizes in batches."
+    if mode not in MODES: raise ValueError(f"unknown mode {mode!r}: use one of {sorted(MODES)}")
+    def one(fn, *a):
+        try: return fn(*a)
+        except SkipSample as s: return s
+    if mode != "default": return [one(encode_sample, tokenizer, r, mode, template, max_length, bare_context) for r in rows]
+    m = MODES[mode]
+    texts = [one(prompt_and_answer, r, template or m["template"], tokenizer) for r in rows]
+    ok = [i for i, t in enumerate(texts) if not isinstance(t, SkipSample)]
+    batch = lambda xs: tokenizer(xs, add_special_tokens=False).input_ids if xs else []
+    prompts, answers = batch([texts[i][0] for i in ok]), batch([texts[i][1] for i in ok])
+    prefix, bare, ml = special_prefix(tokenizer), bare_context_ids(tokenizer, bare_context), max_length or m["max_length"]
+    for i, p_ids, a_ids in zip(ok, prompts, answers): texts[i] = one(_exact_passes, prefix, p_ids, a_ids, bare, ml)
+    return texts
 
 # %% ../nbs/02_ifd.ipynb #c251f064
 def score_rows(rows, # input rows (see `read_rows`), or anything `read_rows` accepts
