@@ -73,6 +73,7 @@ STATUSES = {
     "prompt_too_long": "the prompt leaves no room for an answer token within max_length",
     "answer_truncated_away": "no answer token is scored in one of the passes (compatibility-mode windowing)",
     "nonfinite": "a loss was NaN or infinite, or the bare loss was 0",
+    "fp16_overflow": "the float16 forward overflowed and the float32 retry did not fit in memory",
 }
 
 class SkipSample(Exception):

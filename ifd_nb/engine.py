@@ -5,6 +5,7 @@
 # %% ../nbs/05_engine.ipynb #108c6d88
 from __future__ import annotations
 import hashlib, json, os, signal, time, math
+from contextlib import contextmanager
 from pathlib import Path
 import torch
 from tqdm.auto import tqdm
@@ -14,8 +15,8 @@ from .models import load_model, default_dtype
 
 # %% auto #0
 __all__ = ['LOOP_MAX_LENGTH', 'score_spec', 'sample_key', 'plan_batches', 'packing_pays', 'ShardStore', 'distributed_state',
-           'describe_model', 'score_dataset', 'reference_loop', 'model_flops', 'matmul_rate', 'engine_vs_loop',
-           'gpu_engine_benchmark']
+           'describe_model', 'float32_model', 'score_dataset', 'reference_loop', 'model_flops', 'matmul_rate',
+           'engine_vs_loop', 'gpu_engine_benchmark']
 
 # %% ../nbs/05_engine.ipynb #ee396232
 def score_spec(model_name: str, mode: str = "default", template=None, max_length=None, bare_context=None) -> dict:
@@ -109,6 +110,17 @@ def describe_model(model) -> str:
 def _model_name(model) -> str:
     return model if isinstance(model, str) else getattr(model.config, "_name_or_path", type(model).__name__)
 
+@contextmanager
+def float32_model(model):
+    "The model upcast to float32 in place for the block, then cast back (exact: float16 -> float32 -> float16 round-trips)."
+    dt = model.dtype
+    model.float()
+    try: yield model
+    finally: model.to(dt)
+
+def _losses(model, seqs, pad, backend, packed) -> list[torch.Tensor]:
+    return sequence_token_losses(model, [(ids, start) for _, ids, start in seqs], pad, backend, packed)
+
 def _compile_backbone(model):
     "Compile the model's backbone in place with dynamic shapes (once: a compiled backbone is left as it is)."
     bb = model.base_model
@@ -130,6 +142,7 @@ def score_dataset(src, # rows, a file, a `datasets.Dataset` or a hub dataset nam
                   device_map=None, # e.g. 'auto': a model larger than one GPU, spread by accelerate
                   attn_implementation=None, # e.g. 'flash_attention_2' (then packing pays)
                   compile_backbone: bool = False, # `torch.compile` the backbone for any batch shape (see below)
+                  fp16_guard: bool = True, # recompute in float32 the sequences whose float16 forward overflowed
                   progress: bool = True, verbose: bool = True,
                   return_type: str = "pandas", # 'pandas' or 'dataset'
                  ):
@@ -175,20 +188,32 @@ def score_dataset(src, # rows, a file, a `datasets.Dataset` or a hub dataset nam
     say(f"{len(rows)} rows: {len(done)} already scored, {len(skipped)} skipped, {len(todo)} to score "
         f"on rank 0 (of {world} process{'es' if world > 1 else ''})")
     pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
-    n_tok, t1, real, padded = 0, time.time(), 0, 0
+    n_tok, t1, real, padded, n_retry = 0, time.time(), 0, 0, 0
+    guard = fp16_guard and model.dtype == torch.float16 and not getattr(model, "hf_device_map", None)
     bar = tqdm(total=len(mine), disable=not progress or rank != 0, desc=f"IFD ({mode})", unit="sample")
     for c in range(0, len(mine), flush_every):  # a chunk of samples is computed whole, then written as one shard
         chunk = mine[c:c+flush_every]
         seqs = [((i, p), ids, start) for i, e in chunk
                 for p, (ids, start) in enumerate(((e.cond_ids, e.cond_start), (e.bare_ids, e.bare_start)))]
         batches, r_, p_ = plan_batches(seqs, batch_tokens, packed); real += r_; padded += p_
-        got = {}
+        got, retry, overflowed = {}, [], set()
         for batch in batches:
-            losses = sequence_token_losses(model, [(ids, start) for _, ids, start in batch], pad, backend, packed)
+            losses = _losses(model, batch, pad, backend, packed)
             got.update((tag, l) for (tag, _, _), l in zip(batch, losses))
+            if guard: retry += [s for s, l in zip(batch, losses) if not bool(torch.isfinite(l).all())]
             n_tok += sum(len(ids) for _, ids, _ in batch)
             bar.set_postfix(tok_s=f"{n_tok / max(time.time() - t1, 1e-9):.0f}")
-        store.write([ifd_record(got[(i, 0)], got[(i, 1)], e.n_prompt, e.truncated) | {"key": keys[i]} for i, e in chunk])
+        if retry:  # float16 overflowed (inf/NaN): the same sequences again with the model in float32
+            n_retry += len(retry)
+            try:
+                with float32_model(model):
+                    for batch in plan_batches(retry, batch_tokens, packed)[0]:
+                        got.update((tag, l) for (tag, _, _), l in zip(batch, _losses(model, batch, pad, backend, packed)))
+            except torch.cuda.OutOfMemoryError: overflowed = {tag for tag, _, _ in retry}
+        recs = [ifd_record(got[(i, 0)], got[(i, 1)], e.n_prompt, e.truncated) | {"key": keys[i]} for i, e in chunk]
+        for (i, _), r in zip(chunk, recs):
+            if r["status"] == "nonfinite" and {(i, 0), (i, 1)} & overflowed: r["status"] = "fp16_overflow"
+        store.write(recs)
         bar.update(len(chunk))
     bar.close()
     state.wait_for_everyone()
@@ -202,6 +227,7 @@ def score_dataset(src, # rows, a file, a `datasets.Dataset` or a hub dataset nam
         say(summarize(df, secs))
         if padded: say(f"rank 0: {n_tok} tokens in {time.time() - t1:.1f} s ({n_tok / max(time.time() - t1, 1e-9):.0f} tokens/s), "
                        f"padding {1 - real / padded:.1%} of padded positions")
+        if n_retry: say(f"float16 overflow guard: {n_retry} sequences recomputed in float32 on rank 0")
         if output is not None: say(f"wrote {output} (shards in {shard_dir})")
     if tmpdir: shutil.rmtree(tmpdir, ignore_errors=True)
     if return_type == "dataset":

@@ -107,3 +107,24 @@ def test_compiled_backbone_gives_the_same_scores():
     assert getattr(model.base_model, "_compiled_call_impl", None) is not None
     assert list(compiled.status) == list(plain.status)
     np.testing.assert_allclose(compiled.ifd, plain.ifd, rtol=0, atol=1e-5)
+
+
+def test_fp16_overflow_guard_recomputes_in_float32(capsys):
+    """A float16 model whose first MLP overflows (weights finite, activations past 65,504): every sequence is
+    recomputed in float32 and scores as the float32 model does; the model is float16 and unchanged afterwards."""
+    import copy, torch
+    from ifd_nb.models import load_tokenizer, tiny_model
+    tok, m32 = load_tokenizer("embedded"), tiny_model()
+    with torch.no_grad():
+        m32.model.layers[0].mlp.up_proj.weight.mul_(2000); m32.model.layers[0].mlp.gate_proj.weight.mul_(2000)
+    m16 = copy.deepcopy(m32).half()
+    before = {k: v.clone() for k, v in m16.state_dict().items()}
+    rows = read_rows(demo_data_path())[:12]
+    want = score_dataset(rows, m32, tok, batch_tokens=2048, progress=False, verbose=False)
+    raw = score_dataset(rows, m16, tok, batch_tokens=2048, fp16_guard=False, progress=False, verbose=False)
+    assert set(raw.status) == {"nonfinite"}  # the overflow is real
+    got = score_dataset(rows, m16, tok, batch_tokens=2048, progress=False, verbose=True)
+    assert "24 sequences recomputed in float32" in capsys.readouterr().out
+    assert list(got.status) == ["ok"] * 12
+    np.testing.assert_allclose(got.ifd, want.ifd, rtol=0, atol=1e-5)
+    assert m16.dtype == torch.float16 and all(torch.equal(v, m16.state_dict()[k]) for k, v in before.items())
