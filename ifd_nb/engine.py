@@ -342,13 +342,15 @@ def gpu_engine_benchmark(rows, tokenizer, n_loop: int = 200, n_engine: int = 200
                         backbone_TFLOPs=fl / t_eng / 1e12, mfu_vs_measured_matmul=fl / t_eng / peak, matmul_TFLOPs=peak / 1e12,
                         model_matmul_TFLOPs=own / 1e12))
         if compile_backbone:  # the same engine with the backbone compiled: first the compile, then the same timed run
-            t0 = time.time()
-            score_dataset(rows[:64], model, tokenizer, batch_tokens=batch_tokens, compile_backbone=True, progress=False, verbose=False)
-            torch.cuda.synchronize(); t_comp = time.time() - t0; t0 = time.time()
-            score_dataset(rows[:n_engine], model, tokenizer, batch_tokens=batch_tokens, compile_backbone=True, progress=False, verbose=False)
-            torch.cuda.synchronize(); t_c = time.time() - t0
-            out[-1] |= dict(compile_s=t_comp, compiled_engine_samples_per_s=n_engine / t_c,
-                            compiled_speedup=(n_engine / t_c) / (n_loop / t_loop), compiled_mfu=fl / t_c / peak)
+            try:
+                t0 = time.time()
+                score_dataset(rows[:64], model, tokenizer, batch_tokens=batch_tokens, compile_backbone=True, progress=False, verbose=False)
+                torch.cuda.synchronize(); t_comp = time.time() - t0; t0 = time.time()
+                score_dataset(rows[:n_engine], model, tokenizer, batch_tokens=batch_tokens, compile_backbone=True, progress=False, verbose=False)
+                torch.cuda.synchronize(); t_c = time.time() - t0
+                out[-1] |= dict(compile_s=t_comp, compiled_engine_samples_per_s=n_engine / t_c,
+                                compiled_speedup=(n_engine / t_c) / (n_loop / t_loop), compiled_mfu=fl / t_c / peak)
+            except Exception as e: out[-1]["compiled_error"] = f"{type(e).__name__}: {str(e)[:300]}"
         print(out[-1], flush=True)
         del model; torch.cuda.empty_cache()
     return out
