@@ -174,8 +174,10 @@ if HAS_TRITON:
         "Logit scale and tanh soft-capping, then to base 2 (one multiply per element without soft-capping)."
         if SOFTCAP:
             z = z * scale
-            return softcap * LOG2E * (2.0 * tl.sigmoid(2.0 * z / softcap) - 1.0)  # softcap * tanh(z / softcap), base 2
-        return z * (scale * LOG2E)  # a scalar product, then one multiply per element
+            z = softcap * LOG2E * (2.0 * tl.sigmoid(2.0 * z / softcap) - 1.0)  # softcap * tanh(z / softcap), base 2
+        else:
+            z = z * (scale * LOG2E)  # a scalar product, then one multiply per element
+        return z
 
     @triton.jit
     def _lce_tile(h_rows, w_ptr, b_ptr, rmask, v0, v_hi, D, stride_w, scale, softcap, m, s,
