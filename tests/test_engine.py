@@ -1,4 +1,5 @@
-"""The engine: equal to the reference scorer, resumable after SIGKILL, corrupt shards recomputed, two processes = one."""
+"""The engine: equal to the reference scorer, resumable after SIGKILL, corrupt shards recomputed, two processes = one
+(under torchrun and accelerate launch), compiled = eager, the float16 overflow guard."""
 import os, random, shutil, subprocess, sys
 import numpy as np
 import pandas as pd
@@ -55,16 +56,23 @@ def test_corrupt_shard_is_recomputed(tmp_path):
     pd.testing.assert_frame_equal(a, pd.read_parquet(tmp_path/"s.parquet"), check_exact=True)
 
 
-def test_two_processes_equal_one(tmp_path):
-    torchrun = shutil.which("torchrun")
-    if torchrun is None: pytest.skip("torchrun is not installed")
+LAUNCHERS = {"torchrun": ["torchrun", "--nproc_per_node", "2", "--no-python"],
+             # accelerate's multi-GPU launcher starts the same torch.distributed processes; without GPUs they run on CPU (gloo)
+             "accelerate": ["accelerate", "launch", "--multi_gpu", "--num_processes", "2", "--num_machines", "1",
+                            "--mixed_precision", "no", "--dynamo_backend", "no", "--no_python"]}
+
+
+@pytest.mark.parametrize("launcher", sorted(LAUNCHERS))
+def test_two_processes_equal_one(tmp_path, launcher):
+    if shutil.which(LAUNCHERS[launcher][0]) is None: pytest.skip(f"{launcher} is not installed")
     inp = demo_data_path()
     one = _score(inp, tmp_path/"one.csv")
     assert one.returncode == 0, one.stderr
-    cmd = [torchrun, "--nproc_per_node", "2", "--no-python", EXE, "score", str(inp), "-o", str(tmp_path/"two.csv"),
+    cmd = [*LAUNCHERS[launcher], EXE, "score", str(inp), "-o", str(tmp_path/"two.csv"),
            "--model", "embedded", "--limit", "40", "-q", "--batch-tokens", "2048"]
     two = subprocess.run(cmd, capture_output=True, text=True, timeout=900, env={**os.environ, "OMP_NUM_THREADS": "1"})
     assert two.returncode == 0, two.stderr[-2000:]
+    assert "of 2 processes" in two.stdout + two.stderr
     assert {p.name[:10] for p in (tmp_path/"two.csv.shards").glob("shard-*.parquet")} >= {"shard-r000", "shard-r001"}
     a, b = pd.read_csv(tmp_path/"one.csv"), pd.read_csv(tmp_path/"two.csv")
     pd.testing.assert_frame_equal(a, b, check_exact=False, atol=1e-5, rtol=0)
