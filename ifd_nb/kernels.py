@@ -9,9 +9,9 @@ import torch
 import torch.nn.functional as F
 
 # %% auto #0
-__all__ = ['ce_reference', 'segment_ifd', 'segment_table', 'ce_logits_triton', 'ce_logits_torch', 'vocab_splits',
-           'linear_ce_triton', 'linear_ce_torch', 'linear_ce_chunked', 'choose_backend', 'token_cross_entropy',
-           'linear_cross_entropy', 'random_segments']
+__all__ = ['K2_TILES', 'ce_reference', 'segment_ifd', 'segment_table', 'ce_logits_triton', 'ce_logits_torch', 'vocab_splits',
+           'first_fitting', 'linear_ce_triton', 'linear_ce_torch', 'linear_ce_chunked', 'choose_backend',
+           'token_cross_entropy', 'linear_cross_entropy', 'random_segments']
 
 # %% ../nbs/03_kernels.ipynb #5b8d7bb8
 try:
@@ -305,6 +305,26 @@ def _programs_per_sm(dev, block_r: int, block_v: int, block_d: int, num_warps: i
     need_regs = num_warps * 32 * (block_r * block_v // (num_warps * 32) + 64)
     return max(1, min(smem // need_smem, regs // need_regs))
 
+# %% ../nbs/03_kernels.ipynb #6c15692f
+K2_TILES = ((128, 256, 64, 8, 3), (128, 128, 64, 8, 3), (64, 128, 64, 4, 3), (64, 128, 32, 4, 2))  # (BLOCK_R, BLOCK_V, BLOCK_D, warps, stages), largest first
+_TILE_START: dict = {}
+
+def _out_of_resources(e: Exception) -> bool:
+    return type(e).__name__ == "OutOfResources" or "out of resource" in str(e).lower()
+
+def first_fitting(key, # what the choice is remembered by, e.g. (device, dtype size, loop form)
+                  configs, # candidates, largest first
+                  launch, # launch(config) -> result; raises Triton's OutOfResources when the device cannot hold it
+                 ):
+    "`launch` with the first of `configs` the device has the resources for, remembered per `key`."
+    for k in range(_TILE_START.get(key, 0), len(configs)):
+        try: out = launch(configs[k])
+        except Exception as e:
+            if not _out_of_resources(e) or k == len(configs) - 1: raise
+            continue
+        _TILE_START[key] = k
+        return out
+
 # %% ../nbs/03_kernels.ipynb #9135bd9a
 def _interpreting() -> bool: return os.environ.get("TRITON_INTERPRET", "0") == "1"
 
@@ -331,28 +351,33 @@ def linear_ce_triton(hidden, # [R, D] final hidden states of the answer-predicti
     sg = _seg_outputs(segments, n_segments, dev, seg_table)
     if R == 0: return loss, (sg["sum"] if sg else None), (sg["cnt"] if sg else None)
     interp = _interpreting() or dev.type != "cuda"
-    BR = block_r or (16 if interp else 128)
-    BV = block_v or (64 if interp else 256)
-    BD = block_d or (min(64, triton.next_power_of_2(D)) if interp else 64)
-    n_r = triton.cdiv(R, BR)
-    nw, ns = num_warps or 8, num_stages or 3
-    if n_split is None:  # the interpreter pretends to have 4 slots, so the tests exercise the merge of several slices
-        slots = 4 if dev.type != "cuda" else (torch.cuda.get_device_properties(dev).multi_processor_count *
-                                               _programs_per_sm(dev, BR, BV, BD, nw, ns, hidden.element_size()))
-        n_split = vocab_splits(R, V, BR, BV, slots)
-    v_per = triton.cdiv(triton.cdiv(V, n_split), BV) * BV
-    n_split = triton.cdiv(V, v_per)
-    part = torch.empty((n_split, 2, R), dtype=torch.float32, device=dev)
-    if interp: part.fill_(float("nan"))  # in tests, a (row block, slice) that no program computed shows up as NaN
     fp32 = hidden.dtype == torch.float32 or weight.dtype == torch.float32
-    kw = {} if interp else dict(num_warps=nw, num_stages=ns)
     b_arg = bias if bias is not None else hidden
-    group = min(group_rows or n_r, n_r)
-    _lce_partial_kernel[(n_r * n_split,)](hidden, weight, b_arg, part, R, V, D, hidden.stride(0), weight.stride(0), v_per,
-                                        n_r, n_split, group, float(logit_scale), float(softcap or 1.0),
+
+    def launch(cfg):
+        BR, BV, BD, nw, ns = cfg
+        n_r = triton.cdiv(R, BR)
+        k = n_split
+        if k is None:  # the interpreter pretends to have 4 slots, so the tests exercise the merge of several slices
+            slots = 4 if dev.type != "cuda" else (torch.cuda.get_device_properties(dev).multi_processor_count *
+                                                   _programs_per_sm(dev, BR, BV, BD, nw, ns, hidden.element_size()))
+            k = vocab_splits(R, V, BR, BV, slots)
+        v_per = triton.cdiv(triton.cdiv(V, k), BV) * BV
+        k = triton.cdiv(V, v_per)
+        part = torch.empty((k, 2, R), dtype=torch.float32, device=dev)
+        if interp: part.fill_(float("nan"))  # in tests, a (row block, slice) that no program computed shows up as NaN
+        _lce_partial_kernel[(n_r * k,)](hidden, weight, b_arg, part, R, V, D, hidden.stride(0), weight.stride(0), v_per,
+                                        n_r, k, min(group_rows or n_r, n_r), float(logit_scale), float(softcap or 1.0),
                                         BLOCK_R=BR, BLOCK_V=BV, BLOCK_D=BD, EVEN_D=D % BD == 0, HAS_BIAS=bias is not None,
                                         SOFTCAP=softcap is not None, DOT_FP32=interp, IEEE=fp32 and not interp,
-                                        FLATTEN=flatten, **kw)
+                                        FLATTEN=flatten, **({} if interp else dict(num_warps=nw, num_stages=ns)))
+        return part, k
+
+    if interp: part, n_split = launch((block_r or 16, block_v or 64, block_d or min(64, triton.next_power_of_2(D)), 4, 1))
+    elif any(x is not None for x in (block_r, block_v, block_d, num_warps, num_stages)):  # an explicit tile: that one
+        d0 = K2_TILES[0]
+        part, n_split = launch((block_r or d0[0], block_v or d0[1], block_d or d0[2], num_warps or d0[3], num_stages or d0[4]))
+    else: part, n_split = first_fitting((str(dev), hidden.element_size(), flatten), K2_TILES, launch)
     d = sg or dict(seg=loss, start=loss, len=loss, counter=loss, sum=loss, cnt=loss)
     _lce_merge_kernel[(R,)](part, hidden, weight, b_arg, targets.contiguous(), loss, R, D, hidden.stride(0), weight.stride(0),
                             n_split, float(logit_scale), float(softcap or 1.0), d["seg"], d["start"], d["len"],
