@@ -7,8 +7,15 @@
    kernels), to find what keeps the MFU low, if time is left.
 
 The kernel benchmark (`ifd_nb.kernel_bench.main()`) took 49 s on an H100 in its first run; kernel 2 now also times
-the flattened loop and the chunked cuBLAS + kernel 1 path, with each one's error. Compiling a backbone takes tens of
-seconds per model.
+the flattened loop (`ours_flat`), grouped program orders (`ours_grouped2/4`), the chunked cuBLAS + kernel 1 path
+(`ours_chunked`) and the first run's slice count (`ours_fill_twice`), with each one's error. Compiling a backbone takes
+tens of seconds per model.
+
+Reading the results (kernel_bench.json, gpu_check.json under $OUT): per (V, D, T), the fastest of our rows with a
+float64 error like the default's decides the defaults in `linear_ce_triton` (`flatten`, `group_rows`) and whether the
+engine should use `linear_ce_chunked` above some hidden size; `ours_fill_twice` against `ours(128,256,64,w8,s3)` shows
+what the wave-aware slice count (`vocab_splits`) gained. Record the tables with the card's name in BENCHMARKS.md
+(`.ci/make_benchmarks.py`) and copy the JSON to nbs/bench_results/.
 
 What to look for (hypotheses, not results): the first engine run's 135M model was slower in tokens/s than the 0.5B
 one, which points at time outside the GPU's arithmetic: Triton compiling a kernel variant for a new row count inside
