@@ -9,9 +9,9 @@ from contextlib import contextmanager
 from pathlib import Path
 import torch
 from tqdm.auto import tqdm
-from .data import read_rows, SkipSample, get_template, PromptTemplate
-from .ifd import encode_sample, encode_samples, sequence_token_losses, ifd_record, skipped_record, MODES, Encoded, input_device
-from .models import load_model, default_dtype
+from .data import read_rows, SkipSample, get_template
+from .ifd import encode_samples, sequence_token_losses, ifd_record, skipped_record, MODES, input_device
+from .models import load_model
 
 # %% auto #0
 __all__ = ['LOOP_MAX_LENGTH', 'score_spec', 'sample_key', 'plan_batches', 'packing_pays', 'ShardStore', 'distributed_state',
@@ -184,7 +184,6 @@ def score_dataset(src, # rows, a file, a `datasets.Dataset` or a hub dataset nam
     if rank == 0: store.write(skipped)
     todo.sort(key=lambda t: len(t[1].cond_ids))
     mine = todo[rank::world]
-    meta = dict(mine)
     say(f"{len(rows)} rows: {len(done)} already scored, {len(skipped)} skipped, {len(todo)} to score "
         f"on rank 0 (of {world} process{'es' if world > 1 else ''})")
     pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
@@ -244,12 +243,9 @@ def _loop_texts(tpl, r) -> list[str]:
 
 def _engine_lengths(rows, tokenizer) -> tuple[list[int], int]:
     "Lengths of the engine's sequences (both passes of every scorable row) and how many answer positions it scores."
-    lens, n_answer = [], 0
-    for r in rows:
-        try: e = encode_sample(tokenizer, r)
-        except SkipSample: continue
-        lens += [len(e.cond_ids), len(e.bare_ids)]; n_answer += 2 * (len(e.cond_ids) - e.cond_start)
-    return lens, n_answer
+    encs = [e for e in encode_samples(tokenizer, rows) if not isinstance(e, SkipSample)]
+    lens = [n for e in encs for n in (len(e.cond_ids), len(e.bare_ids))]
+    return lens, sum(2 * (len(e.cond_ids) - e.cond_start) for e in encs)
 
 @torch.no_grad()
 def reference_loop(rows, model, tokenizer, template="alpaca") -> float:
@@ -313,8 +309,7 @@ def engine_vs_loop(rows, model, tokenizer, batch_tokens: int = 16384, backend: s
 def gpu_engine_benchmark(rows, tokenizer, n_loop: int = 200, n_engine: int = 2000, batch_tokens: int = 65536,
                          compile_backbone: bool = False) -> list[dict]:
     "Engine vs reference-style loop on GPU for random-weight models built from configs; see the markdown above."
-    from transformers import AutoConfig, AutoModelForCausalLM, LlamaConfig, Qwen2Config
-    from ifd_nb.models import embedded_model_dir
+    from transformers import AutoModelForCausalLM, LlamaConfig, Qwen2Config
     dev = torch.device("cuda")
     a = torch.randn(8192, 8192, device=dev, dtype=torch.bfloat16)
     import triton

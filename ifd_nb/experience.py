@@ -9,7 +9,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from .data import get_template, prompt_and_answer, SkipSample
-from .ifd import special_prefix, input_device, encode_exact, sequence_token_losses
+from .ifd import special_prefix, input_device, encode_samples, sequence_token_losses
 
 # %% auto #0
 __all__ = ['instruction_features', 'brief_experience_sample', 'sft_example', 'fine_tune', 'answer_loss', 'experience_effect']
@@ -110,11 +110,8 @@ def fine_tune(model, tokenizer, rows: list[dict], template="alpaca", epochs: int
 def answer_loss(model, tokenizer, rows: list[dict], template="alpaca", max_length: int = 2048,
                 batch_size: int = 16) -> float:
     "Token-weighted mean cross-entropy of the answers given their prompts (nats/token); unusable rows are left out."
-    seqs = []
-    for r in rows:
-        try: q, a = prompt_and_answer(r, template, tokenizer); e = encode_exact(tokenizer, q, a, max_length)
-        except SkipSample: continue
-        seqs.append((e.cond_ids, e.cond_start))
+    seqs = [(e.cond_ids, e.cond_start) for e in encode_samples(tokenizer, rows, template=template, max_length=max_length)
+            if not isinstance(e, SkipSample)]
     if not seqs: return math.nan
     seqs.sort(key=lambda s: len(s[0]))
     pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0

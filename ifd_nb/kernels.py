@@ -145,14 +145,15 @@ def ce_logits_triton(logits, # [R, V] fp32/fp16/bf16, rows contiguous in memory
 def _chunk_rows(V: int, budget_bytes: int) -> int:
     return max(1, budget_bytes // (4 * max(V, 1)))
 
-def _segment_sums_torch(loss, targets, segments, n_segments, ignore_index):
+def _segment_sums_torch(loss, targets, segments, n_segments, ignore_index, seg_table=None):
+    "Per-segment (sum, count) as differences of a float64 running sum at the segments' edges: deterministic on every device."
     if segments is None: return None, None
-    starts, counts = segment_table(segments, n_segments)
-    n = len(counts)
-    valid = targets != ignore_index
-    s = torch.zeros(n, dtype=torch.float64, device=loss.device).index_add_(0, segments.long(), loss.double())
-    c = torch.zeros(n, dtype=torch.int64, device=loss.device).index_add_(0, segments.long(), valid.long())
-    return s.float(), c.int()
+    starts, counts = seg_table if seg_table is not None else segment_table(segments, n_segments)
+    starts, counts = starts.to(loss.device), counts.to(loss.device)
+    zero = torch.zeros(1, dtype=torch.float64, device=loss.device)
+    cs = torch.cat([zero, loss.double().cumsum(0)])
+    cv = torch.cat([zero.long(), (targets != ignore_index).long().cumsum(0)])
+    return (cs[starts + counts] - cs[starts]).float(), (cv[starts + counts] - cv[starts]).int()
 
 def ce_logits_torch(logits, targets, segments=None, n_segments=None, ignore_index: int = -100, out=None,
                     budget_bytes: int = 64 << 20):
@@ -409,16 +410,6 @@ def linear_ce_torch(hidden, weight, targets, segments=None, n_segments=None, bia
     return (loss,) + _segment_sums_torch(loss, targets, segments, n_segments, ignore_index)
 
 # %% ../nbs/03_kernels.ipynb #f844112e
-def _segment_sums_ordered(loss, targets, segments, n_segments, ignore_index, seg_table=None):
-    "Per-segment (sum, count) from a float64 running sum: deterministic on every device."
-    if segments is None: return None, None
-    starts, counts = seg_table if seg_table is not None else segment_table(segments, n_segments)
-    starts, counts = starts.to(loss.device), counts.to(loss.device)
-    zero = torch.zeros(1, dtype=torch.float64, device=loss.device)
-    cs = torch.cat([zero, loss.double().cumsum(0)])
-    cv = torch.cat([zero.long(), (targets != ignore_index).long().cumsum(0)])
-    return (cs[starts + counts] - cs[starts]).float(), (cv[starts + counts] - cv[starts]).int()
-
 def linear_ce_chunked(hidden, weight, targets, segments=None, n_segments=None, bias=None, logit_scale: float = 1.0,
                       softcap: float | None = None, ignore_index: int = -100, out=None,
                       budget_bytes: int = 128 << 20, # bytes of logits (model dtype) alive at once
@@ -434,7 +425,7 @@ def linear_ce_chunked(hidden, weight, targets, segments=None, n_segments=None, b
         if not plain: z = _apply_logit_transforms(z.float(), bias, logit_scale, softcap)
         ce_logits_triton(z, targets[k:k+step], out=loss[k:k+step], check=False)
         del z
-    return (loss,) + _segment_sums_ordered(loss, targets, segments, n_segments, ignore_index, seg_table)
+    return (loss,) + _segment_sums_torch(loss, targets, segments, n_segments, ignore_index, seg_table)
 
 # %% ../nbs/03_kernels.ipynb #0f7f0251
 _FELL_BACK: set = set()
