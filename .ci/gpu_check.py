@@ -14,7 +14,9 @@ tens of seconds per model.
 Reading the results (kernel_bench.json, gpu_check.json under $OUT): per (V, D, T), the fastest of our rows with a
 float64 error like the default's decides the defaults in `linear_ce_triton` (`flatten`, `group_rows`) and whether the
 engine should use `linear_ce_chunked` above some hidden size; `ours_fill_twice` against `ours(128,256,64,w8,s3)` shows
-what the wave-aware slice count (`vocab_splits`) gained. Record the tables with the card's name in BENCHMARKS.md
+what the wave-aware slice count (`vocab_splits`) gained; `compile_facts` shows the tile `choose_tile` picked from the
+compiler's report and whether the driver's register/spill counts of the JIT-built kernel agree with it, and the
+`ours(128,128,...)`/`ours(64,128,...)` rows whether "no spills" picks well. Record the tables with the card's name in BENCHMARKS.md
 (`.ci/make_benchmarks.py`) and copy the JSON to nbs/bench_results/.
 
 What to look for (hypotheses, not results): the first engine run's 135M model was slower in tokens/s than the 0.5B

@@ -104,4 +104,22 @@ for name in sorted(os.listdir(R)):
             out.append(f"| {r['V']} | {r['rows']} | {r['logits_fp32_MiB']:.0f} | {r['full_MiB']:.0f} | {r['chunked_MiB']:.0f} |")
         out.append("\nThe chunked path's peak stays at about twice its budget (a logits chunk and its exponentials) whatever the "
                    "vocabulary and the number of rows; the materialized path's grows with both (logits plus `log_softmax`'s copy).\n")
+for name in sorted(os.listdir(R)):
+    if name.startswith('compile_facts'):
+        x = json.load(open(R + name))
+        out.append(f"## What Triton builds for kernel 2 on each card: compiler facts, not timings ({x['date']})\n")
+        out.append(f"Compiled on {x['machine']} with triton {x['triton']} for each compute capability (`kernel2_resources` in "
+                   f"`nbs/03_kernels.ipynb`; `.ci/compile_facts.py` writes the raw JSON `nbs/bench_results/{name}`): shared memory "
+                   f"from Triton, registers and spilled bytes per thread from the binary (`cuobjdump -res-usage`), the matrix "
+                   f"instruction from Triton's IR, programs per SM from the card's limits. bf16 (fp16 on the T4), D 1,536, V 151,936; "
+                   f"the default tile and, marked ←, the tile `choose_tile` picks (first that fits without spilling).\n")
+        out.append("| card (cc) | tile | shared KiB | registers | spilled bytes | matrix instruction | pipelined | programs/SM |\n|---|---|---|---|---|---|---|---|")
+        for r in x['rows']:
+            if r['D'] != 1536 or not (r['chosen'] or r['tile'] == x['rows'][0]['tile']): continue
+            t = r['tile']
+            out.append(f"| {r['cards']} ({r['capability'][0]}.{r['capability'][1]}) | {t[0]}×{t[1]}×{t[2]} w{t[3]} s{t[4]}{' ←' if r['chosen'] else ''} | "
+                       f"{r['shared']/1024:.0f} | {r['regs']} | {r['spill']:,} | {r['tensor_cores']} | {'yes' if r['pipelined'] else 'no'} | {r['programs_per_sm']} |")
+        out.append("\nOn the T4 Triton compiles `tl.dot` to multiply-adds on the CUDA cores with thousands of spilled bytes, so "
+                   "`auto` sends the fused cross-entropy there to the chunked path (cuBLAS fp16 logits chunks, then kernel 1). Whether "
+                   "the spill-free tile is also the fastest on A100/L4-class cards is for a GPU run to time.\n")
 open(ROOT/'BENCHMARKS.md', 'w').write("\n".join(out) + "\n")

@@ -10,7 +10,8 @@ import torch.nn.functional as F
 from .kernels import ce_logits_triton, linear_ce_triton, linear_ce_chunked, ce_reference, random_segments, segment_table
 
 # %% auto #0
-__all__ = ['K2_CONFIGS', 'bench_ms', 'extra_peak_bytes', 'ceilings', 'gpu_correctness', 'bench_kernel1', 'bench_kernel2', 'main']
+__all__ = ['K2_CONFIGS', 'bench_ms', 'extra_peak_bytes', 'ceilings', 'gpu_correctness', 'compile_facts', 'bench_kernel1',
+           'bench_kernel2', 'main']
 
 # %% ../nbs/04_kernel_bench.ipynb #ac257c90
 def bench_ms(fn, warmup: int = 25, rep: int = 100) -> float:
@@ -88,6 +89,25 @@ def gpu_correctness(dev="cuda") -> list[dict]:
     del lg
     return res
 
+# %% ../nbs/04_kernel_bench.ipynb #c07cb3fd
+def compile_facts(dev="cuda") -> dict:
+    "Kernel 2's tile as chosen from the compiler's facts on this card, next to what the JIT built and the driver loaded."
+    from . import kernels
+    h = torch.randn(4096, 1536, device=dev, dtype=torch.bfloat16)
+    w = (torch.randn(151936, 1536, device=dev) / 1536**0.5).to(torch.bfloat16)
+    linear_ce_triton(h, w, torch.randint(0, 151936, (4096,), device=dev))  # chooses a tile, compiles, launches
+    res = dict(choices=[dict(key=str(k), tile=v and v[0], resources=v and v[1]) for k, v in kernels._TILE_CHOICE.items()],
+               limits=kernels._device_limits(dev), jit=[])
+    try:  # Triton >= 3.3 keeps (kernel cache, ...) per device; each compiled kernel knows its registers once loaded
+        for cache in kernels._lce_partial_kernel.device_caches.values():
+            for ck in cache[0].values():
+                ck._init_handles()
+                res["jit"].append(dict(num_warps=ck.metadata.num_warps, num_stages=ck.metadata.num_stages,
+                                       shared=ck.metadata.shared, n_regs=ck.n_regs, n_spills=ck.n_spills))
+    except Exception as e: res["jit_error"] = f"{type(e).__name__}: {e}"
+    print(res, flush=True)
+    return res
+
 # %% ../nbs/04_kernel_bench.ipynb #56f09fa3
 def bench_kernel1(V: int, T: int, copy_GBps: float, dev="cuda", configs=((2048, 8), (1024, 4), (4096, 8))) -> list[dict]:
     "Kernel 1 against PyTorch and Liger on bf16 logits [T, V]."
@@ -118,7 +138,8 @@ def bench_kernel1(V: int, T: int, copy_GBps: float, dev="cuda", configs=((2048, 
 # %% ../nbs/04_kernel_bench.ipynb #4a955be9
 def _loss(r): return r[0] if isinstance(r, (tuple, list)) else r  # ours return (loss, sums, counts)
 
-K2_CONFIGS = ((128, 256, 64, 8, 3, False), (128, 256, 64, 8, 4, False), (128, 256, 64, 8, 3, True), (128, 256, 64, 8, 4, True))
+K2_CONFIGS = ((128, 256, 64, 8, 3, False), (128, 256, 64, 8, 4, False), (128, 256, 64, 8, 3, True), (128, 256, 64, 8, 4, True),
+              (128, 128, 64, 8, 3, False), (64, 128, 64, 4, 3, False))  # the last two: the ladder's next tiles
 
 def bench_kernel2(V: int, D: int, T: int, dev="cuda",
                   configs=K2_CONFIGS, # (BLOCK_R, BLOCK_V, BLOCK_D, warps, stages, flatten) of our fused kernel
@@ -173,7 +194,7 @@ def main(out_dir: str | None = None, quick: bool = False):
                torch=torch.__version__, triton=__import__("triton").__version__)
     print(res, flush=True)
     def save(): json.dump(res, open(os.path.join(out_dir, "kernel_bench.json"), "w"), indent=1)
-    for key, fn in [("correctness", gpu_correctness), ("ceilings", ceilings)]:
+    for key, fn in [("correctness", gpu_correctness), ("compile_facts", compile_facts), ("ceilings", ceilings)]:
         try: res[key] = fn()
         except Exception: res[key] = dict(error=traceback.format_exc()[-2000:])
         print(key, res[key] if key == "ceilings" else "done", f"{time.time()-t0:.0f}s", flush=True); save()

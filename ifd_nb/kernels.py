@@ -9,9 +9,10 @@ import torch
 import torch.nn.functional as F
 
 # %% auto #0
-__all__ = ['K2_TILES', 'ce_reference', 'segment_ifd', 'segment_table', 'ce_logits_triton', 'ce_logits_torch', 'vocab_splits',
-           'first_fitting', 'linear_ce_triton', 'linear_ce_torch', 'linear_ce_chunked', 'choose_backend',
-           'token_cross_entropy', 'linear_cross_entropy', 'random_segments']
+__all__ = ['K2_TILES', 'CARDS', 'ce_reference', 'segment_ifd', 'segment_table', 'ce_logits_triton', 'ce_logits_torch',
+           'vocab_splits', 'first_fitting', 'kernel_resources', 'kernel2_resources', 'programs_per_sm', 'choose_tile',
+           'linear_ce_triton', 'linear_ce_torch', 'linear_ce_chunked', 'choose_backend', 'token_cross_entropy',
+           'linear_cross_entropy', 'random_segments']
 
 # %% ../nbs/03_kernels.ipynb #5b8d7bb8
 try:
@@ -298,7 +299,7 @@ def vocab_splits(n_rows: int, V: int, block_r: int, block_v: int,
     return min(k for k, c in cost.items() if c <= best * (1 + tol))
 
 def _programs_per_sm(dev, block_r: int, block_v: int, block_d: int, num_warps: int, num_stages: int, elt: int) -> int:
-    "An estimate of how many kernel-2 programs fit on one SM: pipelined operand tiles in shared memory, accumulator in registers."
+    "An estimate of how many kernel-2 programs fit on one SM, for when the compiler's facts (below) cannot be had."
     props = torch.cuda.get_device_properties(dev)
     smem = getattr(props, "shared_memory_per_multiprocessor", 228 * 1024) - 1024
     regs = getattr(props, "regs_per_multiprocessor", 65536)
@@ -326,9 +327,133 @@ def first_fitting(key, # what the choice is remembered by, e.g. (device, dtype s
         _TILE_START[key] = k
         return out
 
-# %% ../nbs/03_kernels.ipynb #9135bd9a
+# %% ../nbs/03_kernels.ipynb #d460e9b7
 def _interpreting() -> bool: return os.environ.get("TRITON_INTERPRET", "0") == "1"
 
+# compute capability -> (cards, shared memory per program, shared memory per SM, threads per SM, shared memory the
+# system reserves per program), from the CUDA programming guide's tables; all of them have 65,536 registers per SM
+CARDS = {(7, 5): ("T4, RTX 20xx", 64 << 10, 64 << 10, 1024, 0), (8, 0): ("A100", 163 << 10, 164 << 10, 2048, 1024),
+         (8, 6): ("A10, RTX 30xx", 99 << 10, 100 << 10, 1536, 1024), (8, 9): ("L4, RTX 40xx", 99 << 10, 100 << 10, 1536, 1024),
+         (9, 0): ("H100, H200", 227 << 10, 228 << 10, 2048, 1024), (10, 0): ("B200", 227 << 10, 228 << 10, 2048, 1024),
+         (12, 0): ("RTX 50xx", 99 << 10, 100 << 10, 1536, 1024)}
+
+def _cubin_usage(cubin: bytes) -> dict:
+    "Registers, stack and local memory per thread of a compiled kernel, as `cuobjdump -res-usage` reports them."
+    import tempfile, subprocess, re
+    tool = getattr(getattr(getattr(triton, "knobs", None), "nvidia", None), "cuobjdump", None)
+    path = getattr(tool, "path", None) or os.path.join(os.path.dirname(triton.__file__), "backends", "nvidia", "bin", "cuobjdump")
+    with tempfile.NamedTemporaryFile(suffix=".cubin") as f:
+        f.write(cubin); f.flush()
+        out = subprocess.run([path, "-res-usage", f.name], capture_output=True, text=True, check=True).stdout
+    return {k: int(v) for k, v in re.findall(r"(REG|STACK|SHARED|LOCAL):(\d+)", out)}
+
+def _resources_here(name, capability, args, num_warps, num_stages, constexprs) -> dict:
+    "Compile one launch of kernel `name` for `capability` in this process and read what it uses."
+    from triton.backends.compiler import GPUTarget
+    from triton.compiler import ASTSource, make_backend
+    from triton.runtime.jit import create_function_from_signature, MockTensor
+    kernel = globals()[name]
+    target = GPUTarget("cuda", capability[0] * 10 + capability[1], 32)
+    backend = make_backend(target)
+    bind = create_function_from_signature(kernel.signature, kernel.params, backend)
+    opts = dict(num_warps=num_warps, num_stages=num_stages)
+    bound, spec, options = bind(*[MockTensor(a) if isinstance(a, torch.dtype) else a for a in args], **dict(constexprs), **opts)
+    options, signature, consts, attrs = kernel._pack_args(backend, opts, bound, spec, options)  # exactly as a launch does
+    k = triton.compile(ASTSource(kernel, signature, consts, attrs), target=target, options=options.__dict__)
+    use, ir = _cubin_usage(k.asm["cubin"]), k.asm["ttgir"]
+    tc = ("tcgen05" if "tc_gen5_mma" in ir else "wgmma" if "warp_group_dot" in ir else
+          "mma" if "nvidia_mma" in ir else "none")
+    return dict(shared=k.metadata.shared, regs=use["REG"], spill=use["STACK"] + use["LOCAL"], tensor_cores=tc,
+                pipelined="async_copy_global_to_local" in ir or "async_tma_copy" in ir)
+
+_RESOURCES: dict = {}
+
+def _resources_many(jobs: list) -> list:
+    "`_resources_here` for each job, remembered; in a fresh process when the interpreter is active."
+    todo = [j for j in dict.fromkeys(jobs) if j not in _RESOURCES]
+    if todo and _interpreting():  # the interpreter patched triton.language: compile in a process without it
+        import subprocess, sys, pickle
+        code = ("import sys, pickle\nfrom ifd_nb import kernels\nout = []\nfor j in pickle.load(sys.stdin.buffer):\n"
+                "    try: out.append(kernels._resources_here(*j))\n"
+                "    except Exception as e: out.append(dict(error=f'{type(e).__name__}: {e}'))\n"
+                "sys.stdout.buffer.write(pickle.dumps(out))")
+        env = {k: v for k, v in os.environ.items() if k != "TRITON_INTERPRET"}
+        r = subprocess.run([sys.executable, "-c", code], input=pickle.dumps(todo), capture_output=True, env=env)
+        if r.returncode: raise RuntimeError(f"compiling in a child process failed:\n{r.stderr.decode()[-3000:]}")
+        _RESOURCES.update(zip(todo, pickle.loads(r.stdout)))
+    for j in todo:
+        if j not in _RESOURCES:
+            try: _RESOURCES[j] = _resources_here(*j)
+            except Exception as e: _RESOURCES[j] = dict(error=f"{type(e).__name__}: {e}")
+    return [_RESOURCES[j] for j in jobs]
+
+def kernel_resources(name: str, # '_lce_partial_kernel', '_lce_merge_kernel' or '_ce_logits_kernel'
+                     capability: tuple, # the card's compute capability, e.g. (9, 0)
+                     args: tuple, # the launch's arguments before the constexprs; a torch dtype stands for a tensor
+                     num_warps: int = 4, num_stages: int = 3, **constexprs) -> dict:
+    "What Triton builds for one launch on a card of `capability`, compiled here: shared memory, registers, spills, matrix instruction."
+    return _resources_many([_job(name, capability, args, num_warps, num_stages, **constexprs)])[0]
+
+def _job(name, capability, args, num_warps=4, num_stages=3, **constexprs) -> tuple:
+    "A hashable description of one launch, for `_resources_many`."
+    return (name, tuple(capability), tuple(args), num_warps, num_stages, tuple(sorted(constexprs.items())))
+
+# %% ../nbs/03_kernels.ipynb #f7200357
+def _k2_job(capability, tile, dtype, D, V, flatten=False, bias=False, softcap=False):
+    BR, BV, BD, nw, ns = tile
+    fp32 = dtype == torch.float32
+    R, v_per = 4096, -(-V // (4 * BV)) * BV  # R and the slice counts are not specialized on; v_per is a multiple of BV, as in a launch
+    args = (dtype, dtype, dtype, torch.float32, R, V, D, D, D, v_per, -(-R // BR), 4, -(-R // BR), 1.0, 1.0)
+    c = dict(BLOCK_R=BR, BLOCK_V=BV, BLOCK_D=BD, EVEN_D=D % BD == 0, HAS_BIAS=bias, SOFTCAP=softcap, DOT_FP32=False,
+             IEEE=fp32, FLATTEN=flatten)
+    return _job("_lce_partial_kernel", capability, args, nw, ns, **c)
+
+def kernel2_resources(capability: tuple, # compute capability of the card
+                      tiles=K2_TILES, # (BLOCK_R, BLOCK_V, BLOCK_D, warps, stages) each
+                      dtype=torch.bfloat16, D: int = 1536, V: int = 151936, **flags) -> list[dict]:
+    "`kernel_resources` of kernel 2's main loop for each tile (one child process for all, under the interpreter)."
+    return _resources_many([_k2_job(capability, t, dtype, D, V, **flags) for t in tiles])
+
+def programs_per_sm(res: dict, # from `kernel_resources`
+                    num_warps: int,
+                    limits: tuple, # (shared per program, shared per SM, threads per SM, reserved per program), as in `CARDS`
+                   ) -> int:
+    "Programs of a compiled kernel that one SM runs at once (0: it does not fit): the tightest of registers, shared memory, threads."
+    per_program, per_sm, threads, reserved = limits
+    if "error" in res or res["shared"] > per_program: return 0
+    regs = -(-res["regs"] // 8) * 8 * 32 * num_warps  # registers are handed out per warp, 256 at a time
+    return min(65536 // regs, per_sm // (res["shared"] + reserved), threads // (32 * num_warps))
+
+# %% ../nbs/03_kernels.ipynb #330cd258
+def choose_tile(capability: tuple, limits: tuple, # compute capability; the card's limits, as in `CARDS`
+                dtype=torch.bfloat16, D: int = 1536, V: int = 151936, tiles=K2_TILES, **flags):
+    "The first tile the card's shared memory holds that compiles without spills (else the fewest spilled bytes), with its resources."
+    res = kernel2_resources(capability, tiles, dtype, D, V, **flags)
+    ok = [(t, r) for t, r in zip(tiles, res) if programs_per_sm(r, t[3], limits) > 0]
+    if not ok: raise RuntimeError(f"no kernel-2 tile compiles for compute capability {capability}: {res[-1]}")
+    return next(((t, r) for t, r in ok if r["spill"] == 0), min(ok, key=lambda tr: tr[1]["spill"]))
+
+# %% ../nbs/03_kernels.ipynb #2f3a64b6
+def _device_limits(dev) -> tuple:
+    "The limits of a CUDA device as in `CARDS`, from its properties (`CARDS` where PyTorch does not report one)."
+    p, cap = torch.cuda.get_device_properties(dev), torch.cuda.get_device_capability(dev)
+    known = CARDS.get(cap, CARDS[(9, 0)])[1:]
+    names = ("shared_memory_per_block_optin", "shared_memory_per_multiprocessor", "max_threads_per_multi_processor")
+    return tuple(int(getattr(p, n, None) or k) for n, k in zip(names, known)) + (0 if cap < (8, 0) else 1024,)
+
+_TILE_CHOICE: dict = {}
+
+def _device_tile(dev, dtype, D: int, V: int, **flags):
+    "`choose_tile` for a CUDA device, once per (device, dtype, shape, flags); None (with one warning) if the compile facts fail."
+    key = (str(dev), dtype, D, V, tuple(sorted(flags.items())))
+    if key not in _TILE_CHOICE:
+        try: _TILE_CHOICE[key] = choose_tile(torch.cuda.get_device_capability(dev), _device_limits(dev), dtype, D, V, **flags)
+        except Exception as e:
+            warnings.warn(f"kernel 2: no compile facts for {dev} ({type(e).__name__}: {e}); tiles are chosen by trial")
+            _TILE_CHOICE[key] = None
+    return _TILE_CHOICE[key]
+
+# %% ../nbs/03_kernels.ipynb #9135bd9a
 def linear_ce_triton(hidden, # [R, D] final hidden states of the answer-predicting positions
                      weight, # [V, D] output projection (lm_head) weight
                      targets, # [R] target ids (or ignore_index)
@@ -355,13 +480,16 @@ def linear_ce_triton(hidden, # [R, D] final hidden states of the answer-predicti
     fp32 = hidden.dtype == torch.float32 or weight.dtype == torch.float32
     b_arg = bias if bias is not None else hidden
 
-    def launch(cfg):
+    def launch(cfg, res=None):  # res: the compiled kernel's resources, when known
         BR, BV, BD, nw, ns = cfg
         n_r = triton.cdiv(R, BR)
         k = n_split
         if k is None:  # the interpreter pretends to have 4 slots, so the tests exercise the merge of several slices
-            slots = 4 if dev.type != "cuda" else (torch.cuda.get_device_properties(dev).multi_processor_count *
-                                                   _programs_per_sm(dev, BR, BV, BD, nw, ns, hidden.element_size()))
+            if dev.type != "cuda": slots = 4
+            else:
+                per_sm = (programs_per_sm(res, nw, _device_limits(dev)) if res else
+                          _programs_per_sm(dev, BR, BV, BD, nw, ns, hidden.element_size()))
+                slots = torch.cuda.get_device_properties(dev).multi_processor_count * max(1, per_sm)
             k = vocab_splits(R, V, BR, BV, slots)
         v_per = triton.cdiv(triton.cdiv(V, k), BV) * BV
         k = triton.cdiv(V, v_per)
@@ -378,6 +506,8 @@ def linear_ce_triton(hidden, # [R, D] final hidden states of the answer-predicti
     elif any(x is not None for x in (block_r, block_v, block_d, num_warps, num_stages)):  # an explicit tile: that one
         d0 = K2_TILES[0]
         part, n_split = launch((block_r or d0[0], block_v or d0[1], block_d or d0[2], num_warps or d0[3], num_stages or d0[4]))
+    elif (choice := _device_tile(dev, hidden.dtype, D, V, flatten=flatten, bias=bias is not None,
+                                 softcap=softcap is not None)) is not None: part, n_split = launch(*choice)
     else: part, n_split = first_fitting((str(dev), hidden.element_size(), flatten), K2_TILES, launch)
     d = sg or dict(seg=loss, start=loss, len=loss, counter=loss, sum=loss, cnt=loss)
     _lce_merge_kernel[(R,)](part, hidden, weight, b_arg, targets.contiguous(), loss, R, D, hidden.stride(0), weight.stride(0),
@@ -460,10 +590,24 @@ def token_cross_entropy(logits, targets, segments=None, n_segments=None, ignore_
     return _run(ce_logits_triton, ce_logits_torch, logits.device, backend, logits, targets, segments, n_segments,
                 ignore_index=ignore_index, out=out)
 
+def _kernel2_has_tensor_cores(device, dtype, D: int, V: int, **flags) -> bool:
+    "False where the compiler turns kernel 2's dot into multiply-adds on the CUDA cores (a T4)."
+    if torch.device(device).type != "cuda": return True
+    choice = _device_tile(device, dtype, D, V, **flags)
+    return choice is None or choice[1]["tensor_cores"] != "none"
+
+def _kernel2_or_chunked(hidden, weight, *args, **kw):
+    "Kernel 2 where its dot runs on tensor cores; elsewhere cuBLAS logits chunks read by kernel 1."
+    flags = dict(flatten=False, bias=kw.get("bias") is not None, softcap=kw.get("softcap") is not None)
+    if _kernel2_has_tensor_cores(hidden.device, hidden.dtype, hidden.shape[1], weight.shape[0], **flags):
+        return linear_ce_triton(hidden, weight, *args, **kw)
+    return linear_ce_chunked(hidden, weight, *args, **kw)
+
 def linear_cross_entropy(hidden, weight, targets, segments=None, n_segments=None, bias=None, logit_scale: float = 1.0,
                          softcap: float | None = None, ignore_index: int = -100, out=None, backend: str = "auto"):
     "Per-row cross-entropy of `hidden @ weight.T` (never materialized) and per-segment (sum, count)."
-    return _run(linear_ce_triton, linear_ce_torch, hidden.device, backend, hidden, weight, targets, segments, n_segments,
+    fn = _kernel2_or_chunked if backend == "auto" else linear_ce_triton
+    return _run(fn, linear_ce_torch, hidden.device, backend, hidden, weight, targets, segments, n_segments,
                 bias=bias, logit_scale=logit_scale, softcap=softcap, ignore_index=ignore_index, out=out)
 
 # %% ../nbs/03_kernels.ipynb #0e853cae
