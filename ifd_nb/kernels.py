@@ -352,13 +352,22 @@ def _resources_here(name, capability, args, num_warps, num_stages, constexprs) -
     from triton.backends.compiler import GPUTarget
     from triton.compiler import ASTSource, make_backend
     from triton.runtime.jit import create_function_from_signature, MockTensor
+    if tuple(int(x) for x in triton.__version__.split(".")[:2]) < (3, 3):
+        raise NotImplementedError(f"compile facts need Triton >= 3.3 (its launch binder); this is {triton.__version__}")
     kernel = globals()[name]
     target = GPUTarget("cuda", capability[0] * 10 + capability[1], 32)
     backend = make_backend(target)
     bind = create_function_from_signature(kernel.signature, kernel.params, backend)
     opts = dict(num_warps=num_warps, num_stages=num_stages)
     bound, spec, options = bind(*[MockTensor(a) if isinstance(a, torch.dtype) else a for a in args], **dict(constexprs), **opts)
-    options, signature, consts, attrs = kernel._pack_args(backend, opts, bound, spec, options)  # exactly as a launch does
+    if hasattr(kernel, "_pack_args"):  # Triton >= 3.5: exactly as a launch does
+        options, signature, consts, attrs = kernel._pack_args(backend, opts, bound, spec, options)
+    else:  # Triton 3.3 and 3.4 do the same steps inline in JITFunction.run (3.0-3.2 bind differently: no facts there)
+        from triton._utils import find_paths_if, get_iterable_path
+        options, sigvals, attrvals = backend.parse_options(opts), [s[0] for s in spec], [s[1] for s in spec]
+        signature = dict(zip([q.name for q in kernel.params], sigvals))
+        consts = {q: get_iterable_path(list(bound.values()), q) for q in find_paths_if(sigvals, lambda _, v: v == "constexpr")}
+        attrs = {q: backend.parse_attr(get_iterable_path(attrvals, q)) for q in find_paths_if(attrvals, lambda _, x: isinstance(x, str))}
     k = triton.compile(ASTSource(kernel, signature, consts, attrs), target=target, options=options.__dict__)
     use, ir = _cubin_usage(k.asm["cubin"]), k.asm["ttgir"]
     tc = ("tcgen05" if "tc_gen5_mma" in ir else "wgmma" if "warp_group_dot" in ir else
@@ -430,16 +439,19 @@ def choose_tile(capability: tuple, limits: tuple, # compute capability; the card
     "The first tile the card's shared memory holds that compiles without spills (else the fewest spilled bytes), with its resources."
     res = kernel2_resources(capability, tiles, dtype, D, V, **flags)
     ok = [(t, r) for t, r in zip(tiles, res) if programs_per_sm(r, t[3], limits) > 0]
-    if not ok: raise RuntimeError(f"no kernel-2 tile compiles for compute capability {capability}: {res[-1]}")
+    if not ok: raise RuntimeError(f"no kernel-2 tile fits compute capability {capability}; the first: {res[0]}")
     return next(((t, r) for t, r in ok if r["spill"] == 0), min(ok, key=lambda tr: tr[1]["spill"]))
 
 # %% ../nbs/03_kernels.ipynb #2f3a64b6
 def _device_limits(dev) -> tuple:
-    "The limits of a CUDA device as in `CARDS`, from its properties (`CARDS` where PyTorch does not report one)."
+    "The limits of a CUDA device as in `CARDS`: Triton's and PyTorch's reports of the device, `CARDS` where they are silent."
     p, cap = torch.cuda.get_device_properties(dev), torch.cuda.get_device_capability(dev)
     known = CARDS.get(cap, CARDS[(9, 0)])[1:]
-    names = ("shared_memory_per_block_optin", "shared_memory_per_multiprocessor", "max_threads_per_multi_processor")
-    return tuple(int(getattr(p, n, None) or k) for n, k in zip(names, known)) + (0 if cap < (8, 0) else 1024,)
+    try:  # the limit Triton itself checks a kernel's shared memory against
+        optin = triton.runtime.driver.active.utils.get_device_properties(torch.device(dev).index or 0)["max_shared_mem"]
+    except Exception: optin = getattr(p, "shared_memory_per_block_optin", None)
+    per_sm, threads = (getattr(p, n, None) for n in ("shared_memory_per_multiprocessor", "max_threads_per_multi_processor"))
+    return int(optin or known[0]), int(per_sm or known[1]), int(threads or known[2]), 0 if cap < (8, 0) else 1024
 
 _TILE_CHOICE: dict = {}
 
@@ -593,6 +605,7 @@ def token_cross_entropy(logits, targets, segments=None, n_segments=None, ignore_
 def _kernel2_has_tensor_cores(device, dtype, D: int, V: int, **flags) -> bool:
     "False where the compiler turns kernel 2's dot into multiply-adds on the CUDA cores (a T4)."
     if torch.device(device).type != "cuda": return True
+    if torch.cuda.get_device_capability(device) < (8, 0): return False  # T4: no need to compile kernel 2 to know (above)
     choice = _device_tile(device, dtype, D, V, **flags)
     return choice is None or choice[1]["tensor_cores"] != "none"
 
