@@ -105,6 +105,9 @@ def compile_facts(dev="cuda") -> dict:
                 res["jit"].append(dict(num_warps=ck.metadata.num_warps, num_stages=ck.metadata.num_stages,
                                        shared=ck.metadata.shared, n_regs=ck.n_regs, n_spills=ck.n_spills))
     except Exception as e: res["jit_error"] = f"{type(e).__name__}: {e}"
+    ch = [c for c in res["choices"] if c["tile"]]
+    res["agree"] = bool(ch) and all(any(j["num_warps"] == c["tile"][3] and j["shared"] == c["resources"]["shared"] and
+                                        j["n_regs"] == c["resources"]["regs"] for j in res["jit"]) for c in ch)
     print(res, flush=True)
     return res
 
