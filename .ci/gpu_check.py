@@ -16,7 +16,9 @@ float64 error like the default's decides the defaults in `linear_ce_triton` (`fl
 engine should use `linear_ce_chunked` above some hidden size; `ours_fill_twice` against `ours(128,256,64,w8,s3)` shows
 what the wave-aware slice count (`vocab_splits`) gained; `compile_facts` shows the tile `choose_tile` picked from the
 compiler's report and whether the driver's register/spill counts of the JIT-built kernel agree with it, and the
-`ours(128,128,...)`/`ours(64,128,...)` rows whether "no spills" picks well. Record the tables with the card's name in BENCHMARKS.md
+`ours(128,128,64,w8,s3)`/`ours(64,128,64,w4,s3)` rows whether "no spills" picks well, and
+`ours(128,128,64,w4,s3)`/`ours(64,256,64,w4,s2)` (two programs per SM by the compile facts) whether occupancy hides
+the log-sum-exp epilogue better than the default's one program per SM. Record the tables with the card's name in BENCHMARKS.md
 (`.ci/make_benchmarks.py`) and copy the JSON to nbs/bench_results/.
 
 What to look for (hypotheses, not results): the first engine run's 135M model was slower in tokens/s than the 0.5B

@@ -142,7 +142,8 @@ def bench_kernel1(V: int, T: int, copy_GBps: float, dev="cuda", configs=((2048, 
 def _loss(r): return r[0] if isinstance(r, (tuple, list)) else r  # ours return (loss, sums, counts)
 
 K2_CONFIGS = ((128, 256, 64, 8, 3, False), (128, 256, 64, 8, 4, False), (128, 256, 64, 8, 3, True), (128, 256, 64, 8, 4, True),
-              (128, 128, 64, 8, 3, False), (64, 128, 64, 4, 3, False))  # the last two: the ladder's next tiles
+              (128, 128, 64, 8, 3, False), (64, 128, 64, 4, 3, False),  # the ladder's next tiles
+              (128, 128, 64, 4, 3, False), (64, 256, 64, 4, 2, False))  # two programs per H100 SM (compile facts, 03)
 
 def bench_kernel2(V: int, D: int, T: int, dev="cuda",
                   configs=K2_CONFIGS, # (BLOCK_R, BLOCK_V, BLOCK_D, warps, stages, flatten) of our fused kernel

@@ -453,6 +453,12 @@ def _device_limits(dev) -> tuple:
     per_sm, threads = (getattr(p, n, None) for n in ("shared_memory_per_multiprocessor", "max_threads_per_multi_processor"))
     return int(optin or known[0]), int(per_sm or known[1]), int(threads or known[2]), 0 if cap < (8, 0) else 1024
 
+def _tile_resources(dev, tile, dtype, D: int, V: int, **flags):
+    "Compile facts of one kernel-2 tile on a CUDA device (to size its slices), or None where they cannot be had."
+    try: r = kernel2_resources(torch.cuda.get_device_capability(dev), [tile], dtype, D, V, **flags)[0]
+    except Exception: return None
+    return None if "error" in r else r
+
 _TILE_CHOICE: dict = {}
 
 def _device_tile(dev, dtype, D: int, V: int, **flags):
@@ -517,7 +523,9 @@ def linear_ce_triton(hidden, # [R, D] final hidden states of the answer-predicti
     if interp: part, n_split = launch((block_r or 16, block_v or 64, block_d or min(64, triton.next_power_of_2(D)), 4, 1))
     elif any(x is not None for x in (block_r, block_v, block_d, num_warps, num_stages)):  # an explicit tile: that one
         d0 = K2_TILES[0]
-        part, n_split = launch((block_r or d0[0], block_v or d0[1], block_d or d0[2], num_warps or d0[3], num_stages or d0[4]))
+        cfg = (block_r or d0[0], block_v or d0[1], block_d or d0[2], num_warps or d0[3], num_stages or d0[4])
+        part, n_split = launch(cfg, _tile_resources(dev, cfg, hidden.dtype, D, V, flatten=flatten, bias=bias is not None,
+                                                    softcap=softcap is not None))
     elif (choice := _device_tile(dev, hidden.dtype, D, V, flatten=flatten, bias=bias is not None,
                                  softcap=softcap is not None)) is not None: part, n_split = launch(*choice)
     else: part, n_split = first_fitting((str(dev), hidden.element_size(), flatten), K2_TILES, launch)
