@@ -122,4 +122,11 @@ for name in sorted(os.listdir(R)):
         out.append("\nOn the T4 Triton compiles `tl.dot` to multiply-adds on the CUDA cores with thousands of spilled bytes, so "
                    "`auto` sends the fused cross-entropy there to the chunked path (cuBLAS fp16 logits chunks, then kernel 1). Whether "
                    "the spill-free tile is also the fastest on A100/L4-class cards is for a GPU run to time.\n")
+        if 'h100_default_tile_sass' in x:
+            o = x['h100_default_tile_sass']
+            out.append(f"Kernel 2's epilogue in the H100 binary of the default tile (machine instructions counted with `cuobjdump -sass`; "
+                       f"the tile's code appears twice, for the full tiles and for the vocabulary's last, partial one, 128 logits per thread each): "
+                       + ", ".join(f"{k} {v}" for k, v in o.items()) + ". Per logit: one FMNMX, one FFMA, one MUFU.EX2, one FADD; the "
+                       "FSELs (column mask) are in the last tile's copy only. Before the logit scale was folded into the exponent's "
+                       "multiply-add and the mask confined to the last tile, each logit also took an FMUL and an FSEL.\n")
 open(ROOT/'BENCHMARKS.md', 'w').write("\n".join(out) + "\n")

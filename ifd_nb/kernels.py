@@ -184,8 +184,9 @@ if HAS_TRITON:
     @triton.jit
     def _lce_tile(h_rows, w_ptr, b_ptr, rmask, v0, v_hi, D, stride_w, scale, softcap, m, s,
                   BLOCK_R: tl.constexpr, BLOCK_V: tl.constexpr, BLOCK_D: tl.constexpr, EVEN_D: tl.constexpr,
-                  HAS_BIAS: tl.constexpr, SOFTCAP: tl.constexpr, DOT_FP32: tl.constexpr, IEEE: tl.constexpr):
-        "One [BLOCK_R, BLOCK_V] tile of logits on chip, folded into the rows' running max `m` and sum `s` (base 2)."
+                  HAS_BIAS: tl.constexpr, SOFTCAP: tl.constexpr, DOT_FP32: tl.constexpr, IEEE: tl.constexpr,
+                  MASKED: tl.constexpr):
+        "One [BLOCK_R, BLOCK_V] tile of logits on chip, folded into the rows' running max `m` and sum `s` (base 2); MASKED: the last, partial tile."
         dd = tl.arange(0, BLOCK_D)
         cols = v0 + tl.arange(0, BLOCK_V)
         cmask = cols < v_hi
@@ -195,7 +196,10 @@ if HAS_TRITON:
         for d0 in range(0, D, BLOCK_D):
             if EVEN_D:
                 a = tl.load(a_ptrs, mask=rmask[:, None], other=0.0)
-                b = tl.load(b_ptrs, mask=cmask[:, None], other=0.0)
+                if MASKED:
+                    b = tl.load(b_ptrs, mask=cmask[:, None], other=0.0)
+                else:
+                    b = tl.load(b_ptrs)
             else:
                 dmask = (d0 + dd) < D
                 a = tl.load(a_ptrs, mask=rmask[:, None] & dmask[None, :], other=0.0)
@@ -210,10 +214,19 @@ if HAS_TRITON:
             b_ptrs += BLOCK_D
         if HAS_BIAS:
             acc += tl.load(b_ptr + cols, mask=cmask, other=0.0).to(tl.float32)[None, :]
-        z = _transform(acc, scale, softcap, SOFTCAP)
-        z = tl.where(cmask[None, :], z, -float("inf"))
-        m_new = tl.maximum(m, tl.max(z, 1))
-        s = s * tl.exp2(m - m_new) + tl.sum(tl.exp2(z - m_new[:, None]), 1)
+        if SOFTCAP:
+            z = _transform(acc, scale, softcap, SOFTCAP)
+            if MASKED:
+                z = tl.where(cmask[None, :], z, -float("inf"))
+            m_new = tl.maximum(m, tl.max(z, 1))
+            p = tl.exp2(z - m_new[:, None])
+        else:  # base-2 logits are acc * c with c = scale * log2(e) > 0: the max of acc, then one multiply-add per element
+            c = scale * LOG2E
+            if MASKED:
+                acc = tl.where(cmask[None, :], acc, -float("inf"))
+            m_new = tl.maximum(m, tl.max(acc, 1) * c)
+            p = tl.exp2(acc * c - m_new[:, None])
+        s = s * tl.exp2(m - m_new) + tl.sum(p, 1)
         return m_new, s
 
     @triton.jit(do_not_specialize=["R", "n_r", "n_split", "group_r"])  # sizes change every batch: one compiled kernel
@@ -237,14 +250,18 @@ if HAS_TRITON:
         s = tl.zeros([BLOCK_R], tl.float32)
         v_lo = pid_s * v_per_split
         v_hi = tl.minimum(v_lo + v_per_split, V)
+        v_full = v_lo + (v_hi - v_lo) // BLOCK_V * BLOCK_V  # full tiles need no column mask; only the vocabulary's last may not be
         if FLATTEN:  # one pipelined loop over (vocabulary tile, D step); needs Triton >= 3.3, only compiled when asked for
-            for v0 in tl.range(v_lo, v_hi, BLOCK_V, flatten=True):
+            for v0 in tl.range(v_lo, v_full, BLOCK_V, flatten=True):
                 m, s = _lce_tile(h_rows, w_ptr, b_ptr, rmask, v0, v_hi, D, stride_w, scale, softcap, m, s,
-                                 BLOCK_R, BLOCK_V, BLOCK_D, EVEN_D, HAS_BIAS, SOFTCAP, DOT_FP32, IEEE)
+                                 BLOCK_R, BLOCK_V, BLOCK_D, EVEN_D, HAS_BIAS, SOFTCAP, DOT_FP32, IEEE, False)
         else:
-            for v0 in range(v_lo, v_hi, BLOCK_V):
+            for v0 in range(v_lo, v_full, BLOCK_V):
                 m, s = _lce_tile(h_rows, w_ptr, b_ptr, rmask, v0, v_hi, D, stride_w, scale, softcap, m, s,
-                                 BLOCK_R, BLOCK_V, BLOCK_D, EVEN_D, HAS_BIAS, SOFTCAP, DOT_FP32, IEEE)
+                                 BLOCK_R, BLOCK_V, BLOCK_D, EVEN_D, HAS_BIAS, SOFTCAP, DOT_FP32, IEEE, False)
+        if v_full < v_hi:
+            m, s = _lce_tile(h_rows, w_ptr, b_ptr, rmask, v_full, v_hi, D, stride_w, scale, softcap, m, s,
+                             BLOCK_R, BLOCK_V, BLOCK_D, EVEN_D, HAS_BIAS, SOFTCAP, DOT_FP32, IEEE, True)
         base = part_ptr + pid_s.to(tl.int64) * 2 * R
         tl.store(base + rows, m, mask=rmask)
         tl.store(base + R + rows, s, mask=rmask)
@@ -337,17 +354,20 @@ CARDS = {(7, 5): ("T4, RTX 20xx", 64 << 10, 64 << 10, 1024, 0), (8, 0): ("A100",
          (9, 0): ("H100, H200", 227 << 10, 228 << 10, 2048, 1024), (10, 0): ("B200", 227 << 10, 228 << 10, 2048, 1024),
          (12, 0): ("RTX 50xx", 99 << 10, 100 << 10, 1536, 1024)}
 
-def _cubin_usage(cubin: bytes) -> dict:
-    "Registers, stack and local memory per thread of a compiled kernel, as `cuobjdump -res-usage` reports them."
-    import tempfile, subprocess, re
+def _cubin_usage(cubin: bytes, sass: bool = False) -> dict:
+    "Registers, stack and local memory per thread (`cuobjdump -res-usage`); with `sass`, how often each machine instruction appears."
+    import tempfile, subprocess, re, collections
     tool = getattr(getattr(getattr(triton, "knobs", None), "nvidia", None), "cuobjdump", None)
     path = getattr(tool, "path", None) or os.path.join(os.path.dirname(triton.__file__), "backends", "nvidia", "bin", "cuobjdump")
     with tempfile.NamedTemporaryFile(suffix=".cubin") as f:
         f.write(cubin); f.flush()
-        out = subprocess.run([path, "-res-usage", f.name], capture_output=True, text=True, check=True).stdout
-    return {k: int(v) for k, v in re.findall(r"(REG|STACK|SHARED|LOCAL):(\d+)", out)}
+        run = lambda flag: subprocess.run([path, flag, f.name], capture_output=True, text=True, check=True).stdout
+        use = {k: int(v) for k, v in re.findall(r"(REG|STACK|SHARED|LOCAL):(\d+)", run("-res-usage"))}
+        if not sass: return use
+        ops = re.findall(r"^\s+/\*[0-9a-f]+\*/\s+(?:@!?U?P\w+\s+)?([A-Z][A-Z0-9_.]+)", run("-sass"), re.M)
+    return use | {"sass": dict(collections.Counter(ops))}
 
-def _resources_here(name, capability, args, num_warps, num_stages, constexprs) -> dict:
+def _resources_here(name, capability, args, num_warps, num_stages, constexprs, sass=False) -> dict:
     "Compile one launch of kernel `name` for `capability` in this process and read what it uses."
     from triton.backends.compiler import GPUTarget
     from triton.compiler import ASTSource, make_backend
@@ -369,11 +389,11 @@ def _resources_here(name, capability, args, num_warps, num_stages, constexprs) -
         consts = {q: get_iterable_path(list(bound.values()), q) for q in find_paths_if(sigvals, lambda _, v: v == "constexpr")}
         attrs = {q: backend.parse_attr(get_iterable_path(attrvals, q)) for q in find_paths_if(attrvals, lambda _, x: isinstance(x, str))}
     k = triton.compile(ASTSource(kernel, signature, consts, attrs), target=target, options=options.__dict__)
-    use, ir = _cubin_usage(k.asm["cubin"]), k.asm["ttgir"]
+    use, ir = _cubin_usage(k.asm["cubin"], sass), k.asm["ttgir"]
     tc = ("tcgen05" if "tc_gen5_mma" in ir else "wgmma" if "warp_group_dot" in ir else
           "mma" if "nvidia_mma" in ir else "none")
     return dict(shared=k.metadata.shared, regs=use["REG"], spill=use["STACK"] + use["LOCAL"], tensor_cores=tc,
-                pipelined="async_copy_global_to_local" in ir or "async_tma_copy" in ir)
+                pipelined="async_copy_global_to_local" in ir or "async_tma_copy" in ir) | ({"sass": use["sass"]} if sass else {})
 
 _RESOURCES: dict = {}
 
@@ -399,23 +419,25 @@ def _resources_many(jobs: list) -> list:
 def kernel_resources(name: str, # '_lce_partial_kernel', '_lce_merge_kernel' or '_ce_logits_kernel'
                      capability: tuple, # the card's compute capability, e.g. (9, 0)
                      args: tuple, # the launch's arguments before the constexprs; a torch dtype stands for a tensor
-                     num_warps: int = 4, num_stages: int = 3, **constexprs) -> dict:
+                     num_warps: int = 4, num_stages: int = 3,
+                     sass: bool = False, # also count the machine instructions (slower)
+                     **constexprs) -> dict:
     "What Triton builds for one launch on a card of `capability`, compiled here: shared memory, registers, spills, matrix instruction."
-    return _resources_many([_job(name, capability, args, num_warps, num_stages, **constexprs)])[0]
+    return _resources_many([_job(name, capability, args, num_warps, num_stages, sass, **constexprs)])[0]
 
-def _job(name, capability, args, num_warps=4, num_stages=3, **constexprs) -> tuple:
+def _job(name, capability, args, num_warps=4, num_stages=3, sass=False, **constexprs) -> tuple:
     "A hashable description of one launch, for `_resources_many`."
-    return (name, tuple(capability), tuple(args), num_warps, num_stages, tuple(sorted(constexprs.items())))
+    return (name, tuple(capability), tuple(args), num_warps, num_stages, tuple(sorted(constexprs.items())), sass)
 
 # %% ../nbs/03_kernels.ipynb #f7200357
-def _k2_job(capability, tile, dtype, D, V, flatten=False, bias=False, softcap=False):
+def _k2_job(capability, tile, dtype, D, V, flatten=False, bias=False, softcap=False, sass=False):
     BR, BV, BD, nw, ns = tile
     fp32 = dtype == torch.float32
     R, v_per = 4096, -(-V // (4 * BV)) * BV  # R and the slice counts are not specialized on; v_per is a multiple of BV, as in a launch
     args = (dtype, dtype, dtype, torch.float32, R, V, D, D, D, v_per, -(-R // BR), 4, -(-R // BR), 1.0, 1.0)
     c = dict(BLOCK_R=BR, BLOCK_V=BV, BLOCK_D=BD, EVEN_D=D % BD == 0, HAS_BIAS=bias, SOFTCAP=softcap, DOT_FP32=False,
              IEEE=fp32, FLATTEN=flatten)
-    return _job("_lce_partial_kernel", capability, args, nw, ns, **c)
+    return _job("_lce_partial_kernel", capability, args, nw, ns, sass, **c)
 
 def kernel2_resources(capability: tuple, # compute capability of the card
                       tiles=K2_TILES, # (BLOCK_R, BLOCK_V, BLOCK_D, warps, stages) each
@@ -489,6 +511,7 @@ def linear_ce_triton(hidden, # [R, D] final hidden states of the answer-predicti
     R, D = hidden.shape
     V = weight.shape[0]
     assert weight.shape[1] == D and hidden.stride(1) == 1 and weight.stride(1) == 1
+    if not logit_scale > 0: raise ValueError(f"logit_scale must be positive, not {logit_scale}")  # the kernel's max relies on it
     if check: _check_targets(targets, V, ignore_index)
     dev = hidden.device
     loss = out if out is not None else torch.empty(R, dtype=torch.float32, device=dev)
