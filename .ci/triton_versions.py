@@ -23,23 +23,17 @@ class StandIn:  # the one thing a warm-up asks the driver: which device, stream 
     def get_current_stream(self, device=None): return 0
     def get_current_target(self): return GPUTarget("cuda", arch, 32)
 triton.runtime.driver.set_active(StandIn())
+cap = (arch // 10, arch % 10)
 lo = torch.float16 if arch < 80 else torch.bfloat16  # no bf16 before Ampere
-f32, i32, i64 = torch.float32, torch.int32, torch.int64
-k2 = lambda dt, V, D, **c: (K._lce_partial_kernel, (dt, dt, dt, f32, 4096, V, D, D, D, -(-V // 1024) * 256, 32, 4, 32, 1.0, 1.0), c)
-jobs = {
-    "k2 default": k2(lo, 151936, 1536, BLOCK_R=128, BLOCK_V=256, BLOCK_D=64, EVEN_D=True, HAS_BIAS=False, SOFTCAP=False,
-                     DOT_FP32=False, IEEE=False, FLATTEN=False, num_warps=8, num_stages=3),
-    "k2 bias+softcap fp32": k2(f32, 50257, 768, BLOCK_R=64, BLOCK_V=128, BLOCK_D=64, EVEN_D=True, HAS_BIAS=True,
-                               SOFTCAP=True, DOT_FP32=False, IEEE=True, FLATTEN=False, num_warps=4, num_stages=3),
-    "k2 flatten": k2(lo, 151936, 1536, BLOCK_R=128, BLOCK_V=256, BLOCK_D=64, EVEN_D=True, HAS_BIAS=False, SOFTCAP=False,
-                     DOT_FP32=False, IEEE=False, FLATTEN=True, num_warps=8, num_stages=3),
-    "merge": (K._lce_merge_kernel, (f32, lo, lo, lo, i64, f32, 4096, 1536, 1536, 1536, 4, 1.0, 30.0, i32, i64, i32, i32,
-              f32, i32, -100), dict(SPLIT_P2=4, BLOCK_D=1024, BLOCK_S=256, HAS_BIAS=True, SOFTCAP=True, HAS_SEG=True, num_warps=4)),
-    "k1": (K._ce_logits_kernel, (lo, 151936, i64, f32, 151936, i32, i64, i32, i32, f32, i32, -100),
-           dict(BLOCK_V=2048, BLOCK_S=256, HAS_SEG=True, num_warps=8)),
+jobs = {  # launch descriptions from the package itself (pure Python: the same with every Triton)
+    "k2 default": K._k2_job(cap, K.K2_TILES[0], lo, 1536, 151936),
+    "k2 bias+softcap fp32": K._k2_job(cap, (64, 128, 64, 4, 3), torch.float32, 768, 50257, bias=True, softcap=True),
+    "k2 flatten": K._k2_job(cap, K.K2_TILES[0], lo, 1536, 151936, flatten=True),
+    "merge": K._merge_job(cap, lo, True),
+    "k1": K._k1_job(cap, lo, 151936),
 }
-kernel, args, kw = jobs[name]
-kernel.warmup(*args, grid=(1,), **kw)
+name, _, args, num_warps, num_stages, consts, _ = jobs[name]
+getattr(K, name).warmup(*args, grid=(1,), num_warps=num_warps, num_stages=num_stages, **dict(consts))
 print("OK")
 '''
 

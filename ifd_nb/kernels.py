@@ -4,7 +4,7 @@
 
 # %% ../nbs/03_kernels.ipynb #8ab443b1
 from __future__ import annotations
-import os, math, warnings
+import os, math, warnings, functools
 import torch
 import torch.nn.functional as F
 
@@ -439,6 +439,19 @@ def _k2_job(capability, tile, dtype, D, V, flatten=False, bias=False, softcap=Fa
              IEEE=fp32, FLATTEN=flatten)
     return _job("_lce_partial_kernel", capability, args, nw, ns, sass, **c)
 
+def _k1_job(capability, dtype, V: int):
+    "Kernel 1 launched on [rows, V] logits of `dtype` with segments, as `ce_logits_triton` launches it."
+    i32, i64, f32 = torch.int32, torch.int64, torch.float32
+    return _job("_ce_logits_kernel", capability, (dtype, V, i64, f32, V, i32, i64, i32, i32, f32, i32, -100),
+                8, 3, BLOCK_V=2048, BLOCK_S=256, HAS_SEG=True)
+
+def _merge_job(capability, dtype, bias_and_softcap: bool = False, D: int = 1536):
+    "Kernel 2's merge kernel for 4 slices with segments, as `linear_ce_triton` launches it."
+    i32, i64, f32 = torch.int32, torch.int64, torch.float32
+    return _job("_lce_merge_kernel", capability, (f32, dtype, dtype, dtype, i64, f32, 4096, D, D, D, 4, 1.0, 30.0,
+                i32, i64, i32, i32, f32, i32, -100), 4, 3, SPLIT_P2=4, BLOCK_D=min(1024, triton.next_power_of_2(D)),
+                BLOCK_S=256, HAS_SEG=True, HAS_BIAS=bias_and_softcap, SOFTCAP=bias_and_softcap)
+
 def kernel2_resources(capability: tuple, # compute capability of the card
                       tiles=K2_TILES, # (BLOCK_R, BLOCK_V, BLOCK_D, warps, stages) each
                       dtype=torch.bfloat16, D: int = 1536, V: int = 151936, **flags) -> list[dict]:
@@ -465,6 +478,7 @@ def choose_tile(capability: tuple, limits: tuple, # compute capability; the card
     return next(((t, r) for t, r in ok if r["spill"] == 0), min(ok, key=lambda tr: tr[1]["spill"]))
 
 # %% ../nbs/03_kernels.ipynb #2f3a64b6
+@functools.lru_cache(maxsize=None)  # asked on every kernel-2 call; a device's limits do not change
 def _device_limits(dev) -> tuple:
     "The limits of a CUDA device as in `CARDS`: Triton's and PyTorch's reports of the device, `CARDS` where they are silent."
     p, cap = torch.cuda.get_device_properties(dev), torch.cuda.get_device_capability(dev)

@@ -12,7 +12,7 @@ from ifd_nb import kernels
 from ifd_nb.kernels import HAS_TRITON, CARDS, K2_TILES, choose_tile, programs_per_sm
 
 pytestmark = pytest.mark.skipif(not HAS_TRITON, reason="needs Triton")
-i32, i64, f32, bf16, f16 = torch.int32, torch.int64, torch.float32, torch.bfloat16, torch.float16
+f32, bf16, f16 = torch.float32, torch.bfloat16, torch.float16
 NEWER = [c for c in CARDS if c >= (8, 0)]
 K2_CASES = [(bf16, 1536, 151936, {}), (f16, 768, 50257, dict(bias=True, softcap=True)), (f32, 4096, 32000, {})]
 
@@ -21,19 +21,8 @@ def _dtypes(cap):
     return (f16, f32) if cap < (8, 0) else (bf16, f16, f32)  # no bf16 before Ampere
 
 
-def _k1(cap, dt, V):
-    return kernels._job("_ce_logits_kernel", cap, (dt, V, i64, f32, V, i32, i64, i32, i32, f32, i32, -100),
-                        num_warps=8, BLOCK_V=2048, BLOCK_S=256, HAS_SEG=True)
-
-
-def _merge(cap, dt, bias):
-    return kernels._job("_lce_merge_kernel", cap, (f32, dt, dt, dt, i64, f32, 4096, 1536, 1536, 1536, 4, 1.0, 30.0,
-                        i32, i64, i32, i32, f32, i32, -100), SPLIT_P2=4, BLOCK_D=1024, BLOCK_S=256, HAS_SEG=True,
-                        HAS_BIAS=bias, SOFTCAP=bias)
-
-
-K1 = [_k1(c, dt, V) for c in CARDS for dt in _dtypes(c) for V in (151936, 50257)]  # V divisible by 16 or not
-MERGE = [_merge(c, dt, b) for c in CARDS for dt in _dtypes(c) for b in (False, True)]
+K1 = [kernels._k1_job(c, dt, V) for c in CARDS for dt in _dtypes(c) for V in (151936, 50257)]  # V divisible by 16 or not
+MERGE = [kernels._merge_job(c, dt, b) for c in CARDS for dt in _dtypes(c) for b in (False, True)]
 K2 = [kernels._k2_job(c, t, dt, D, V, **fl) for c in NEWER for dt, D, V, fl in K2_CASES for t in K2_TILES]
 K2 += [kernels._k2_job((7, 5), t, f16, 1536, 151936) for t in K2_TILES]
 
