@@ -76,57 +76,54 @@ out.append("\nAgainst the engine issue's targets on an H100 (≥ 30× the loop, 
  "from 50%. At these sizes a 65k-token batch is a few milliseconds of matrix work and the engine's Python side "
  "(tokenizing, padding, bookkeeping) dominates. Not yet profiled.\n")
 import os
-for name in sorted(os.listdir(R)):
-    if name.startswith('cpu_engine'):
-        x = json.load(open(R + name))
-        out.append(f"## Scoring engine on CPU ({x['machine']}), {name[11:21]}\n")
-        out.append(f"`engine_vs_loop` (exported from `nbs/05_engine.ipynb`), {x['model']}, {x['data']}, `batch_tokens` {x.get('batch_tokens', 8192)}"
-                   f"{', ' + x['note'] if 'note' in x else ''}: the reference-style loop {x['loop_samples_per_s']:.2f} samples/s, the engine "
-                   f"{x['engine_samples_per_s']:.2f} samples/s: **{x['speedup']:.2f}×** (target ≥ 3×: not met).\n")
-        if 'speedup_bound' in x:
-            out.append(f"FLOP accounting of the same run: the engine has {100*x['engine_flops_share_of_loop']:.1f}% of the loop's FLOPs to do "
-                       f"(it skips the output layer at prompt positions only; both still run the backbone over every token of both passes). "
-                       f"The loop runs at {x['loop_GFLOP_per_s']:.0f} GFLOP/s, the engine at {x['engine_GFLOP_per_s']:.0f} GFLOP/s, against "
-                       f"{x['matmul_GFLOP_per_s']:.0f} GFLOP/s for the model's own MLP matmul ([2048, 576] @ [576, 1536], float32, best of 5) "
-                       f"on the same machine: the loop is already at {100*x['loop_GFLOP_per_s']/x['matmul_GFLOP_per_s']:.0f}% of it. "
-                       f"An engine doing its FLOPs at that matmul rate with zero overhead would be {x['speedup_bound']:.2f}× the loop, "
-                       f"so **≥ 3× is out of reach on this CPU for exact scoring**: it would need 3× fewer FLOPs, and the work IFD defines "
-                       f"(two full forward passes) does not shrink, beyond the few dozen tokens of template text every prompt shares (a few percent). Runs of the same benchmark vary by about ±10% on this shared machine "
-                       f"(1.22× and 1.04× on two days).\n")
-for name in sorted(os.listdir(R)):
-    if name.startswith('cpu_memory'):
-        x = json.load(open(R + name))
-        out.append(f"## PyTorch path's memory on CPU ({x['machine']}), {x['date']}\n")
-        out.append(f"Raw JSON `nbs/bench_results/{name}` (the check itself runs in `nbs/03_kernels.ipynb`), torch {x['torch']}. "
-                   f"Method: {x['method']}. Hidden size 64, float32.\n")
-        out.append("| V | rows | float32 logits MiB | materialized: peak rise MiB | chunked (64 MiB budget): peak rise MiB |\n|---|---|---|---|---|")
-        for r in x['results']:
-            out.append(f"| {r['V']} | {r['rows']} | {r['logits_fp32_MiB']:.0f} | {r['full_MiB']:.0f} | {r['chunked_MiB']:.0f} |")
-        out.append("\nThe chunked path's peak stays at about twice its budget (a logits chunk and its exponentials) whatever the "
-                   "vocabulary and the number of rows; the materialized path's grows with both (logits plus `log_softmax`'s copy).\n")
-for name in sorted(os.listdir(R)):
-    if name.startswith('compile_facts'):
-        x = json.load(open(R + name))
-        out.append(f"## What Triton builds for kernel 2 on each card: compiler facts, not timings ({x['date']})\n")
-        out.append(f"Compiled on {x['machine']} with triton {x['triton']} for each compute capability (`kernel2_resources` in "
-                   f"`nbs/03_kernels.ipynb`; `.ci/compile_facts.py` writes the raw JSON `nbs/bench_results/{name}`): shared memory "
-                   f"from Triton, registers and spilled bytes per thread from the binary (`cuobjdump -res-usage`), the matrix "
-                   f"instruction from Triton's IR, programs per SM from the card's limits. bf16 (fp16 on the T4), D 1,536, V 151,936; "
-                   f"the default tile and, marked ←, the tile `choose_tile` picks (first that fits without spilling).\n")
-        out.append("| card (cc) | tile | shared KiB | registers | spilled bytes | matrix instruction | pipelined | programs/SM |\n|---|---|---|---|---|---|---|---|")
-        for r in x['rows']:
-            if r['D'] != 1536 or not (r['chosen'] or r['tile'] == x['rows'][0]['tile']): continue
-            t = r['tile']
-            out.append(f"| {r['cards']} ({r['capability'][0]}.{r['capability'][1]}) | {t[0]}×{t[1]}×{t[2]} w{t[3]} s{t[4]}{' ←' if r['chosen'] else ''} | "
-                       f"{r['shared']/1024:.0f} | {r['regs']} | {r['spill']:,} | {r['tensor_cores']} | {'yes' if r['pipelined'] else 'no'} | {r['programs_per_sm']} |")
-        out.append("\nOn the T4 Triton compiles `tl.dot` to multiply-adds on the CUDA cores with thousands of spilled bytes, so "
-                   "`auto` sends the fused cross-entropy there to the chunked path (cuBLAS fp16 logits chunks, then kernel 1). Whether "
-                   "the spill-free tile is also the fastest on A100/L4-class cards is for a GPU run to time.\n")
-        if 'h100_default_tile_sass' in x:
-            o = x['h100_default_tile_sass']
-            out.append(f"Kernel 2's epilogue in the H100 binary of the default tile (machine instructions counted with `cuobjdump -sass`; "
-                       f"the tile's code appears twice, for the full tiles and for the vocabulary's last, partial one, 128 logits per thread each): "
-                       + ", ".join(f"{k} {v}" for k, v in o.items()) + ". Per logit: one FMNMX, one FFMA, one MUFU.EX2, one FADD; the "
-                       "FSELs (column mask) are in the last tile's copy only. Before the logit scale was folded into the exponent's "
-                       "multiply-add and the mask confined to the last tile, each logit also took an FMUL and an FSEL.\n")
+def results(prefix):
+    "(file name, contents) of every raw JSON in nbs/bench_results/ whose name starts with `prefix`, in name order."
+    return [(name, json.load(open(R + name))) for name in sorted(os.listdir(R)) if name.startswith(prefix)]
+for name, x in results('cpu_engine'):
+    out.append(f"## Scoring engine on CPU ({x['machine']}), {name[11:21]}\n")
+    out.append(f"`engine_vs_loop` (exported from `nbs/05_engine.ipynb`), {x['model']}, {x['data']}, `batch_tokens` {x.get('batch_tokens', 8192)}"
+               f"{', ' + x['note'] if 'note' in x else ''}: the reference-style loop {x['loop_samples_per_s']:.2f} samples/s, the engine "
+               f"{x['engine_samples_per_s']:.2f} samples/s: **{x['speedup']:.2f}×** (target ≥ 3×: not met).\n")
+    if 'speedup_bound' in x:
+        out.append(f"FLOP accounting of the same run: the engine has {100*x['engine_flops_share_of_loop']:.1f}% of the loop's FLOPs to do "
+                   f"(it skips the output layer at prompt positions only; both still run the backbone over every token of both passes). "
+                   f"The loop runs at {x['loop_GFLOP_per_s']:.0f} GFLOP/s, the engine at {x['engine_GFLOP_per_s']:.0f} GFLOP/s, against "
+                   f"{x['matmul_GFLOP_per_s']:.0f} GFLOP/s for the model's own MLP matmul ([2048, 576] @ [576, 1536], float32, best of 5) "
+                   f"on the same machine: the loop is already at {100*x['loop_GFLOP_per_s']/x['matmul_GFLOP_per_s']:.0f}% of it. "
+                   f"An engine doing its FLOPs at that matmul rate with zero overhead would be {x['speedup_bound']:.2f}× the loop, "
+                   f"so **≥ 3× is out of reach on this CPU for exact scoring**: it would need 3× fewer FLOPs, and the work IFD defines "
+                   f"(two full forward passes) does not shrink, beyond the few dozen tokens of template text every prompt shares (a few percent). Runs of the same benchmark vary by about ±10% on this shared machine "
+                   f"(1.22× and 1.04× on two days).\n")
+for name, x in results('cpu_memory'):
+    out.append(f"## PyTorch path's memory on CPU ({x['machine']}), {x['date']}\n")
+    out.append(f"Raw JSON `nbs/bench_results/{name}` (the check itself runs in `nbs/03_kernels.ipynb`), torch {x['torch']}. "
+               f"Method: {x['method']}. Hidden size 64, float32.\n")
+    out.append("| V | rows | float32 logits MiB | materialized: peak rise MiB | chunked (64 MiB budget): peak rise MiB |\n|---|---|---|---|---|")
+    for r in x['results']:
+        out.append(f"| {r['V']} | {r['rows']} | {r['logits_fp32_MiB']:.0f} | {r['full_MiB']:.0f} | {r['chunked_MiB']:.0f} |")
+    out.append("\nThe chunked path's peak stays at about twice its budget (a logits chunk and its exponentials) whatever the "
+               "vocabulary and the number of rows; the materialized path's grows with both (logits plus `log_softmax`'s copy).\n")
+for name, x in results('compile_facts'):
+    out.append(f"## What Triton builds for kernel 2 on each card: compiler facts, not timings ({x['date']})\n")
+    out.append(f"Compiled on {x['machine']} with triton {x['triton']} for each compute capability (`kernel2_resources` in "
+               f"`nbs/03_kernels.ipynb`; `.ci/compile_facts.py` writes the raw JSON `nbs/bench_results/{name}`): shared memory "
+               f"from Triton, registers and spilled bytes per thread from the binary (`cuobjdump -res-usage`), the matrix "
+               f"instruction from Triton's IR, programs per SM from the card's limits. bf16 (fp16 on the T4), D 1,536, V 151,936; "
+               f"the default tile and, marked ←, the tile `choose_tile` picks (first that fits without spilling).\n")
+    out.append("| card (cc) | tile | shared KiB | registers | spilled bytes | matrix instruction | pipelined | programs/SM |\n|---|---|---|---|---|---|---|---|")
+    for r in x['rows']:
+        if r['D'] != 1536 or not (r['chosen'] or r['tile'] == x['rows'][0]['tile']): continue
+        t = r['tile']
+        out.append(f"| {r['cards']} ({r['capability'][0]}.{r['capability'][1]}) | {t[0]}×{t[1]}×{t[2]} w{t[3]} s{t[4]}{' ←' if r['chosen'] else ''} | "
+                   f"{r['shared']/1024:.0f} | {r['regs']} | {r['spill']:,} | {r['tensor_cores']} | {'yes' if r['pipelined'] else 'no'} | {r['programs_per_sm']} |")
+    out.append("\nOn the T4 Triton compiles `tl.dot` to multiply-adds on the CUDA cores with thousands of spilled bytes, so "
+               "`auto` sends the fused cross-entropy there to the chunked path (cuBLAS fp16 logits chunks, then kernel 1). Whether "
+               "the spill-free tile is also the fastest on A100/L4-class cards is for a GPU run to time.\n")
+    if 'h100_default_tile_sass' in x:
+        o = x['h100_default_tile_sass']
+        out.append(f"Kernel 2's epilogue in the H100 binary of the default tile (machine instructions counted with `cuobjdump -sass`; "
+                   f"the tile's code appears twice, for the full tiles and for the vocabulary's last, partial one, 128 logits per thread each): "
+                   + ", ".join(f"{k} {v}" for k, v in o.items()) + ". Per logit: one FMNMX, one FFMA, one MUFU.EX2, one FADD; the "
+                   "FSELs (column mask) are in the last tile's copy only. Before the logit scale was folded into the exponent's "
+                   "multiply-add and the mask confined to the last tile, each logit also took an FMUL and an FSEL.\n")
 open(ROOT/'BENCHMARKS.md', 'w').write("\n".join(out) + "\n")
