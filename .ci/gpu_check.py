@@ -25,6 +25,13 @@ What to look for (hypotheses, not results): the first engine run's 135M model wa
 one, which points at time outside the GPU's arithmetic: Triton compiling a kernel variant for a new row count inside
 the timed run (the row count is no longer specialized on), or host-side work; the profile's CPU table settles it.
 
+`--short` (a second call in one session, ~2-3 min): the kernel benchmark with the defaults only (the call users make,
+`ours_checked`; the default tile; the plain program order) against PyTorch, Liger and CCE at every size, then the
+engine's throughput under each scaled-dot-product-attention backend (`attention_backends`: the first profile showed
+cuDNN attention's host-side cost, 1.6 ms a call).
+
+`--engine` (~2 min): step 2 without the compiled backbone, then step 3.
+
 On the device machine, from the repository root (carry `.devdata`, and `.whl` for Liger/CCE if wanted):
     pip install -q --no-deps -e . && (pip install -q --no-deps .whl/*.whl || true)
     IFD_NB_TOKENIZER_DIR=.devdata/tok python .ci/gpu_check.py
@@ -37,7 +44,7 @@ from pathlib import Path
 import torch
 
 OUT = Path(os.environ.get("OUT", "gpu_check_out")); OUT.mkdir(parents=True, exist_ok=True)
-SMOKE = "--smoke" in sys.argv
+SMOKE, SHORT, ENGINE = "--smoke" in sys.argv, "--short" in sys.argv, "--engine" in sys.argv
 BUDGET_S = float(os.environ.get("GPU_CHECK_BUDGET_S", "400"))  # no new step starts after this; call with timeout_s ~540
 t0 = time.time()
 
@@ -88,15 +95,67 @@ def profile_engine(rows, tok, n=1000):
     return dict(n=n, wall_s_under_profiler=wall, wall_s=time.time() - t, tokenize_s=t_enc)
 
 
+def model_configs():
+    "The engine benchmark's two shapes: SmolLM2-135M (from its config) and Qwen2-0.5B's (random weights)."
+    from transformers import LlamaConfig, Qwen2Config
+    return {"SmolLM2-135M (config, random weights)": LlamaConfig.from_dict(json.load(open(Path(os.environ["IFD_NB_TOKENIZER_DIR"])/"config.json"))),
+            "Qwen2-0.5B shape (random weights)": Qwen2Config(vocab_size=151936, hidden_size=896, intermediate_size=4864,
+                num_hidden_layers=24, num_attention_heads=14, num_key_value_heads=2, max_position_embeddings=32768, tie_word_embeddings=True)}
+
+
+def attention_backends(rows, tok, n=2000, models=None, dev="cuda"):
+    "Engine samples/s under each SDPA backend (PyTorch's default pick, flash, memory-efficient, cuDNN), same model, same rows."
+    from torch.nn.attention import sdpa_kernel, SDPBackend
+    from contextlib import nullcontext
+    from transformers import AutoModelForCausalLM
+    from ifd_nb.engine import score_dataset
+    from ifd_nb.ifd import encode_samples
+    t = time.time(); encode_samples(tok, rows[:n]); out = dict(tokenize_s=time.time() - t, n=n, results=[])
+    choices = {"default": None, "flash": SDPBackend.FLASH_ATTENTION, "efficient": SDPBackend.EFFICIENT_ATTENTION,
+               "cudnn": SDPBackend.CUDNN_ATTENTION}
+    for name, cfg in (models or model_configs()).items():
+        torch.manual_seed(0)
+        model = cfg if isinstance(cfg, torch.nn.Module) else AutoModelForCausalLM.from_config(cfg, dtype=torch.bfloat16).to(dev).eval()
+        first = None
+        for b, kind in choices.items():
+            ctx = nullcontext() if kind is None else sdpa_kernel([kind])
+            try:
+                with ctx:
+                    score_dataset(rows[:64], model, tok, batch_tokens=65536, progress=False, verbose=False)  # warm-up
+                    if dev == "cuda": torch.cuda.synchronize()
+                    t = time.time()
+                    res = score_dataset(rows[:n], model, tok, batch_tokens=65536, progress=False, verbose=False)
+                    if dev == "cuda": torch.cuda.synchronize()
+                    dt = time.time() - t
+                ifd = torch.tensor(res["ifd"].to_numpy(), dtype=torch.float64)
+                if first is None: first = ifd
+                out["results"].append(dict(model=name, backend=b, samples_per_s=n / dt, seconds=dt,
+                                           max_ifd_diff_vs_default=float((ifd - first).abs().nan_to_num(0).max())))
+            except Exception as e:
+                out["results"].append(dict(model=name, backend=b, error=f"{type(e).__name__}: {str(e)[:300]}"))
+            print(out["results"][-1], flush=True)
+        del model; torch.cuda.empty_cache()
+    return out
+
+
 def main():
     res = dict(device=torch.cuda.get_device_name() if torch.cuda.is_available() else "cpu", torch=torch.__version__)
     save = lambda: (OUT/"gpu_check.json").write_text(json.dumps(res, indent=1, default=str))
     rows, tok = rows_and_tokenizer()
     steps = [("profile", lambda: profile_engine(rows, tok))]
-    if not SMOKE:
+    if SMOKE:
+        from ifd_nb.models import tiny_model
+        steps.append(("attention", lambda: attention_backends(rows, tok, n=24, models={"tiny": tiny_model()}, dev="cpu")))
+    else:
         from ifd_nb.engine import gpu_engine_benchmark
         from ifd_nb.kernel_bench import main as kernel_bench
-        steps = [("kernels", lambda: kernel_bench(str(OUT))),
+        if ENGINE:  # the engine against the loop only (no compile), then the profile
+            steps = [("engine", lambda: gpu_engine_benchmark(rows, tok, n_loop=100, n_engine=2000)), *steps]
+        elif SHORT:
+            steps = [("kernels", lambda: kernel_bench(str(OUT), k1_configs=((2048, 8),), k2_configs=((128, 256, 64, 8, 3, False),),
+                                                      variants=False)),
+                     ("attention", lambda: attention_backends(rows, tok))]
+        else: steps = [("kernels", lambda: kernel_bench(str(OUT))),
                  ("engine", lambda: gpu_engine_benchmark(rows, tok, n_loop=100, n_engine=2000, compile_backbone=True)),
                  *steps]
     for name, fn in steps:

@@ -13,8 +13,9 @@ from .data import SkipSample, prompt_and_answer, get_template, read_rows, Prompt
 
 # %% auto #0
 __all__ = ['RECORD_FIELDS', 'MODES', 'Encoded', 'special_prefix', 'bare_context_ids', 'encode_exact', 'output_projection',
-           'batch_layout', 'input_device', 'offloaded_head_losses', 'sequence_token_losses', 'skipped_record',
-           'ifd_record', 'encode_cherry', 'encode_superfiltering', 'encode_sample', 'encode_samples', 'score_rows']
+           'batch_layout', 'input_device', 'offloaded_head_losses', 'attention_order', 'sequence_token_losses',
+           'skipped_record', 'ifd_record', 'encode_cherry', 'encode_superfiltering', 'encode_sample', 'encode_samples',
+           'score_rows']
 
 # %% ../nbs/02_ifd.ipynb #21b7e4db
 @dataclass
@@ -109,6 +110,17 @@ def offloaded_head_losses(model, hidden, targets, logit_scale: float = 1.0, soft
         out.append(F.cross_entropy(z, targets[k:k+chunk].to(z.device), reduction="none").cpu())
     return torch.cat(out) if out else torch.zeros(0)
 
+# %% ../nbs/02_ifd.ipynb #f49795a6
+def attention_order(device):
+    "A context in which scaled-dot-product attention on CUDA tries flash, then cuDNN, memory-efficient and math kernels."
+    import contextlib
+    if torch.device(device).type != "cuda": return contextlib.nullcontext()
+    try:
+        from torch.nn.attention import sdpa_kernel, SDPBackend
+        return sdpa_kernel([SDPBackend.FLASH_ATTENTION, SDPBackend.CUDNN_ATTENTION, SDPBackend.EFFICIENT_ATTENTION,
+                            SDPBackend.MATH], set_priority=True)
+    except (ImportError, TypeError, AttributeError): return contextlib.nullcontext()  # PyTorch < 2.6: its own order
+
 # %% ../nbs/02_ifd.ipynb #09a599af
 @torch.no_grad()
 def sequence_token_losses(model, # a causal LM
@@ -131,7 +143,8 @@ def sequence_token_losses(model, # a causal LM
             lg = lg if lg.dtype == torch.float64 else lg.float()  # accumulate in at least float32
             out.append(F.cross_entropy(lg, torch.tensor(ids[start:], device=lg.device), reduction="none").cpu())
         return out
-    hidden = model.base_model(input_ids=x, use_cache=False, **kw).last_hidden_state  # no KV cache: one pass only
+    with attention_order(dev):  # flash attention first on CUDA (above)
+        hidden = model.base_model(input_ids=x, use_cache=False, **kw).last_hidden_state  # no KV cache: one pass only
     rows = torch.cat([torch.arange(o + start - 1, o + len(ids) - 1) for o, (ids, start) in zip(offsets.tolist(), seqs)])
     h = hidden.reshape(-1, hidden.shape[-1])[rows.to(hidden.device)]
     tgt = torch.tensor([t for ids, start in seqs for t in ids[start:]])

@@ -147,7 +147,8 @@ K2_CONFIGS = ((128, 256, 64, 8, 3, False), (128, 256, 64, 8, 4, False), (128, 25
 
 def bench_kernel2(V: int, D: int, T: int, dev="cuda",
                   configs=K2_CONFIGS, # (BLOCK_R, BLOCK_V, BLOCK_D, warps, stages, flatten) of our fused kernel
-                  n_check: int = 256, # rows checked against float64
+                  n_check: int = 256, # rows checked against float64, spread over all row blocks
+                  variants: bool = True, # also the slice-count, grouped-order and chunked variants (off: the defaults and the others only)
                  ) -> list[dict]:
     "Kernel 2 (both loop forms), the chunked path, PyTorch, Liger's fused linear CE and CCE: time, memory, error."
     h = torch.randn(T, D, device=dev, dtype=torch.bfloat16)
@@ -155,7 +156,8 @@ def bench_kernel2(V: int, D: int, T: int, dev="cuda",
     tgt = torch.randint(0, V, (T,), device=dev)
     seg = torch.arange(T, device=dev) // 256
     tab = segment_table(seg)
-    ref = ce_reference(h[:n_check].double() @ w.double().T, tgt[:n_check])
+    idx = torch.linspace(0, T - 1, min(n_check, T), device=dev).long()  # every row block's program order is checked
+    ref = ce_reference(h[idx].double() @ w.double().T, tgt[idx])
     flops = 2 * T * V * D
     impls = {"pytorch": lambda: F.cross_entropy((h @ w.T).float(), tgt, reduction="none")}
     liger = _optional("liger")
@@ -167,20 +169,23 @@ def bench_kernel2(V: int, D: int, T: int, dev="cuda",
         impls[f"ours{'_flat' if fl else ''}({br},{bv},{bd},w{nw},s{ns})"] = (lambda br=br, bv=bv, bd=bd, nw=nw, ns=ns, fl=fl:
             linear_ce_triton(h, w, tgt, seg, block_r=br, block_v=bv, block_d=bd, num_warps=nw, num_stages=ns, flatten=fl,
                              seg_table=tab, check=False))
+    impls["ours_plain(128,256,64,w8,s3)"] = lambda: linear_ce_triton(h, w, tgt, seg, group_rows=T, seg_table=tab, check=False)  # plain order
     n_sm = torch.cuda.get_device_properties(dev).multi_processor_count
     fill_twice = max(1, min(-(-V // 1024), -(-2 * n_sm // -(-T // 128))))  # the slice count of the first H100 run
-    impls["ours_fill_twice(128,256,64,w8,s3)"] = lambda: linear_ce_triton(h, w, tgt, seg, n_split=fill_twice, seg_table=tab, check=False)
-    for k in (2, 4):  # k slices, programs in groups of (SMs / k) row blocks x k slices: one wave shares few hidden blocks
+    if variants: impls["ours_fill_twice(128,256,64,w8,s3)"] = lambda: linear_ce_triton(h, w, tgt, seg, n_split=fill_twice, seg_table=tab, check=False)
+    for k in ((2, 4) if variants else ()):  # k slices, programs in groups of (SMs / k) row blocks x k slices: one wave shares few hidden blocks
         impls[f"ours_grouped{k}(128,256,64,w8,s3)"] = (lambda k=k: linear_ce_triton(h, w, tgt, seg, n_split=k,
             group_rows=max(1, n_sm // k), seg_table=tab, check=False))
-    impls["ours_chunked"] = lambda: linear_ce_chunked(h, w, tgt, seg, seg_table=tab, check=False)
+    if variants: impls["ours_chunked"] = lambda: linear_ce_chunked(h, w, tgt, seg, seg_table=tab, check=False)
     rows = []
     for name, fn in impls.items():
         try:
-            err = float((_loss(fn())[:n_check].double() - ref).abs().max())  # also the warm-up (compiles)
+            loss = _loss(fn())  # also the warm-up (compiles)
+            err, finite = float((loss[idx].double() - ref).abs().max()), bool(torch.isfinite(loss).all())
+            del loss
             ms = bench_ms(fn, rep=60); mem = extra_peak_bytes(fn)
             rows.append(dict(kernel=2, impl=name, V=V, D=D, T=T, ms=ms, TFLOPs=flops / ms / 1e9, extra_MiB=mem / 2**20,
-                             max_abs_err=err))
+                             max_abs_err=err, all_finite=finite))
         except Exception as e:
             rows.append(dict(kernel=2, impl=name, V=V, D=D, T=T, error=f"{type(e).__name__}: {str(e)[:120]}"))
         torch.cuda.empty_cache()
@@ -189,7 +194,11 @@ def bench_kernel2(V: int, D: int, T: int, dev="cuda",
     return rows
 
 # %% ../nbs/04_kernel_bench.ipynb #7dcae61b
-def main(out_dir: str | None = None, quick: bool = False):
+def main(out_dir: str | None = None, quick: bool = False,
+         k1_configs=((2048, 8), (1024, 4), (4096, 8)), # kernel 1's (BLOCK_V, warps) to time
+         k2_configs=K2_CONFIGS, # kernel 2's tiles to time
+         variants: bool = True, # kernel 2's slice-count, grouped-order and chunked variants
+        ):
     "Run every GPU check and benchmark; write `kernel_bench.json` to `out_dir` ($OUT or the current folder)."
     assert torch.cuda.is_available(), "the kernel benchmark needs a CUDA GPU"
     out_dir = out_dir or os.environ.get("OUT", ".")
@@ -206,12 +215,12 @@ def main(out_dir: str | None = None, quick: bool = False):
     res["kernel1"], res["kernel2"] = [], []
     for V in (49152, 151936):
         for T in ((4096, 16384) if quick else (4096, 16384, 65536)):
-            try: res["kernel1"] += bench_kernel1(V, T, copy)
+            try: res["kernel1"] += bench_kernel1(V, T, copy, configs=k1_configs)
             except Exception: res["kernel1"].append(dict(V=V, T=T, error=traceback.format_exc()[-1000:]))
             save()
     for V, D in ((49152, 576), (151936, 1536)):
         for T in ((4096, 16384) if quick else (4096, 16384, 65536)):
-            try: res["kernel2"] += bench_kernel2(V, D, T)
+            try: res["kernel2"] += bench_kernel2(V, D, T, configs=k2_configs, variants=variants)
             except Exception: res["kernel2"].append(dict(V=V, D=D, T=T, error=traceback.format_exc()[-1000:]))
             save()
     res["seconds"] = time.time() - t0; save()

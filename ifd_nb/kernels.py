@@ -9,10 +9,10 @@ import torch
 import torch.nn.functional as F
 
 # %% auto #0
-__all__ = ['K2_TILES', 'CARDS', 'ce_reference', 'segment_ifd', 'segment_table', 'ce_logits_triton', 'ce_logits_torch',
-           'vocab_splits', 'first_fitting', 'kernel_resources', 'kernel2_resources', 'programs_per_sm', 'choose_tile',
-           'linear_ce_triton', 'linear_ce_torch', 'linear_ce_chunked', 'choose_backend', 'token_cross_entropy',
-           'linear_cross_entropy', 'random_segments']
+__all__ = ['SEGMENT_ERROR', 'K2_TILES', 'CARDS', 'ce_reference', 'segment_ifd', 'segment_table', 'ce_logits_triton',
+           'ce_logits_torch', 'vocab_splits', 'program_order', 'first_fitting', 'kernel_resources', 'kernel2_resources',
+           'programs_per_sm', 'choose_tile', 'linear_ce_triton', 'linear_ce_torch', 'linear_ce_chunked',
+           'choose_backend', 'token_cross_entropy', 'linear_cross_entropy', 'random_segments']
 
 # %% ../nbs/03_kernels.ipynb #5b8d7bb8
 try:
@@ -93,24 +93,36 @@ if HAS_TRITON:
                             ignore_index, BLOCK_S)
 
 # %% ../nbs/03_kernels.ipynb #ff3b0fff
+SEGMENT_ERROR = "segment ids must lie in [0, n_segments) and the rows of a segment must be contiguous"
+
+def _segment_table(segments, n_segments: int | None = None):
+    "`segment_table` without raising: `(starts, counts, ok)`, `ok` a bool on the device (no host sync when `n_segments` is given)."
+    segments = segments.long()
+    R, dev = len(segments), segments.device
+    n = int(n_segments if n_segments is not None else (int(segments.max()) + 1 if R else 0))
+    if R and n <= 0: raise ValueError(SEGMENT_ERROR)
+    s = segments.clamp(0, max(n - 1, 0))  # an id out of range fails `ok`; clamped, it cannot index out of bounds meanwhile
+    idx = torch.arange(R, device=dev)
+    counts = torch.zeros(n, dtype=torch.long, device=dev).scatter_add_(0, s, torch.ones_like(s))  # bincount would sync
+    first = torch.full((n,), R, dtype=torch.long, device=dev).scatter_reduce_(0, s, idx, "amin")
+    last = torch.full((n,), -1, dtype=torch.long, device=dev).scatter_reduce_(0, s, idx, "amax")
+    ok = ((counts == 0) | (last - first + 1 == counts)).all()  # contiguous: a segment's rows span exactly its count
+    if R: ok = ok & (segments.min() >= 0) & (segments.max() < n)
+    return torch.where(counts > 0, first, 0), counts, ok  # start 0 for empty segments
+
 def segment_table(segments, n_segments: int | None = None):
     "Start row and row count of each segment; segments must be contiguous runs of ids in [0, n_segments)."
-    segments = segments.long()
-    n = int(n_segments if n_segments is not None else (int(segments.max()) + 1 if len(segments) else 0))
-    if len(segments):
-        if int(segments.min()) < 0 or int(segments.max()) >= n: raise ValueError("segment ids must lie in [0, n_segments)")
-        change = torch.ones(len(segments), dtype=torch.bool, device=segments.device)
-        change[1:] = segments[1:] != segments[:-1]
-        if int(change.sum()) != len(torch.unique(segments)): raise ValueError("rows of a segment must be contiguous")
-    counts = torch.bincount(segments, minlength=n)[:n] if len(segments) else torch.zeros(n, dtype=torch.long, device=segments.device)
-    starts = torch.zeros(n, dtype=torch.long, device=segments.device)  # index of a run's first row; 0 for empty segments
-    if len(segments):
-        starts.scatter_reduce_(0, segments, torch.arange(len(segments), device=segments.device), "amin", include_self=False)
+    starts, counts, ok = _segment_table(segments, n_segments)
+    if not bool(ok): raise ValueError(SEGMENT_ERROR)
     return starts, counts
 
+def _targets_ok(targets, V: int, ignore_index: int):
+    "A bool on the device: every target is a vocabulary id or `ignore_index`."
+    return ~((targets != ignore_index) & ((targets < 0) | (targets >= V))).any()
+
 def _check_targets(targets, V, ignore_index):
-    bad = (targets != ignore_index) & ((targets < 0) | (targets >= V))
-    if bool(bad.any()): raise ValueError(f"target ids must lie in [0, {V}) or equal ignore_index={ignore_index}")
+    if not bool(_targets_ok(targets, V, ignore_index)):
+        raise ValueError(f"target ids must lie in [0, {V}) or equal ignore_index={ignore_index}")
 
 # %% ../nbs/03_kernels.ipynb #f046cf9f
 def _seg_outputs(segments, n_segments, device, seg_table=None):
@@ -121,19 +133,29 @@ def _seg_outputs(segments, n_segments, device, seg_table=None):
     return dict(seg=segments.to(device=device, dtype=torch.int32).contiguous(), start=starts.to(device, torch.int64),
                 len=counts.to(device, torch.int32), counter=zeros[0], sum=zeros[1].view(torch.float32), cnt=zeros[2])
 
+def _checked_seg_outputs(targets, V: int, ignore_index: int, segments, n_segments, device, seg_table=None, check: bool = True):
+    "`_seg_outputs`, with the targets (if `check`) and the segments (unless `seg_table` is given) validated in one host sync."
+    ok = _targets_ok(targets, V, ignore_index) if check else None
+    if segments is not None and seg_table is None:
+        starts, counts, seg_ok = _segment_table(segments, n_segments)
+        seg_table, ok = (starts, counts), (seg_ok if ok is None else ok & seg_ok.to(ok.device))
+    if ok is not None and not bool(ok):
+        if check: _check_targets(targets, V, ignore_index)  # names the culprit
+        raise ValueError(SEGMENT_ERROR)
+    return _seg_outputs(segments, n_segments, device, seg_table)
+
 def ce_logits_triton(logits, # [R, V] fp32/fp16/bf16, rows contiguous in memory
                      targets, # [R] target ids (or ignore_index)
                      segments=None, # [R] segment id per row (contiguous runs), or None
                      n_segments: int | None = None, ignore_index: int = -100, out=None, block_v: int = 2048, num_warps: int = 8,
-                     seg_table=None, # precomputed `segment_table(segments, n_segments)`: no host sync
-                     check: bool = True, # validate targets (one host sync); off in trusted hot loops
+                     seg_table=None, # precomputed `segment_table(segments, n_segments)`: segments not checked again
+                     check: bool = True, # validate targets (with the segments: one host sync); off in trusted hot loops
                     ):
     "Kernel 1: per-row cross-entropy and per-segment (sum, count) from logits, in one launch: `(loss, seg_sum, seg_count)`."
     R, V = logits.shape
     assert logits.stride(1) == 1, "logits rows must be contiguous"
-    if check: _check_targets(targets, V, ignore_index)
+    sg = _checked_seg_outputs(targets, V, ignore_index, segments, n_segments, logits.device, seg_table, check)
     loss = out if out is not None else torch.empty(R, dtype=torch.float32, device=logits.device)
-    sg = _seg_outputs(segments, n_segments, logits.device, seg_table)
     if R == 0: return loss, (sg["sum"] if sg else None), (sg["cnt"] if sg else None)
     d = sg or dict(seg=loss, start=loss, len=loss, counter=loss, sum=loss, cnt=loss)  # unused placeholders
     _ce_logits_kernel[(R,)](logits, logits.stride(0), targets.contiguous(), loss, V,
@@ -304,16 +326,33 @@ def vocab_splits(n_rows: int, V: int, block_r: int, block_v: int,
                  slots: int, # programs the device runs at once (SMs x programs per SM)
                  min_tiles: int = 4, # fewest vocabulary tiles per program
                  tol: float = 0.05, # accept this much over the best count's cost for fewer slices
+                 min_splits: int = 1, # fewest slices (`program_order` asks for more where L2 needs them)
                 ) -> int:
     "Vocabulary slices for kernel 2: the fewest whose waves x tiles-per-program is within `tol` of the best."
     n_r, n_tiles = -(-n_rows // block_r), -(-V // block_v)
+    lo = max(1, min(min_splits, n_tiles))
     cost = {}
-    for k in range(1, max(1, n_tiles // min_tiles) + 1):
+    for k in range(lo, max(lo, n_tiles // min_tiles) + 1):
         per = -(-n_tiles // k)  # tiles per program
         k_eff = -(-n_tiles // per)  # slices actually needed at that size
-        cost.setdefault(k_eff, -(-(n_r * k_eff) // slots) * per)
+        if k_eff >= lo: cost.setdefault(k_eff, -(-(n_r * k_eff) // slots) * per)
     best = min(cost.values())
     return min(k for k, c in cost.items() if c <= best * (1 + tol))
+
+def program_order(n_rows: int, V: int, D: int,
+                  elt: int, # bytes per element of the hidden states
+                  block_r: int, block_v: int,
+                  slots: int, # programs the device runs at once (SMs x programs per SM)
+                  l2_bytes: int, # the device's L2 cache (0: unknown, plain order)
+                 ) -> tuple[int, int]:
+    "Kernel 2's (vocabulary slices, row blocks per group): the hidden-state blocks a wave re-reads must stay well inside L2."
+    n_r, block = -(-n_rows // block_r), block_r * D * elt
+    if not l2_bytes or min(n_r, slots) * block <= l2_bytes // 2:  # plain row-major order: the wave's blocks already fit
+        return vocab_splits(n_rows, V, block_r, block_v, slots), n_r
+    k = 1
+    while k < slots and slots // k * block > l2_bytes // 3: k *= 2  # a wave spans slots / k row blocks x k slices
+    k = vocab_splits(n_rows, V, block_r, block_v, slots, min_splits=k)
+    return k, max(1, slots // k)
 
 def _programs_per_sm(dev, block_r: int, block_v: int, block_d: int, num_warps: int, num_stages: int, elt: int) -> int:
     "An estimate of how many kernel-2 programs fit on one SM, for when the compiler's facts (below) cannot be had."
@@ -526,10 +565,9 @@ def linear_ce_triton(hidden, # [R, D] final hidden states of the answer-predicti
     V = weight.shape[0]
     assert weight.shape[1] == D and hidden.stride(1) == 1 and weight.stride(1) == 1
     if not logit_scale > 0: raise ValueError(f"logit_scale must be positive, not {logit_scale}")  # the kernel's max relies on it
-    if check: _check_targets(targets, V, ignore_index)
     dev = hidden.device
+    sg = _checked_seg_outputs(targets, V, ignore_index, segments, n_segments, dev, seg_table, check)
     loss = out if out is not None else torch.empty(R, dtype=torch.float32, device=dev)
-    sg = _seg_outputs(segments, n_segments, dev, seg_table)
     if R == 0: return loss, (sg["sum"] if sg else None), (sg["cnt"] if sg else None)
     interp = _interpreting() or dev.type != "cuda"
     fp32 = hidden.dtype == torch.float32 or weight.dtype == torch.float32
@@ -538,20 +576,22 @@ def linear_ce_triton(hidden, # [R, D] final hidden states of the answer-predicti
     def launch(cfg, res=None):  # res: the compiled kernel's resources, when known
         BR, BV, BD, nw, ns = cfg
         n_r = triton.cdiv(R, BR)
-        k = n_split
+        k, g = n_split, group_rows
         if k is None:  # the interpreter pretends to have 4 slots, so the tests exercise the merge of several slices
-            if dev.type != "cuda": slots = 4
+            if dev.type != "cuda": slots, l2 = 4, 0
             else:
                 per_sm = (programs_per_sm(res, nw, _device_limits(dev)) if res else
                           _programs_per_sm(dev, BR, BV, BD, nw, ns, hidden.element_size()))
-                slots = torch.cuda.get_device_properties(dev).multi_processor_count * max(1, per_sm)
-            k = vocab_splits(R, V, BR, BV, slots)
+                props = torch.cuda.get_device_properties(dev)
+                slots, l2 = props.multi_processor_count * max(1, per_sm), getattr(props, "L2_cache_size", 0)
+            if g is None: k, g = program_order(R, V, D, hidden.element_size(), BR, BV, slots, l2)
+            else: k = vocab_splits(R, V, BR, BV, slots)
         v_per = triton.cdiv(triton.cdiv(V, k), BV) * BV
         k = triton.cdiv(V, v_per)
         part = torch.empty((k, 2, R), dtype=torch.float32, device=dev)
         if interp: part.fill_(float("nan"))  # in tests, a (row block, slice) that no program computed shows up as NaN
         _lce_partial_kernel[(n_r * k,)](hidden, weight, b_arg, part, R, V, D, hidden.stride(0), weight.stride(0), v_per,
-                                        n_r, k, min(group_rows or n_r, n_r), float(logit_scale), float(softcap or 1.0),
+                                        n_r, k, min(g or n_r, n_r), float(logit_scale), float(softcap or 1.0),
                                         BLOCK_R=BR, BLOCK_V=BV, BLOCK_D=BD, EVEN_D=D % BD == 0, HAS_BIAS=bias is not None,
                                         SOFTCAP=softcap is not None, DOT_FP32=interp, IEEE=fp32 and not interp,
                                         FLATTEN=flatten, **({} if interp else dict(num_warps=nw, num_stages=ns)))
