@@ -118,8 +118,13 @@ def float32_model(model):
     try: yield model
     finally: model.to(dt)
 
-def _losses(model, seqs, pad, backend, packed) -> list[torch.Tensor]:
-    return sequence_token_losses(model, [(ids, start) for _, ids, start in seqs], pad, backend, packed)
+def _losses(model, seqs, pad, backend, packed, to_cpu: bool = True) -> list[torch.Tensor]:
+    return sequence_token_losses(model, [(ids, start) for _, ids, start in seqs], pad, backend, packed, to_cpu)
+
+def _to_host(losses: list[torch.Tensor]) -> list[torch.Tensor]:
+    "Many per-sequence loss tensors on one device, copied to the CPU in one transfer (one host sync)."
+    if not losses or all(l.device.type == "cpu" for l in losses): return losses
+    return list(torch.cat([l.to(losses[0].device) for l in losses]).cpu().split([len(l) for l in losses]))
 
 def _compile_backbone(model):
     "Compile the model's backbone in place with dynamic shapes (once: a compiled backbone is left as it is)."
@@ -195,13 +200,16 @@ def score_dataset(src, # rows, a file, a `datasets.Dataset` or a hub dataset nam
         seqs = [((i, p), ids, start) for i, e in chunk
                 for p, (ids, start) in enumerate(((e.cond_ids, e.cond_start), (e.bare_ids, e.bare_start)))]
         batches, r_, p_ = plan_batches(seqs, batch_tokens, packed); real += r_; padded += p_
-        got, retry, overflowed = {}, [], set()
-        for batch in batches:
-            losses = _losses(model, batch, pad, backend, packed)
-            got.update((tag, l) for (tag, _, _), l in zip(batch, losses))
-            if guard: retry += [s for s, l in zip(batch, losses) if not bool(torch.isfinite(l).all())]
+        got, retry, overflowed, tags, outs = {}, [], set(), [], []
+        for batch in batches:  # no host sync per batch: the next one is prepared while the GPU runs this one
+            losses = _losses(model, batch, pad, backend, packed, to_cpu=False)
+            tags += [tag for tag, _, _ in batch]; outs += losses
+            if guard:  # one sync per batch, float16 only
+                finite = torch.stack([torch.isfinite(l).all() for l in losses]).tolist() if losses else []
+                retry += [s for s, ok in zip(batch, finite) if not ok]
             n_tok += sum(len(ids) for _, ids, _ in batch)
             bar.set_postfix(tok_s=f"{n_tok / max(time.time() - t1, 1e-9):.0f}")
+        got.update(zip(tags, _to_host(outs)))
         if retry:  # float16 overflowed (inf/NaN): the same sequences again with the model in float32
             n_retry += len(retry)
             try:

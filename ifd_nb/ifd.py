@@ -13,9 +13,9 @@ from .data import SkipSample, prompt_and_answer, get_template, read_rows, Prompt
 
 # %% auto #0
 __all__ = ['RECORD_FIELDS', 'MODES', 'Encoded', 'special_prefix', 'bare_context_ids', 'encode_exact', 'output_projection',
-           'batch_layout', 'input_device', 'offloaded_head_losses', 'attention_order', 'sequence_token_losses',
-           'skipped_record', 'ifd_record', 'encode_cherry', 'encode_superfiltering', 'encode_sample', 'encode_samples',
-           'score_rows']
+           'batch_layout', 'input_device', 'offloaded_head_losses', 'attention_order', 'to_device',
+           'sequence_token_losses', 'skipped_record', 'ifd_record', 'encode_cherry', 'encode_superfiltering',
+           'encode_sample', 'encode_samples', 'score_rows']
 
 # %% ../nbs/02_ifd.ipynb #21b7e4db
 @dataclass
@@ -121,6 +121,13 @@ def attention_order(device):
                             SDPBackend.MATH], set_priority=True)
     except (ImportError, TypeError, AttributeError): return contextlib.nullcontext()  # PyTorch < 2.6: its own order
 
+def to_device(t, # a tensor
+              device):
+    "`t` on `device`; a CPU tensor goes to a GPU from pinned memory, without waiting for the GPU to finish its queue."
+    device = torch.device(device)
+    if device.type != "cuda" or t.device.type != "cpu": return t.to(device)
+    return t.pin_memory().to(device, non_blocking=True)
+
 # %% ../nbs/02_ifd.ipynb #09a599af
 @torch.no_grad()
 def sequence_token_losses(model, # a causal LM
@@ -128,12 +135,14 @@ def sequence_token_losses(model, # a causal LM
                           pad_id: int = 0,
                           backend: str = "auto", # 'reference' (full logits), or a kernels backend: 'auto', 'torch', 'triton'
                           packed: bool = False, # padding-free: all sequences in one row (see `batch_layout`)
+                          to_cpu: bool = True, # False: losses stay on the device, no host sync (the engine moves a chunk at once)
                          ) -> list[torch.Tensor]:
-    "Per-token cross-entropy (float32; on CPU) of `ids[start:]` for each sequence, from one forward pass."
+    "Per-token cross-entropy (float32) of `ids[start:]` for each sequence, from one forward pass."
+    from ifd_nb.kernels import _check_targets
     dev = input_device(model)
     x, kw, offsets = batch_layout(seqs, pad_id, packed)
     if backend != "reference": kw.pop("attention_mask", None)  # right padding under a causal mask: no real token can see a pad (see above)
-    x, kw = x.to(dev), {k: v.to(dev) for k, v in kw.items()}
+    x, kw = to_device(x, dev), {k: to_device(v, dev) for k, v in kw.items()}
     if backend == "reference":
         logits = model(input_ids=x, use_cache=False, **kw).logits
         logits = logits.reshape(-1, logits.shape[-1])
@@ -143,16 +152,19 @@ def sequence_token_losses(model, # a causal LM
             lg = lg if lg.dtype == torch.float64 else lg.float()  # accumulate in at least float32
             out.append(F.cross_entropy(lg, torch.tensor(ids[start:], device=lg.device), reduction="none").cpu())
         return out
+    n = torch.tensor([len(ids) - start for ids, start in seqs], dtype=torch.long)  # scored tokens per sequence
+    first = offsets + torch.tensor([start - 1 for _, start in seqs], dtype=torch.long)  # flat row predicting each one's first
+    rows = torch.repeat_interleave(first - (n.cumsum(0) - n), n) + torch.arange(int(n.sum()))  # first_i + k for its k-th token
+    tgt = torch.tensor([t for ids, start in seqs for t in ids[start:]], dtype=torch.long)
+    w, bias, scale, softcap = output_projection(model)
+    _check_targets(tgt, w.shape[0], -100)  # on the CPU: no wait for the GPU
     with attention_order(dev):  # flash attention first on CUDA (above)
         hidden = model.base_model(input_ids=x, use_cache=False, **kw).last_hidden_state  # no KV cache: one pass only
-    rows = torch.cat([torch.arange(o + start - 1, o + len(ids) - 1) for o, (ids, start) in zip(offsets.tolist(), seqs)])
-    h = hidden.reshape(-1, hidden.shape[-1])[rows.to(hidden.device)]
-    tgt = torch.tensor([t for ids, start in seqs for t in ids[start:]])
-    w, bias, scale, softcap = output_projection(model)
+    h = hidden.reshape(-1, hidden.shape[-1])[to_device(rows, hidden.device)]
     if w.device.type == "meta": loss = offloaded_head_losses(model, h, tgt, scale, softcap)
-    else: loss = linear_cross_entropy(h.to(w.device).contiguous(), w, tgt.to(w.device), bias=bias,
-                                      logit_scale=scale, softcap=softcap, backend=backend)[0]
-    return list(loss.cpu().split([len(ids) - start for ids, start in seqs]))
+    else: loss = linear_cross_entropy(h.to(w.device).contiguous(), w, to_device(tgt, w.device), bias=bias,
+                                      logit_scale=scale, softcap=softcap, backend=backend, check=False)[0]
+    return list((loss.cpu() if to_cpu else loss).split(n.tolist()))
 
 # %% ../nbs/02_ifd.ipynb #979b8609
 RECORD_FIELDS = ["loss_cond", "loss_bare", "ifd", "ifd_ppl", "n_prompt_tokens", "n_answer_tokens", "truncated", "status"]

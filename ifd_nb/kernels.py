@@ -622,10 +622,12 @@ def _apply_logit_transforms(z, bias, logit_scale, softcap):
     return z
 
 def linear_ce_torch(hidden, weight, targets, segments=None, n_segments=None, bias=None, logit_scale: float = 1.0,
-                    softcap: float | None = None, ignore_index: int = -100, out=None, budget_bytes: int = 64 << 20):
+                    softcap: float | None = None, ignore_index: int = -100, out=None, budget_bytes: int = 64 << 20,
+                    check: bool = True, # validate targets (a host sync on a GPU)
+                   ):
     "Kernel 2's result in PyTorch: logits of at most `budget_bytes` (float32) exist at any time."
     R, V = hidden.shape[0], weight.shape[0]
-    _check_targets(targets, V, ignore_index)
+    if check: _check_targets(targets, V, ignore_index)
     loss = out if out is not None else torch.empty(R, dtype=torch.float32, device=hidden.device)
     step = _chunk_rows(V, budget_bytes)
     for k in range(0, R, step):
@@ -702,11 +704,13 @@ def _kernel2_or_chunked(hidden, weight, *args, **kw):
     return linear_ce_chunked(hidden, weight, *args, **kw)
 
 def linear_cross_entropy(hidden, weight, targets, segments=None, n_segments=None, bias=None, logit_scale: float = 1.0,
-                         softcap: float | None = None, ignore_index: int = -100, out=None, backend: str = "auto"):
+                         softcap: float | None = None, ignore_index: int = -100, out=None, backend: str = "auto",
+                         check: bool = True, # validate targets (a host sync); a caller that checked them on the CPU passes False
+                        ):
     "Per-row cross-entropy of `hidden @ weight.T` (never materialized) and per-segment (sum, count)."
     fn = _kernel2_or_chunked if backend == "auto" else linear_ce_triton
     return _run(fn, linear_ce_torch, hidden.device, backend, hidden, weight, targets, segments, n_segments,
-                bias=bias, logit_scale=logit_scale, softcap=softcap, ignore_index=ignore_index, out=out)
+                bias=bias, logit_scale=logit_scale, softcap=softcap, ignore_index=ignore_index, out=out, check=check)
 
 # %% ../nbs/03_kernels.ipynb #0e853cae
 def random_segments(n_samples: int, max_len: int = 9, empty: int | None = None, g=None):
