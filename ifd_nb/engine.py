@@ -122,8 +122,8 @@ def _losses(model, seqs, pad, backend, packed, to_cpu: bool = True) -> list[torc
     return sequence_token_losses(model, [(ids, start) for _, ids, start in seqs], pad, backend, packed, to_cpu)
 
 def _to_host(losses: list[torch.Tensor]) -> list[torch.Tensor]:
-    "Many per-sequence loss tensors on one device, copied to the CPU in one transfer (one host sync)."
-    if not losses or all(l.device.type == "cpu" for l in losses): return losses
+    "Many per-sequence loss tensors on one device, copied to the CPU in one transfer (one host sync on a GPU)."
+    if not losses: return []
     return list(torch.cat([l.to(losses[0].device) for l in losses]).cpu().split([len(l) for l in losses]))
 
 def _compile_backbone(model):
