@@ -67,8 +67,9 @@ def profile_engine(rows, tok, n=1000):
     if SMOKE:
         model, dev, n = tiny_model(), "cpu", 24
     else:
-        from transformers import AutoModelForCausalLM, LlamaConfig
-        cfg = LlamaConfig.from_dict(json.load(open(Path(os.environ["IFD_NB_TOKENIZER_DIR"])/"config.json")))
+        from transformers import AutoModelForCausalLM
+        from ifd_nb.engine import benchmark_configs
+        cfg = benchmark_configs()["SmolLM2-135M (config, random weights)"]
         model, dev = AutoModelForCausalLM.from_config(cfg, dtype=torch.bfloat16).to("cuda").eval(), "cuda"
     score_dataset(rows[:64], model, tok, batch_tokens=65536, progress=False, verbose=False)  # warm-up, compiles
     acts = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if dev == "cuda" else [])
@@ -95,14 +96,6 @@ def profile_engine(rows, tok, n=1000):
     return dict(n=n, wall_s_under_profiler=wall, wall_s=time.time() - t, tokenize_s=t_enc)
 
 
-def model_configs():
-    "The engine benchmark's two shapes: SmolLM2-135M (from its config) and Qwen2-0.5B's (random weights)."
-    from transformers import LlamaConfig, Qwen2Config
-    return {"SmolLM2-135M (config, random weights)": LlamaConfig.from_dict(json.load(open(Path(os.environ["IFD_NB_TOKENIZER_DIR"])/"config.json"))),
-            "Qwen2-0.5B shape (random weights)": Qwen2Config(vocab_size=151936, hidden_size=896, intermediate_size=4864,
-                num_hidden_layers=24, num_attention_heads=14, num_key_value_heads=2, max_position_embeddings=32768, tie_word_embeddings=True)}
-
-
 def attention_backends(rows, tok, n=2000, models=None, dev="cuda"):
     "Engine samples/s under each SDPA backend (PyTorch's default pick, flash, memory-efficient, cuDNN), same model, same rows."
     from torch.nn.attention import sdpa_kernel, SDPBackend
@@ -113,7 +106,8 @@ def attention_backends(rows, tok, n=2000, models=None, dev="cuda"):
     t = time.time(); encode_samples(tok, rows[:n]); out = dict(tokenize_s=time.time() - t, n=n, results=[])
     choices = {"default": None, "flash": SDPBackend.FLASH_ATTENTION, "efficient": SDPBackend.EFFICIENT_ATTENTION,
                "cudnn": SDPBackend.CUDNN_ATTENTION}
-    for name, cfg in (models or model_configs()).items():
+    from ifd_nb.engine import benchmark_configs
+    for name, cfg in (models or benchmark_configs()).items():
         torch.manual_seed(0)
         model = cfg if isinstance(cfg, torch.nn.Module) else AutoModelForCausalLM.from_config(cfg, dtype=torch.bfloat16).to(dev).eval()
         first = None

@@ -16,7 +16,7 @@ from .models import load_model
 # %% auto #0
 __all__ = ['LOOP_MAX_LENGTH', 'score_spec', 'sample_key', 'plan_batches', 'packing_pays', 'ShardStore', 'distributed_state',
            'describe_model', 'float32_model', 'score_dataset', 'reference_loop', 'model_flops', 'matmul_rate',
-           'engine_vs_loop', 'gpu_engine_benchmark']
+           'engine_vs_loop', 'benchmark_configs', 'gpu_engine_benchmark']
 
 # %% ../nbs/05_engine.ipynb #ee396232
 def score_spec(model_name: str, mode: str = "default", template=None, max_length=None, bare_context=None) -> dict:
@@ -314,20 +314,24 @@ def engine_vs_loop(rows, model, tokenizer, batch_tokens: int = 16384, backend: s
                 speedup_bound=t_loop / (f_eng / peak))  # if the engine ran every FLOP at the matmul rate
 
 # %% ../nbs/05_engine.ipynb #53dd5571
+def benchmark_configs() -> dict:
+    "The GPU benchmark's model shapes: SmolLM2-135M's config (from `$IFD_NB_TOKENIZER_DIR`) and a Qwen2-0.5B-shaped one."
+    from transformers import LlamaConfig, Qwen2Config
+    return {"SmolLM2-135M (config, random weights)": LlamaConfig.from_dict(json.load(open(Path(os.environ["IFD_NB_TOKENIZER_DIR"])/"config.json"))),
+            "Qwen2-0.5B shape (random weights)": Qwen2Config(vocab_size=151936, hidden_size=896, intermediate_size=4864,
+                num_hidden_layers=24, num_attention_heads=14, num_key_value_heads=2, max_position_embeddings=32768, tie_word_embeddings=True)}
+
 def gpu_engine_benchmark(rows, tokenizer, n_loop: int = 200, n_engine: int = 2000, batch_tokens: int = 65536,
                          compile_backbone: bool = False) -> list[dict]:
     "Engine vs reference-style loop on GPU for random-weight models built from configs; see the markdown above."
-    from transformers import AutoModelForCausalLM, LlamaConfig, Qwen2Config
+    from transformers import AutoModelForCausalLM
     dev = torch.device("cuda")
     a = torch.randn(8192, 8192, device=dev, dtype=torch.bfloat16)
     import triton
     peak = 2 * 8192**3 / triton.testing.do_bench(lambda: a @ a, return_mode="median") / 1e9 * 1e12
     del a
-    cfgs = {"SmolLM2-135M (config, random weights)": LlamaConfig.from_dict(json.load(open(Path(os.environ["IFD_NB_TOKENIZER_DIR"])/"config.json"))),
-            "Qwen2-0.5B shape (random weights)": Qwen2Config(vocab_size=151936, hidden_size=896, intermediate_size=4864,
-                num_hidden_layers=24, num_attention_heads=14, num_key_value_heads=2, max_position_embeddings=32768, tie_word_embeddings=True)}
     out = []
-    for name, cfg in cfgs.items():
+    for name, cfg in benchmark_configs().items():
         torch.manual_seed(0)
         model = AutoModelForCausalLM.from_config(cfg, dtype=torch.bfloat16).to(dev).eval()
         reference_loop(rows[:8], model, tokenizer)  # warm-up

@@ -69,7 +69,7 @@ def encode_exact(tokenizer, prompt: str, answer: str,
                          max_length)
 
 # %% ../nbs/02_ifd.ipynb #51d76206
-from .kernels import linear_cross_entropy
+from .kernels import linear_cross_entropy, _check_targets
 
 def output_projection(model):
     "(weight, bias, logit_scale, softcap) of a causal LM's output layer, read from the model and its config."
@@ -138,7 +138,6 @@ def sequence_token_losses(model, # a causal LM
                           to_cpu: bool = True, # False: losses stay on the device, no host sync (the engine moves a chunk at once)
                          ) -> list[torch.Tensor]:
     "Per-token cross-entropy (float32) of `ids[start:]` for each sequence, from one forward pass."
-    from ifd_nb.kernels import _check_targets
     dev = input_device(model)
     x, kw, offsets = batch_layout(seqs, pad_id, packed)
     if backend != "reference": kw.pop("attention_mask", None)  # right padding under a causal mask: no real token can see a pad (see above)

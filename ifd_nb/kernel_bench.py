@@ -172,11 +172,12 @@ def bench_kernel2(V: int, D: int, T: int, dev="cuda",
     impls["ours_plain(128,256,64,w8,s3)"] = lambda: linear_ce_triton(h, w, tgt, seg, group_rows=T, seg_table=tab, check=False)  # plain order
     n_sm = torch.cuda.get_device_properties(dev).multi_processor_count
     fill_twice = max(1, min(-(-V // 1024), -(-2 * n_sm // -(-T // 128))))  # the slice count of the first H100 run
-    if variants: impls["ours_fill_twice(128,256,64,w8,s3)"] = lambda: linear_ce_triton(h, w, tgt, seg, n_split=fill_twice, seg_table=tab, check=False)
-    for k in ((2, 4) if variants else ()):  # k slices, programs in groups of (SMs / k) row blocks x k slices: one wave shares few hidden blocks
-        impls[f"ours_grouped{k}(128,256,64,w8,s3)"] = (lambda k=k: linear_ce_triton(h, w, tgt, seg, n_split=k,
-            group_rows=max(1, n_sm // k), seg_table=tab, check=False))
-    if variants: impls["ours_chunked"] = lambda: linear_ce_chunked(h, w, tgt, seg, seg_table=tab, check=False)
+    if variants:
+        impls["ours_fill_twice(128,256,64,w8,s3)"] = lambda: linear_ce_triton(h, w, tgt, seg, n_split=fill_twice, seg_table=tab, check=False)
+        for k in (2, 4):  # k slices, programs in groups of (SMs / k) row blocks x k slices: one wave shares few hidden blocks
+            impls[f"ours_grouped{k}(128,256,64,w8,s3)"] = (lambda k=k: linear_ce_triton(h, w, tgt, seg, n_split=k,
+                group_rows=max(1, n_sm // k), seg_table=tab, check=False))
+        impls["ours_chunked"] = lambda: linear_ce_chunked(h, w, tgt, seg, seg_table=tab, check=False)
     rows = []
     for name, fn in impls.items():
         try:

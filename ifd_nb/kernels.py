@@ -125,16 +125,17 @@ def _check_targets(targets, V, ignore_index):
         raise ValueError(f"target ids must lie in [0, {V}) or equal ignore_index={ignore_index}")
 
 # %% ../nbs/03_kernels.ipynb #f046cf9f
-def _seg_outputs(segments, n_segments, device, seg_table=None):
+def _seg_outputs(segments, device, seg_table):
+    "The kernels' segment arguments and zeroed outputs, from a validated `seg_table` (None without segments)."
     if segments is None: return None
-    starts, counts = seg_table if seg_table is not None else segment_table(segments, n_segments)
+    starts, counts = seg_table
     n = len(counts)
     zeros = torch.zeros(3, n, dtype=torch.int32, device=device)  # one memset: arrival counters, sums (as float), counts
     return dict(seg=segments.to(device=device, dtype=torch.int32).contiguous(), start=starts.to(device, torch.int64),
                 len=counts.to(device, torch.int32), counter=zeros[0], sum=zeros[1].view(torch.float32), cnt=zeros[2])
 
-def _checked_seg_outputs(targets, V: int, ignore_index: int, segments, n_segments, device, seg_table=None, check: bool = True):
-    "`_seg_outputs`, with the targets (if `check`) and the segments (unless `seg_table` is given) validated in one host sync."
+def _validated_seg_table(targets, V: int, ignore_index: int, segments, n_segments, seg_table=None, check: bool = True):
+    "The segment table (None without segments); targets (if `check`) and segments (unless `seg_table` is given) validated in one host sync."
     ok = _targets_ok(targets, V, ignore_index) if check else None
     if segments is not None and seg_table is None:
         starts, counts, seg_ok = _segment_table(segments, n_segments)
@@ -142,7 +143,7 @@ def _checked_seg_outputs(targets, V: int, ignore_index: int, segments, n_segment
     if ok is not None and not bool(ok):
         if check: _check_targets(targets, V, ignore_index)  # names the culprit
         raise ValueError(SEGMENT_ERROR)
-    return _seg_outputs(segments, n_segments, device, seg_table)
+    return seg_table
 
 def ce_logits_triton(logits, # [R, V] fp32/fp16/bf16, rows contiguous in memory
                      targets, # [R] target ids (or ignore_index)
@@ -154,7 +155,7 @@ def ce_logits_triton(logits, # [R, V] fp32/fp16/bf16, rows contiguous in memory
     "Kernel 1: per-row cross-entropy and per-segment (sum, count) from logits, in one launch: `(loss, seg_sum, seg_count)`."
     R, V = logits.shape
     assert logits.stride(1) == 1, "logits rows must be contiguous"
-    sg = _checked_seg_outputs(targets, V, ignore_index, segments, n_segments, logits.device, seg_table, check)
+    sg = _seg_outputs(segments, logits.device, _validated_seg_table(targets, V, ignore_index, segments, n_segments, seg_table, check))
     loss = out if out is not None else torch.empty(R, dtype=torch.float32, device=logits.device)
     if R == 0: return loss, (sg["sum"] if sg else None), (sg["cnt"] if sg else None)
     d = sg or dict(seg=loss, start=loss, len=loss, counter=loss, sum=loss, cnt=loss)  # unused placeholders
@@ -168,10 +169,10 @@ def ce_logits_triton(logits, # [R, V] fp32/fp16/bf16, rows contiguous in memory
 def _chunk_rows(V: int, budget_bytes: int) -> int:
     return max(1, budget_bytes // (4 * max(V, 1)))
 
-def _segment_sums_torch(loss, targets, segments, n_segments, ignore_index, seg_table=None):
+def _segment_sums_torch(loss, targets, ignore_index, seg_table):
     "Per-segment (sum, count) as differences of a float64 running sum at the segments' edges: deterministic on every device."
-    if segments is None: return None, None
-    starts, counts = seg_table if seg_table is not None else segment_table(segments, n_segments)
+    if seg_table is None: return None, None
+    starts, counts = seg_table
     starts, counts = starts.to(loss.device), counts.to(loss.device)
     zero = torch.zeros(1, dtype=torch.float64, device=loss.device)
     cs = torch.cat([zero, loss.double().cumsum(0)])
@@ -182,14 +183,14 @@ def ce_logits_torch(logits, targets, segments=None, n_segments=None, ignore_inde
                     budget_bytes: int = 64 << 20):
     "Kernel 1's result in PyTorch, chunked so the float32 temporaries stay under `budget_bytes`."
     R, V = logits.shape
-    _check_targets(targets, V, ignore_index)
+    tab = _validated_seg_table(targets, V, ignore_index, segments, n_segments)
     loss = out if out is not None else torch.empty(R, dtype=torch.float32, device=logits.device)
     step = _chunk_rows(V, budget_bytes)
     for k in range(0, R, step):
         lg, t = logits[k:k+step].float(), targets[k:k+step]
         v = t != ignore_index
         loss[k:k+step] = torch.where(v, torch.logsumexp(lg, -1) - lg.gather(1, torch.where(v, t, 0)[:, None].long())[:, 0], 0.0)
-    return (loss,) + _segment_sums_torch(loss, targets, segments, n_segments, ignore_index)
+    return (loss,) + _segment_sums_torch(loss, targets, ignore_index, tab)
 
 # %% ../nbs/03_kernels.ipynb #4d413821
 if HAS_TRITON:
@@ -566,7 +567,7 @@ def linear_ce_triton(hidden, # [R, D] final hidden states of the answer-predicti
     assert weight.shape[1] == D and hidden.stride(1) == 1 and weight.stride(1) == 1
     if not logit_scale > 0: raise ValueError(f"logit_scale must be positive, not {logit_scale}")  # the kernel's max relies on it
     dev = hidden.device
-    sg = _checked_seg_outputs(targets, V, ignore_index, segments, n_segments, dev, seg_table, check)
+    sg = _seg_outputs(segments, dev, _validated_seg_table(targets, V, ignore_index, segments, n_segments, seg_table, check))
     loss = out if out is not None else torch.empty(R, dtype=torch.float32, device=dev)
     if R == 0: return loss, (sg["sum"] if sg else None), (sg["cnt"] if sg else None)
     interp = _interpreting() or dev.type != "cuda"
@@ -627,7 +628,7 @@ def linear_ce_torch(hidden, weight, targets, segments=None, n_segments=None, bia
                    ):
     "Kernel 2's result in PyTorch: logits of at most `budget_bytes` (float32) exist at any time."
     R, V = hidden.shape[0], weight.shape[0]
-    if check: _check_targets(targets, V, ignore_index)
+    tab = _validated_seg_table(targets, V, ignore_index, segments, n_segments, check=check)
     loss = out if out is not None else torch.empty(R, dtype=torch.float32, device=hidden.device)
     step = _chunk_rows(V, budget_bytes)
     for k in range(0, R, step):
@@ -636,7 +637,7 @@ def linear_ce_torch(hidden, weight, targets, segments=None, n_segments=None, bia
         t = targets[k:k+step]; v = t != ignore_index
         loss[k:k+step] = torch.where(v, torch.logsumexp(z, -1) - z.gather(1, torch.where(v, t, 0)[:, None].long())[:, 0], 0.0)
         del z
-    return (loss,) + _segment_sums_torch(loss, targets, segments, n_segments, ignore_index)
+    return (loss,) + _segment_sums_torch(loss, targets, ignore_index, tab)
 
 # %% ../nbs/03_kernels.ipynb #f844112e
 def linear_ce_chunked(hidden, weight, targets, segments=None, n_segments=None, bias=None, logit_scale: float = 1.0,
@@ -645,7 +646,7 @@ def linear_ce_chunked(hidden, weight, targets, segments=None, n_segments=None, b
                       seg_table=None, check: bool = True):
     "Kernel 2's result from chunks of logits written by the vendor matmul and read once by kernel 1."
     R, V = hidden.shape[0], weight.shape[0]
-    if check: _check_targets(targets, V, ignore_index)
+    tab = _validated_seg_table(targets, V, ignore_index, segments, n_segments, seg_table, check)
     loss = out if out is not None else torch.empty(R, dtype=torch.float32, device=hidden.device)
     plain = bias is None and logit_scale == 1.0 and softcap is None
     step = max(1, budget_bytes // ((hidden.element_size() if plain else 4) * V))
@@ -654,7 +655,7 @@ def linear_ce_chunked(hidden, weight, targets, segments=None, n_segments=None, b
         if not plain: z = _apply_logit_transforms(z.float(), bias, logit_scale, softcap)
         ce_logits_triton(z, targets[k:k+step], out=loss[k:k+step], check=False)
         del z
-    return (loss,) + _segment_sums_torch(loss, targets, segments, n_segments, ignore_index, seg_table)
+    return (loss,) + _segment_sums_torch(loss, targets, ignore_index, tab)
 
 # %% ../nbs/03_kernels.ipynb #0f7f0251
 _FELL_BACK: set = set()
