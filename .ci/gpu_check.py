@@ -30,7 +30,10 @@ the timed run (the row count is no longer specialized on), or host-side work; th
 engine's throughput under each scaled-dot-product-attention backend (`attention_backends`: the first profile showed
 cuDNN attention's host-side cost, 1.6 ms a call).
 
-`--engine` (~2 min): step 2 without the compiled backbone, then step 3.
+`--engine` (~2-3 min): first `packed_attention_check` (does PyTorch's variable-length flash kernel run for each model's
+dtype and heads, and do packed rows agree with single sequences; the kernel's error if not), then step 2 without the
+compiled backbone (the engine runs twice: packed by default, then padded, with the IFD difference between the two),
+then step 3. Run this first in a new GPU session: it times the host-sync removals of 27 November and packing.
 
 On the device machine, from the repository root (carry `.devdata`, and `.whl` for Liger/CCE if wanted):
     pip install -q --no-deps -e . && (pip install -q --no-deps .whl/*.whl || true)
@@ -96,8 +99,32 @@ def profile_engine(rows, tok, n=1000):
     return dict(n=n, wall_s_under_profiler=wall, wall_s=time.time() - t, tokenize_s=t_enc)
 
 
+def packed_attention_check(models=None, dev="cuda"):
+    "Does PyTorch's variable-length flash kernel run for each benchmark model (bf16), and do packed rows match single sequences?"
+    import traceback
+    from transformers import AutoModelForCausalLM
+    from ifd_nb.engine import benchmark_configs, packing_plan, packed_rows_agree, attention_heads
+    from ifd_nb.ifd import flash_varlen_ok, _flash_varlen, packed_boundaries
+    out = []
+    for name, cfg in (models or benchmark_configs()).items():
+        torch.manual_seed(0)
+        model = cfg if isinstance(cfg, torch.nn.Module) else AutoModelForCausalLM.from_config(cfg, dtype=torch.bfloat16).to(dev).eval()
+        h, kv, d = attention_heads(model)
+        r = dict(model=name, heads=[h, kv, d], dtype=str(model.dtype), flash_varlen_ok=flash_varlen_ok(dev, model.dtype, h, kv, d),
+                 packing_plan=packing_plan(model), packed_rows_agree=packed_rows_agree(model))
+        if dev == "cuda" and not r["flash_varlen_ok"]:  # why not: the kernel's own error
+            try:
+                q = torch.randn(40, h, d, device=dev, dtype=model.dtype); k = torch.randn(40, kv, d, device=dev, dtype=model.dtype)
+                _flash_varlen(q, k, k, packed_boundaries([15, 25])["cu_seq_lens_q"].to(dev), 25)
+                r["flash_error"] = "ran, but disagreed with per-sequence attention"
+            except Exception: r["flash_error"] = traceback.format_exc()[-1500:]
+        out.append(r); print(r, flush=True)
+        del model
+    return out
+
+
 def attention_backends(rows, tok, n=2000, models=None, dev="cuda"):
-    "Engine samples/s under each SDPA backend (PyTorch's default pick, flash, memory-efficient, cuDNN), same model, same rows."
+    "Engine samples/s (padded batches: SDPA) under each SDPA backend (PyTorch's default pick, flash, memory-efficient, cuDNN)."
     from torch.nn.attention import sdpa_kernel, SDPBackend
     from contextlib import nullcontext
     from transformers import AutoModelForCausalLM
@@ -115,10 +142,10 @@ def attention_backends(rows, tok, n=2000, models=None, dev="cuda"):
             ctx = nullcontext() if kind is None else sdpa_kernel([kind])
             try:
                 with ctx:
-                    score_dataset(rows[:64], model, tok, batch_tokens=65536, progress=False, verbose=False)  # warm-up
+                    score_dataset(rows[:64], model, tok, batch_tokens=65536, packing=False, progress=False, verbose=False)  # warm-up
                     if dev == "cuda": torch.cuda.synchronize()
                     t = time.time()
-                    res = score_dataset(rows[:n], model, tok, batch_tokens=65536, progress=False, verbose=False)
+                    res = score_dataset(rows[:n], model, tok, batch_tokens=65536, packing=False, progress=False, verbose=False)
                     if dev == "cuda": torch.cuda.synchronize()
                     dt = time.time() - t
                 ifd = torch.tensor(res["ifd"].to_numpy(), dtype=torch.float64)
@@ -140,16 +167,18 @@ def main():
     if SMOKE:
         from ifd_nb.models import tiny_model
         steps.append(("attention", lambda: attention_backends(rows, tok, n=24, models={"tiny": tiny_model()}, dev="cpu")))
+        steps.insert(0, ("packed_attention", lambda: packed_attention_check({"tiny": tiny_model(n_kv_heads=2)}, dev="cpu")))
     else:
         from ifd_nb.engine import gpu_engine_benchmark
         from ifd_nb.kernel_bench import main as kernel_bench
         if ENGINE:  # the engine against the loop only (no compile), then the profile
-            steps = [("engine", lambda: gpu_engine_benchmark(rows, tok, n_loop=100, n_engine=2000)), *steps]
+            steps = [("packed_attention", packed_attention_check),
+                     ("engine", lambda: gpu_engine_benchmark(rows, tok, n_loop=100, n_engine=2000)), *steps]
         elif SHORT:
             steps = [("kernels", lambda: kernel_bench(str(OUT), k1_configs=((2048, 8),), k2_configs=((128, 256, 64, 8, 3, False),),
                                                       variants=False)),
                      ("attention", lambda: attention_backends(rows, tok))]
-        else: steps = [("kernels", lambda: kernel_bench(str(OUT))),
+        else: steps = [("packed_attention", packed_attention_check), ("kernels", lambda: kernel_bench(str(OUT))),
                  ("engine", lambda: gpu_engine_benchmark(rows, tok, n_loop=100, n_engine=2000, compile_backbone=True)),
                  *steps]
     for name, fn in steps:

@@ -146,7 +146,10 @@ Against the engine issue's targets on an H100:
   two thirds on element-wise kernels. `torch.compile` of the backbone, which should fuse those, made it slower here
   (483 and 406 samples/s against 707 and 495, after 100 s and 52 s of compiling). Reaching 50% needs fused norms and
   rotary embeddings (compiled without the slowdown, or Liger's kernels), CUDA graphs or a host pipeline that tokenizes
-  ahead of the GPU, and padding-free batches (17.5% of positions are padding here).
+  ahead of the GPU, and padding-free batches (17.5% of positions are padding here). Since built, **not yet timed on a
+  GPU**: the host-sync removals (index tensors and target checks on the CPU, pinned non-blocking copies, one copy back
+  per chunk) and packed rows through PyTorch's variable-length flash kernel (`packed_attention` in 02, the engine's
+  default where `flash_varlen_ok` passes); `.ci/gpu_check.py --engine` measures both, packed against padded in one run.
 """)
 r = json.load(open(R + 'h100_2026-11-26.json'))
 k1 = [x['pct_copy'] for x in r['kernel1'] if x.get('impl') == 'ours(bv=2048,w=8)' and 'ms' in x]
@@ -174,11 +177,22 @@ for x in e['results']:
 out.append("\nAgainst the engine issue's targets on an H100 (≥ 30× the loop, ≥ 50% MFU): 28× and 39×; MFU 2.3% and 11.5%, far "
  "from 50%. At these sizes a 65k-token batch is a few milliseconds of matrix work and the engine's Python side "
  "(tokenizing, padding, bookkeeping) dominates; profiled on the 27th (above).\n")
-for name, x in results('cpu_engine'):
+for name, x in reversed(results('cpu_engine')):
     out.append(f"## Scoring engine on CPU ({x['machine']}), {name[11:21]}\n")
     out.append(f"`engine_vs_loop` (exported from `nbs/05_engine.ipynb`), {x['model']}, {x['data']}, `batch_tokens` {x.get('batch_tokens', 8192)}"
                f"{', ' + x['note'] if 'note' in x else ''}: the reference-style loop {x['loop_samples_per_s']:.2f} samples/s, the engine "
                f"{x['engine_samples_per_s']:.2f} samples/s: **{x['speedup']:.2f}×** (target ≥ 3×: not met).\n")
+    if 'padded_engine_samples_per_s' in x:
+        e, s_ = x['earlier_run_same_day'], x['small_run_same_day']
+        out.append(f"Packed against padded (`.ci/cpu_engine_bench.py`, raw JSON `nbs/bench_results/{name}`): in the same run the engine with "
+                   f"padded batches scored {x['padded_engine_samples_per_s']:.2f} samples/s ({x['engine_samples_per_s']/x['padded_engine_samples_per_s']:.2f}× for packing). "
+                   f"An earlier run that day, {e['note']}: loop {e['loop_samples_per_s']:.2f}, engine {e['engine_samples_per_s']:.2f} packed and "
+                   f"{e['padded_engine_samples_per_s']:.2f} padded ({e['engine_samples_per_s']/e['padded_engine_samples_per_s']:.2f}×). On {s_['note']}: "
+                   f"{s_['packed_samples_per_s']:.2f} samples/s packed, {s_['padded_samples_per_s']:.2f} padded "
+                   f"({s_['packed_samples_per_s']/s_['padded_samples_per_s']:.2f}×), and {s_['packed_with_transformers_block_mask_samples_per_s']:.2f} packed "
+                   "under transformers' own handling of a packed row with `sdpa` (a block-diagonal mask over the whole row), which is why the "
+                   "engine packs only with attention that takes the boundaries. The padded engine's two 200-row figures (1.47 and 1.63) show this "
+                   "shared machine's run-to-run spread.\n")
     if 'speedup_bound' in x:
         out.append(f"FLOP accounting of the same run: the engine has {100*x['engine_flops_share_of_loop']:.1f}% of the loop's FLOPs to do "
                    f"(it skips the output layer at prompt positions only; both still run the backbone over every token of both passes). "
@@ -189,6 +203,10 @@ for name, x in results('cpu_engine'):
                    f"so **≥ 3× is out of reach on this CPU for exact scoring**: it would need 3× fewer FLOPs, and the work IFD defines "
                    f"(two full forward passes) does not shrink, beyond the few dozen tokens of template text every prompt shares (a few percent). Runs of the same benchmark vary by about ±10% on this shared machine "
                    f"(1.22× and 1.04× on two days).\n")
+        if 'padded_engine_samples_per_s' in x:
+            out[-1] = out[-1].replace("(1.22× and 1.04× on two days).", "(1.22× and 1.04× on two earlier days). A profile of the packed engine "
+                   "(60 rows, `torch.profiler`) puts 78% of its time in `aten::mm` at about the matmul rate above; attention, the output layer's "
+                   "log-sum-exp and element-wise work share the rest.")
 for name, x in results('cpu_memory'):
     out.append(f"## PyTorch path's memory on CPU ({x['machine']}), {x['date']}\n")
     out.append(f"Raw JSON `nbs/bench_results/{name}` (the check itself runs in `nbs/03_kernels.ipynb`), torch {x['torch']}. "

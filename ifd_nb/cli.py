@@ -64,13 +64,13 @@ def _parser() -> argparse.ArgumentParser:
         q.add_argument("--template", default=None, help="alpaca | none | raw | chat | a format string with {instruction}")
         q.add_argument("--max-length", type=int, default=None, help="longest conditioned sequence, in tokens")
         q.add_argument("--limit", type=int, default=None, help="score only the first N rows")
-        q.add_argument("--batch-tokens", type=int, default=16384, help="padded tokens per forward pass")
+        q.add_argument("--batch-tokens", type=int, default=16384, help="token positions per forward pass (padded or packed)")
         q.add_argument("--shard-dir", default=None, help="where resumable shards go (default: OUTPUT.shards)")
         q.add_argument("--no-resume", action="store_true", help="recompute everything, ignoring existing shards")
         q.add_argument("--backend", default="auto", choices=["auto", "torch", "triton", "reference"],
                        help="cross-entropy path: auto (Triton on GPUs, PyTorch chunks on CPU), torch, triton, or reference (full logits)")
         q.add_argument("--packing", default="auto", choices=["auto", "on", "off"],
-                       help="padding-free batches: auto (when the model runs flash attention), on, off")
+                       help="padding-free batches: auto (where attention takes sequence boundaries: flash kernels on GPUs, per-sequence on CPU), on, off")
         q.add_argument("--attn", default=None, help="attention implementation: sdpa, eager, flash_attention_2 ...")
         q.add_argument("--device-map", default=None, help="e.g. auto: spread a model too large for one GPU (accelerate)")
         q.add_argument("--compile", action="store_true", help="torch.compile the backbone (one-time compile; pays on long GPU runs)")

@@ -10,13 +10,14 @@ from pathlib import Path
 import torch
 from tqdm.auto import tqdm
 from .data import read_rows, SkipSample, get_template
-from .ifd import encode_samples, sequence_token_losses, ifd_record, skipped_record, MODES, input_device
+from .ifd import (encode_samples, sequence_token_losses, ifd_record, skipped_record, MODES, input_device, batch_layout,
+                        PACKED_ATTENTION, register_packed_attention, flash_varlen_ok, attention_implementation)
 from .models import load_model
 
 # %% auto #0
-__all__ = ['LOOP_MAX_LENGTH', 'score_spec', 'sample_key', 'plan_batches', 'packing_pays', 'ShardStore', 'distributed_state',
-           'describe_model', 'float32_model', 'score_dataset', 'reference_loop', 'model_flops', 'matmul_rate',
-           'engine_vs_loop', 'benchmark_configs', 'gpu_engine_benchmark']
+__all__ = ['LOOP_MAX_LENGTH', 'score_spec', 'sample_key', 'plan_batches', 'attention_heads', 'packing_plan', 'packed_rows_agree',
+           'ShardStore', 'distributed_state', 'describe_model', 'float32_model', 'score_dataset', 'reference_loop',
+           'model_flops', 'matmul_rate', 'engine_vs_loop', 'benchmark_configs', 'gpu_engine_benchmark']
 
 # %% ../nbs/05_engine.ipynb #ee396232
 def score_spec(model_name: str, mode: str = "default", template=None, max_length=None, bare_context=None) -> dict:
@@ -51,9 +52,48 @@ def plan_batches(seqs: list[tuple], batch_tokens: int, packed: bool = False) -> 
     return batches, real, padded
 
 # %% ../nbs/05_engine.ipynb #d71d8556
-def packing_pays(model) -> bool:
-    "Whether the model's attention implementation computes packed rows per sequence (flash attention)."
-    return "flash" in str(getattr(model.config, "_attn_implementation", "") or "")
+def attention_heads(model) -> tuple[int, int, int]:
+    "(query heads, key/value heads, head size) of a transformers model, from its config."
+    cfg = model.config.get_text_config() if hasattr(model.config, "get_text_config") else model.config
+    heads = cfg.num_attention_heads
+    kv = getattr(cfg, "num_key_value_heads", None) or heads
+    return heads, kv, getattr(cfg, "head_dim", None) or cfg.hidden_size // heads
+
+def packing_plan(model, packing="auto") -> str | None:
+    "The attention implementation packed batches run under, or None for padded batches (`packing`: True, False, 'auto')."
+    impl = str(model.config._attn_implementation or "")
+    if packing is False: return None
+    if impl.startswith("flash"): return impl  # transformers' own variable-length flash path
+    if not (register_packed_attention() and hasattr(model, "set_attn_implementation")):
+        return impl if packing is True else None  # older transformers: a masked row, correct but no faster
+    if packing is True: return PACKED_ATTENTION
+    cfg = model.config.get_text_config() if hasattr(model.config, "get_text_config") else model.config
+    if getattr(cfg, "attn_logit_softcapping", None) or (getattr(cfg, "sliding_window", None) and getattr(cfg, "use_sliding_window", True)):
+        return None  # soft-capped or windowed attention: `packed_attention` refuses it
+    dev = input_device(model)
+    if dev.type == "cuda":  # the flash kernel or nothing: per-sequence attention would launch hundreds of kernels a layer
+        try: heads = attention_heads(model)
+        except AttributeError: return None  # a config without the usual head counts
+        if not flash_varlen_ok(dev, model.dtype, *heads): return None
+    return PACKED_ATTENTION
+
+@torch.no_grad()
+def packed_rows_agree(model, impl: str = PACKED_ATTENTION) -> bool:
+    "Whether `model` under `impl` gives each sequence of a packed row the hidden states it gets alone (3 random sequences)."
+    g = torch.Generator().manual_seed(0)
+    V, dev = model.get_input_embeddings().num_embeddings, input_device(model)
+    seqs = [(torch.randint(0, V, (n,), generator=g).tolist(), 1) for n in (9, 4, 17)]
+    want = torch.cat([model.base_model(input_ids=torch.tensor([ids], device=dev), use_cache=False).last_hidden_state[0].float()
+                      for ids, _ in seqs])
+    x, kw, _ = batch_layout(seqs, packed=True)
+    try:
+        with attention_implementation(model, impl):
+            if model.config._attn_implementation != PACKED_ATTENTION: kw = dict(position_ids=kw["position_ids"])
+            got = model.base_model(input_ids=x.to(dev), use_cache=False,
+                                   **{k: v.to(dev) if torch.is_tensor(v) else v for k, v in kw.items()}).last_hidden_state[0].float()
+    except (ValueError, RuntimeError, TypeError, AttributeError, KeyError): return False
+    tol = 1e-4 if model.dtype == torch.float32 else 5e-2  # relative; a sequence seeing another is off by O(1)
+    return got.shape == want.shape and bool((got - want.to(got.device)).norm() <= tol * want.norm())
 
 # %% ../nbs/05_engine.ipynb #e1d38c19
 class ShardStore:
@@ -136,16 +176,16 @@ def score_dataset(src, # rows, a file, a `datasets.Dataset` or a hub dataset nam
                   model="embedded", # a model name/path, or a loaded causal LM
                   tokenizer=None, # required when `model` is a loaded model
                   mode: str = "default", template=None, max_length: int | None = None, bare_context=None,
-                  batch_tokens: int = 16384, # padded tokens per forward pass
+                  batch_tokens: int = 16384, # token positions per forward pass (padded or packed)
                   backend: str = "auto", # cross-entropy path: 'auto', 'torch', 'triton' or 'reference'
-                  packing="auto", # padding-free rows: True, False, or 'auto' (with flash attention, see `packing_pays`)
+                  packing="auto", # padding-free rows: True, False, or 'auto' (see `packing_plan`)
                   output=None, # write the merged table here (.parquet, .jsonl or .csv)
                   shard_dir=None, # where shards go; default `<output>.shards`, or a temporary folder without `output`
                   resume: bool = True, # reuse shards already in `shard_dir`
                   flush_every: int | None = None, # samples per chunk and shard (default 512, or $IFD_NB_FLUSH_EVERY)
                   limit: int | None = None, device=None, dtype=None,
                   device_map=None, # e.g. 'auto': a model larger than one GPU, spread by accelerate
-                  attn_implementation=None, # e.g. 'flash_attention_2' (then packing pays)
+                  attn_implementation=None, # e.g. 'flash_attention_2' (packed through transformers' own path)
                   compile_backbone: bool = False, # `torch.compile` the backbone for any batch shape (see below)
                   fp16_guard: bool = True, # recompute in float32 the sequences whose float16 forward overflowed
                   progress: bool = True, verbose: bool = True,
@@ -166,9 +206,12 @@ def score_dataset(src, # rows, a file, a `datasets.Dataset` or a hub dataset nam
                                       dtype=dtype, device_map=device_map,
                                       attn_implementation=attn_implementation)
     elif tokenizer is None: raise ValueError("pass the tokenizer with a loaded model")
-    packed = packing_pays(model) if packing == "auto" else bool(packing)
+    impl = packing_plan(model, packing)
+    if impl == PACKED_ATTENTION and not packed_rows_agree(model):
+        say("packed rows disagree with single sequences on this model: padded batches"); impl = None
+    packed = impl is not None
     if compile_backbone: _compile_backbone(model)
-    say(f"model {name}: {describe_model(model)}; {'packed' if packed else 'padded'} batches")
+    say(f"model {name}: {describe_model(model)}; " + (f"packed batches ({impl} attention)" if packed else "padded batches"))
     spec = score_spec(name, mode, template, max_length, bare_context)
     keys = [sample_key(r, spec) for r in rows]
     tmpdir = None
@@ -194,35 +237,36 @@ def score_dataset(src, # rows, a file, a `datasets.Dataset` or a hub dataset nam
     pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
     n_tok, t1, real, padded, n_retry = 0, time.time(), 0, 0, 0
     guard = fp16_guard and model.dtype == torch.float16 and not getattr(model, "hf_device_map", None)
-    bar = tqdm(total=len(mine), disable=not progress or rank != 0, desc=f"IFD ({mode})", unit="sample")
-    for c in range(0, len(mine), flush_every):  # a chunk of samples is computed whole, then written as one shard
-        chunk = mine[c:c+flush_every]
-        seqs = [((i, p), ids, start) for i, e in chunk
-                for p, (ids, start) in enumerate(((e.cond_ids, e.cond_start), (e.bare_ids, e.bare_start)))]
-        batches, r_, p_ = plan_batches(seqs, batch_tokens, packed); real += r_; padded += p_
-        got, retry, overflowed, tags, outs = {}, [], set(), [], []
-        for batch in batches:  # no host sync per batch: the next one is prepared while the GPU runs this one
-            losses = _losses(model, batch, pad, backend, packed, to_cpu=False)
-            tags += [tag for tag, _, _ in batch]; outs += losses
-            if guard:  # one sync per batch, float16 only
-                finite = torch.stack([torch.isfinite(l).all() for l in losses]).tolist() if losses else []
-                retry += [s for s, ok in zip(batch, finite) if not ok]
-            n_tok += sum(len(ids) for _, ids, _ in batch)
-            bar.set_postfix(tok_s=f"{n_tok / max(time.time() - t1, 1e-9):.0f}")
-        got.update(zip(tags, _to_host(outs)))
-        if retry:  # float16 overflowed (inf/NaN): the same sequences again with the model in float32
-            n_retry += len(retry)
-            try:
-                with float32_model(model):
-                    for batch in plan_batches(retry, batch_tokens, packed)[0]:
-                        got.update((tag, l) for (tag, _, _), l in zip(batch, _losses(model, batch, pad, backend, packed)))
-            except torch.cuda.OutOfMemoryError: overflowed = {tag for tag, _, _ in retry}
-        recs = [ifd_record(got[(i, 0)], got[(i, 1)], e.n_prompt, e.truncated) | {"key": keys[i]} for i, e in chunk]
-        for (i, _), r in zip(chunk, recs):
-            if r["status"] == "nonfinite" and {(i, 0), (i, 1)} & overflowed: r["status"] = "fp16_overflow"
-        store.write(recs)
-        bar.update(len(chunk))
-    bar.close()
+    with attention_implementation(model, impl or model.config._attn_implementation):  # packed: the model's attention for the run
+        bar = tqdm(total=len(mine), disable=not progress or rank != 0, desc=f"IFD ({mode})", unit="sample")
+        for c in range(0, len(mine), flush_every):  # a chunk of samples is computed whole, then written as one shard
+            chunk = mine[c:c+flush_every]
+            seqs = [((i, p), ids, start) for i, e in chunk
+                    for p, (ids, start) in enumerate(((e.cond_ids, e.cond_start), (e.bare_ids, e.bare_start)))]
+            batches, r_, p_ = plan_batches(seqs, batch_tokens, packed); real += r_; padded += p_
+            got, retry, overflowed, tags, outs = {}, [], set(), [], []
+            for batch in batches:  # no host sync per batch: the next one is prepared while the GPU runs this one
+                losses = _losses(model, batch, pad, backend, packed, to_cpu=False)
+                tags += [tag for tag, _, _ in batch]; outs += losses
+                if guard:  # one sync per batch, float16 only
+                    finite = torch.stack([torch.isfinite(l).all() for l in losses]).tolist() if losses else []
+                    retry += [s for s, ok in zip(batch, finite) if not ok]
+                n_tok += sum(len(ids) for _, ids, _ in batch)
+                bar.set_postfix(tok_s=f"{n_tok / max(time.time() - t1, 1e-9):.0f}")
+            got.update(zip(tags, _to_host(outs)))
+            if retry:  # float16 overflowed (inf/NaN): the same sequences again with the model in float32
+                n_retry += len(retry)
+                try:
+                    with float32_model(model):
+                        for batch in plan_batches(retry, batch_tokens, packed)[0]:
+                            got.update((tag, l) for (tag, _, _), l in zip(batch, _losses(model, batch, pad, backend, packed)))
+                except torch.cuda.OutOfMemoryError: overflowed = {tag for tag, _, _ in retry}
+            recs = [ifd_record(got[(i, 0)], got[(i, 1)], e.n_prompt, e.truncated) | {"key": keys[i]} for i, e in chunk]
+            for (i, _), r in zip(chunk, recs):
+                if r["status"] == "nonfinite" and {(i, 0), (i, 1)} & overflowed: r["status"] = "fp16_overflow"
+            store.write(recs)
+            bar.update(len(chunk))
+        bar.close()
     state.wait_for_everyone()
     if rank != 0: return None
     done = store.load()
@@ -297,11 +341,11 @@ def matmul_rate(model, n: int = 2048, reps: int = 5) -> float:
         best = min(best, time.perf_counter() - t)
     return 2 * n * D * I / best
 
-def engine_vs_loop(rows, model, tokenizer, batch_tokens: int = 16384, backend: str = "auto") -> dict:
+def engine_vs_loop(rows, model, tokenizer, batch_tokens: int = 16384, backend: str = "auto", packing="auto") -> dict:
     "Samples/s of the reference-style loop and of the engine on the same rows, model and device, with their FLOP rates."
     t_loop = reference_loop(rows, model, tokenizer)
     t0 = time.time()
-    score_dataset(rows, model, tokenizer, batch_tokens=batch_tokens, backend=backend, progress=False, verbose=False)
+    score_dataset(rows, model, tokenizer, batch_tokens=batch_tokens, backend=backend, packing=packing, progress=False, verbose=False)
     if next(model.parameters()).device.type == "cuda": torch.cuda.synchronize()
     t_engine = time.time() - t0
     tpl = get_template("alpaca")
@@ -336,10 +380,13 @@ def gpu_engine_benchmark(rows, tokenizer, n_loop: int = 200, n_engine: int = 200
         model = AutoModelForCausalLM.from_config(cfg, dtype=torch.bfloat16).to(dev).eval()
         reference_loop(rows[:8], model, tokenizer)  # warm-up
         t_loop = reference_loop(rows[:n_loop], model, tokenizer)
-        score_dataset(rows[:64], model, tokenizer, batch_tokens=batch_tokens, progress=False, verbose=False)  # warm-up
-        torch.cuda.synchronize(); t0 = time.time()
-        score_dataset(rows[:n_engine], model, tokenizer, batch_tokens=batch_tokens, progress=False, verbose=False)
-        torch.cuda.synchronize(); t_eng = time.time() - t0
+        runs = {}
+        for packing in ("auto", False):  # the default (packed where the flash kernel works), then padded batches
+            score_dataset(rows[:64], model, tokenizer, batch_tokens=batch_tokens, packing=packing, progress=False, verbose=False)  # warm-up
+            torch.cuda.synchronize(); t0 = time.time()
+            df = score_dataset(rows[:n_engine], model, tokenizer, batch_tokens=batch_tokens, packing=packing, progress=False, verbose=False)
+            torch.cuda.synchronize(); runs[packing] = (time.time() - t0, torch.tensor(df.ifd.to_numpy(), dtype=torch.float64))
+        t_eng = runs["auto"][0]
         lens, _ = _engine_lengths(rows[:n_engine], tokenizer)
         fl = _backbone_flops(model, lens)
         own = matmul_rate(model, n=batch_tokens)  # the model's own MLP matmul at a full batch: the MFU a backbone could reach
@@ -347,7 +394,9 @@ def gpu_engine_benchmark(rows, tokenizer, n_loop: int = 200, n_engine: int = 200
                         loop_samples_per_s=n_loop / t_loop, engine_samples_per_s=n_engine / t_eng,
                         speedup=(n_engine / t_eng) / (n_loop / t_loop), engine_tokens_per_s=sum(lens) / t_eng,
                         backbone_TFLOPs=fl / t_eng / 1e12, mfu_vs_measured_matmul=fl / t_eng / peak, matmul_TFLOPs=peak / 1e12,
-                        model_matmul_TFLOPs=own / 1e12))
+                        model_matmul_TFLOPs=own / 1e12, packing=packing_plan(model) or "padded",
+                        padded_engine_samples_per_s=n_engine / runs[False][0],
+                        max_ifd_diff_packed_vs_padded=float((runs["auto"][1] - runs[False][1]).abs().nan_to_num(0).max())))
         if compile_backbone:  # the same engine with the backbone compiled: first the compile, then the same timed run
             try:
                 t0 = time.time()

@@ -4,7 +4,8 @@
 
 # %% ../nbs/02_ifd.ipynb #78dff461
 from __future__ import annotations
-import math
+import itertools, math
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 import torch
 import torch.nn.functional as F
@@ -12,10 +13,11 @@ from tqdm.auto import tqdm
 from .data import SkipSample, prompt_and_answer, get_template, read_rows, PromptTemplate
 
 # %% auto #0
-__all__ = ['RECORD_FIELDS', 'MODES', 'Encoded', 'special_prefix', 'bare_context_ids', 'encode_exact', 'output_projection',
-           'batch_layout', 'input_device', 'offloaded_head_losses', 'attention_order', 'to_device',
-           'sequence_token_losses', 'skipped_record', 'ifd_record', 'encode_cherry', 'encode_superfiltering',
-           'encode_sample', 'encode_samples', 'score_rows']
+__all__ = ['PACKED_ATTENTION', 'RECORD_FIELDS', 'MODES', 'Encoded', 'special_prefix', 'bare_context_ids', 'encode_exact',
+           'output_projection', 'packed_boundaries', 'batch_layout', 'flash_varlen_ok', 'packed_attention',
+           'register_packed_attention', 'attention_implementation', 'input_device', 'offloaded_head_losses',
+           'attention_order', 'to_device', 'sequence_token_losses', 'skipped_record', 'ifd_record', 'encode_cherry',
+           'encode_superfiltering', 'encode_sample', 'encode_samples', 'score_rows']
 
 # %% ../nbs/02_ifd.ipynb #21b7e4db
 @dataclass
@@ -78,21 +80,101 @@ def output_projection(model):
     return (head.weight, getattr(head, "bias", None), float(getattr(cfg, "logit_scale", None) or 1.0),
             getattr(cfg, "final_logit_softcapping", None))
 
+# %% ../nbs/02_ifd.ipynb #750bffad
+def packed_boundaries(lens: list[int]) -> dict:
+    "Where each sequence of a packed row starts (cumulative lengths, int32) and the longest length, as transformers names them."
+    cu = torch.tensor([0, *itertools.accumulate(lens)], dtype=torch.int32)
+    return dict(cu_seq_lens_q=cu, cu_seq_lens_k=cu, max_length_q=max(lens), max_length_k=max(lens))
+
 # %% ../nbs/02_ifd.ipynb #c587babb
 def batch_layout(seqs: list[tuple[list[int], int]], pad_id: int = 0, packed: bool = False):
-    "Input ids [rows, T], attention mask (padded) or position ids (packed), and each sequence's flat offset."
+    "Input ids [rows, T], attention mask (padded) or position ids and boundaries (packed), and each sequence's flat offset."
     lens = [len(ids) for ids, _ in seqs]
     for (ids, start) in seqs: assert 1 <= start <= len(ids), "the first scored token needs at least one token of context"
     flat = torch.tensor([t for ids, _ in seqs for t in ids], dtype=torch.long)
     if packed:  # one row, sequences end to end; position ids restart at 0 for each sequence
         pos = torch.cat([torch.arange(n) for n in lens])[None]
         offsets = torch.tensor([0] + lens[:-1]).cumsum(0)
-        return flat[None], dict(position_ids=pos), offsets
+        return flat[None], dict(position_ids=pos) | packed_boundaries(lens), offsets
     T = max(lens)
     x = torch.full((len(seqs), T), pad_id, dtype=torch.long)
     mask = torch.arange(T)[None] < torch.tensor(lens)[:, None]
     x[mask] = flat
     return x, dict(attention_mask=mask.long()), torch.arange(len(seqs)) * T
+
+# %% ../nbs/02_ifd.ipynb #a836ef1a
+PACKED_ATTENTION = "ifd_packed"  # the name `packed_attention` is registered under in transformers
+
+def _per_sequence_attention(q, k, v, # [T, heads, D] each (k, v may have fewer heads)
+                            bounds: list[int], scale=None):
+    "Causal attention of each sequence of a packed row on its own: one `scaled_dot_product_attention` call per sequence."
+    rep = q.shape[1] // k.shape[1]  # grouped-query heads: each key/value head serves `rep` query heads
+    if rep > 1: k, v = k.repeat_interleave(rep, 1), v.repeat_interleave(rep, 1)
+    out = torch.empty_like(q)
+    for a, b in zip(bounds[:-1], bounds[1:]):
+        qs, ks, vs = (t[a:b].transpose(0, 1)[None] for t in (q, k, v))  # [1, heads, n, D]: 4-D takes PyTorch's CPU flash kernel
+        out[a:b] = F.scaled_dot_product_attention(qs, ks, vs, is_causal=True, scale=scale)[0].transpose(0, 1)
+    return out
+
+def _flash_varlen(q, k, v, # [T, heads, D] each, CUDA, fp16/bf16
+                  cu, max_len: int, scale=None):
+    "Causal attention over a packed row with PyTorch's variable-length flash kernel."
+    return torch.ops.aten._flash_attention_forward(q, k, v, cu, cu, max_len, max_len, 0.0, True, False, scale=scale)[0]
+
+# %% ../nbs/02_ifd.ipynb #6c63ae4b
+_FLASH_VARLEN_OK = {}
+
+def flash_varlen_ok(device, dtype, heads: int, kv_heads: int, head_dim: int) -> bool:
+    "Whether PyTorch's variable-length flash kernel runs here and agrees with per-sequence attention (checked once each)."
+    key = (str(device), dtype, heads, kv_heads, head_dim)
+    if key not in _FLASH_VARLEN_OK:
+        ok = False
+        if torch.device(device).type == "cuda" and dtype in (torch.float16, torch.bfloat16):
+            g = torch.Generator(device=device).manual_seed(0)
+            lens = [5, 130, 1, 77]
+            q, k, v = (torch.randn(sum(lens), h, head_dim, device=device, dtype=dtype, generator=g) for h in (heads, kv_heads, kv_heads))
+            cu = packed_boundaries(lens)["cu_seq_lens_q"].to(device)
+            try:
+                got = _flash_varlen(q, k, v, cu, max(lens)).float()
+                want = _per_sequence_attention(q.float(), k.float(), v.float(), cu.tolist())
+                ok = bool(torch.allclose(got, want, rtol=2e-2, atol=2e-2))
+            except (RuntimeError, TypeError, NotImplementedError, AttributeError): ok = False  # no kernel for this card/dtype/shape
+        _FLASH_VARLEN_OK[key] = ok
+    return _FLASH_VARLEN_OK[key]
+
+def packed_attention(module, query, key, value, # [1, heads, T, D], as transformers passes them
+                     attention_mask=None, dropout: float = 0.0, scaling=None, **kw):
+    "transformers attention over one packed row: each sequence attends causally to itself only (see `packed_boundaries`)."
+    cu = kw.get("cu_seq_lens_q")
+    if cu is None or query.shape[0] != 1:
+        raise ValueError("packed_attention takes one packed row and its boundaries: pass packed_boundaries(lens) to the model")
+    if kw.get("softcap") is not None or not getattr(module, "is_causal", True):
+        raise ValueError("packed_attention computes plain causal attention (no soft-capping, no bidirectional layers)")
+    if kw.get("sliding_window") is not None and int(kw["max_length_q"]) > kw["sliding_window"]:
+        raise ValueError("a sequence is longer than the model's sliding window: score with padded batches (packing=False)")
+    q, k, v = (t[0].transpose(0, 1) for t in (query, key, value))  # [T, heads, D]
+    if flash_varlen_ok(q.device, q.dtype, q.shape[1], k.shape[1], q.shape[2]):
+        out = _flash_varlen(q.contiguous(), k.contiguous(), v.contiguous(), cu.to(q.device), int(kw["max_length_q"]), scaling)
+    else: out = _per_sequence_attention(q, k, v, cu.tolist(), scaling)
+    return out[None], None  # [1, T, heads, D]: transformers' layout for the output projection
+
+def register_packed_attention() -> bool:
+    "Register `packed_attention` as transformers attention implementation `ifd_packed`; False where transformers cannot take it."
+    try:
+        from transformers import AttentionInterface
+        import transformers.masking_utils  # noqa: F401 (transformers that builds no mask for unknown implementations)
+    except ImportError: return False
+    AttentionInterface.register(PACKED_ATTENTION, packed_attention)
+    return True
+
+@contextmanager
+def attention_implementation(model, name: str):
+    "The model running attention implementation `name` inside the block; its own restored after."
+    old = model.config._attn_implementation
+    if name == old: yield model; return
+    model.set_attn_implementation(name)
+    try: yield model
+    finally: model.set_attn_implementation(old)
 
 # %% ../nbs/02_ifd.ipynb #c99ff6f1
 def input_device(model) -> torch.device:
@@ -141,7 +223,9 @@ def sequence_token_losses(model, # a causal LM
     dev = input_device(model)
     x, kw, offsets = batch_layout(seqs, pad_id, packed)
     if backend != "reference": kw.pop("attention_mask", None)  # right padding under a causal mask: no real token can see a pad (see above)
-    x, kw = to_device(x, dev), {k: to_device(v, dev) for k, v in kw.items()}
+    if model.config._attn_implementation != PACKED_ATTENTION:  # only `packed_attention` reads the boundaries
+        for k in ("cu_seq_lens_q", "cu_seq_lens_k", "max_length_q", "max_length_k"): kw.pop(k, None)
+    x, kw = to_device(x, dev), {k: to_device(v, dev) if torch.is_tensor(v) else v for k, v in kw.items()}
     if backend == "reference":
         logits = model(input_ids=x, use_cache=False, **kw).logits
         logits = logits.reshape(-1, logits.shape[-1])

@@ -10,7 +10,7 @@ import torch
 
 # %% auto #0
 __all__ = ['EMBEDDED_NAME', 'EMBEDDED_GGUF', 'default_device', 'default_dtype', 'ModelNotFound', 'embedded_gguf_path',
-           'cache_dir', 'embedded_model_dir', 'load_tokenizer', 'load_model', 'tiny_model']
+           'cache_dir', 'embedded_model_dir', 'load_tokenizer', 'load_model', 'tiny_model', 'tiny_gpt2']
 
 # %% ../nbs/00_models.ipynb #0b8bcbee
 def default_device() -> torch.device:
@@ -106,11 +106,19 @@ def load_model(name: str = "embedded", # 'embedded', a local folder or a Hugging
 # %% ../nbs/00_models.ipynb #fe3e95ee
 def tiny_model(vocab_size: int = 49152, # vocabulary size (the embedded tokenizer's by default)
                hidden_size: int = 64, n_layers: int = 2, n_heads: int = 4,
+               n_kv_heads: int | None = None, # key/value heads (grouped-query attention); `n_heads` by default
                seed: int = 0, dtype=torch.float32, **config_kwargs):
     "A small randomly initialised Llama causal LM built from a config, for tests."
     from transformers import LlamaConfig, LlamaForCausalLM
     cfg = LlamaConfig(vocab_size=vocab_size, hidden_size=hidden_size, intermediate_size=hidden_size*2,
-                      num_hidden_layers=n_layers, num_attention_heads=n_heads, num_key_value_heads=n_heads,
+                      num_hidden_layers=n_layers, num_attention_heads=n_heads, num_key_value_heads=n_kv_heads or n_heads,
                       max_position_embeddings=4096, tie_word_embeddings=False, **config_kwargs)
     torch.manual_seed(seed)
     return LlamaForCausalLM(cfg).to(dtype).eval()
+
+# %% ../nbs/00_models.ipynb #074c86a2
+def tiny_gpt2(vocab_size: int = 1000, seed: int = 0):
+    "A small randomly initialised GPT-2 (Superfiltering's scorer family) built from a config, for tests."
+    from transformers import GPT2Config, GPT2LMHeadModel
+    torch.manual_seed(seed)
+    return GPT2LMHeadModel(GPT2Config(vocab_size=vocab_size, n_embd=64, n_layer=2, n_head=4, bos_token_id=0, eos_token_id=0)).eval()
