@@ -87,13 +87,8 @@ def profile_engine(rows, tok, n=1000):
     text += "== by CPU total time\n" + ka.table(sort_by="cpu_time_total", row_limit=30) + "\n"
     (OUT/"engine_profile.txt").write_text(text)
     print(text[:6000], flush=True)
-    from ifd_nb.ifd import encode_sample
-    from ifd_nb.data import SkipSample
-    t = time.time()
-    for r in rows[:n]:
-        try: encode_sample(tok, r)
-        except SkipSample: pass
-    t_enc = time.time() - t
+    from ifd_nb.ifd import encode_samples
+    t = time.time(); encode_samples(tok, rows[:n]); t_enc = time.time() - t  # batched, as the engine tokenizes
     t = time.time(); score_dataset(rows[:n], model, tok, batch_tokens=65536, progress=False, verbose=False)
     if dev == "cuda": torch.cuda.synchronize()
     return dict(n=n, wall_s_under_profiler=wall, wall_s=time.time() - t, tokenize_s=t_enc)

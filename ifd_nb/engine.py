@@ -88,7 +88,8 @@ def packed_rows_agree(model, impl: str = PACKED_ATTENTION) -> bool:
     x, kw, _ = batch_layout(seqs, packed=True)
     try:
         with attention_implementation(model, impl):
-            if model.config._attn_implementation != PACKED_ATTENTION: kw = dict(position_ids=kw["position_ids"])
+            if model.config._attn_implementation != impl: return False  # the model did not take it (warned, unchanged)
+            if impl != PACKED_ATTENTION: kw = dict(position_ids=kw["position_ids"])
             got = model.base_model(input_ids=x.to(dev), use_cache=False,
                                    **{k: v.to(dev) if torch.is_tensor(v) else v for k, v in kw.items()}).last_hidden_state[0].float()
     except (ValueError, RuntimeError, TypeError, AttributeError, KeyError): return False
@@ -208,7 +209,7 @@ def score_dataset(src, # rows, a file, a `datasets.Dataset` or a hub dataset nam
     elif tokenizer is None: raise ValueError("pass the tokenizer with a loaded model")
     impl = packing_plan(model, packing)
     if impl == PACKED_ATTENTION and not packed_rows_agree(model):
-        say("packed rows disagree with single sequences on this model: padded batches"); impl = None
+        say("packed attention does not work with this model (see `packed_rows_agree`): padded batches"); impl = None
     packed = impl is not None
     if compile_backbone: _compile_backbone(model)
     say(f"model {name}: {describe_model(model)}; " + (f"packed batches ({impl} attention)" if packed else "padded batches"))

@@ -5,6 +5,7 @@
 # %% ../nbs/02_ifd.ipynb #78dff461
 from __future__ import annotations
 import itertools, math
+import numpy as np
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 import torch
@@ -14,10 +15,10 @@ from .data import SkipSample, prompt_and_answer, get_template, read_rows, Prompt
 
 # %% auto #0
 __all__ = ['PACKED_ATTENTION', 'RECORD_FIELDS', 'MODES', 'Encoded', 'special_prefix', 'bare_context_ids', 'encode_exact',
-           'output_projection', 'packed_boundaries', 'batch_layout', 'flash_varlen_ok', 'packed_attention',
-           'register_packed_attention', 'attention_implementation', 'input_device', 'offloaded_head_losses',
-           'attention_order', 'to_device', 'sequence_token_losses', 'skipped_record', 'ifd_record', 'encode_cherry',
-           'encode_superfiltering', 'encode_sample', 'encode_samples', 'score_rows']
+           'output_projection', 'concat_ids', 'packed_boundaries', 'batch_layout', 'flash_varlen_ok',
+           'packed_attention', 'register_packed_attention', 'attention_implementation', 'input_device',
+           'offloaded_head_losses', 'attention_order', 'to_device', 'sequence_token_losses', 'skipped_record',
+           'ifd_record', 'encode_cherry', 'encode_superfiltering', 'encode_sample', 'encode_samples', 'score_rows']
 
 # %% ../nbs/02_ifd.ipynb #21b7e4db
 @dataclass
@@ -81,6 +82,12 @@ def output_projection(model):
             getattr(cfg, "final_logit_softcapping", None))
 
 # %% ../nbs/02_ifd.ipynb #750bffad
+def concat_ids(lists, # iterable of lists of token ids
+               n: int # their total length
+              ) -> torch.Tensor:
+    "Lists of token ids end to end as one int64 tensor, read in C (no Python loop over the tokens)."
+    return torch.from_numpy(np.fromiter(itertools.chain.from_iterable(lists), dtype=np.int64, count=n))
+
 def packed_boundaries(lens: list[int]) -> dict:
     "Where each sequence of a packed row starts (cumulative lengths, int32) and the longest length, as transformers names them."
     cu = torch.tensor([0, *itertools.accumulate(lens)], dtype=torch.int32)
@@ -91,7 +98,7 @@ def batch_layout(seqs: list[tuple[list[int], int]], pad_id: int = 0, packed: boo
     "Input ids [rows, T], attention mask (padded) or position ids and boundaries (packed), and each sequence's flat offset."
     lens = [len(ids) for ids, _ in seqs]
     for (ids, start) in seqs: assert 1 <= start <= len(ids), "the first scored token needs at least one token of context"
-    flat = torch.tensor([t for ids, _ in seqs for t in ids], dtype=torch.long)
+    flat = concat_ids((ids for ids, _ in seqs), sum(lens))
     if packed:  # one row, sequences end to end; position ids restart at 0 for each sequence
         pos = torch.cat([torch.arange(n) for n in lens])[None]
         offsets = torch.tensor([0] + lens[:-1]).cumsum(0)
@@ -238,7 +245,7 @@ def sequence_token_losses(model, # a causal LM
     n = torch.tensor([len(ids) - start for ids, start in seqs], dtype=torch.long)  # scored tokens per sequence
     first = offsets + torch.tensor([start - 1 for _, start in seqs], dtype=torch.long)  # flat row predicting each one's first
     rows = torch.repeat_interleave(first - (n.cumsum(0) - n), n) + torch.arange(int(n.sum()))  # first_i + k for its k-th token
-    tgt = torch.tensor([t for ids, start in seqs for t in ids[start:]], dtype=torch.long)
+    tgt = concat_ids((ids[start:] for ids, start in seqs), int(n.sum()))
     w, bias, scale, softcap = output_projection(model)
     _check_targets(tgt, w.shape[0], -100)  # on the CPU: no wait for the GPU
     with attention_order(dev):  # flash attention first on CUDA (above)
