@@ -11,7 +11,7 @@ import torch
 from tqdm.auto import tqdm
 from .data import read_rows, SkipSample, get_template
 from .ifd import (encode_samples, sequence_token_losses, ifd_record, skipped_record, MODES, input_device, batch_layout,
-                        PACKED_ATTENTION, register_packed_attention, flash_varlen_ok, attention_implementation)
+                        PACKED_ATTENTION, register_packed_attention, flash_varlen_ok, attention_implementation, forward_kwargs)
 from .models import load_model
 
 # %% auto #0
@@ -52,30 +52,38 @@ def plan_batches(seqs: list[tuple], batch_tokens: int, packed: bool = False) -> 
     return batches, real, padded
 
 # %% ../nbs/05_engine.ipynb #d71d8556
+def _text_config(model):
+    "The config of a model's language part (the model's own config for a plain causal LM)."
+    return model.config.get_text_config() if hasattr(model.config, "get_text_config") else model.config
+
 def attention_heads(model) -> tuple[int, int, int]:
     "(query heads, key/value heads, head size) of a transformers model, from its config."
-    cfg = model.config.get_text_config() if hasattr(model.config, "get_text_config") else model.config
+    cfg = _text_config(model)
     heads = cfg.num_attention_heads
     kv = getattr(cfg, "num_key_value_heads", None) or heads
     return heads, kv, getattr(cfg, "head_dim", None) or cfg.hidden_size // heads
 
-def packing_plan(model, packing="auto") -> str | None:
-    "The attention implementation packed batches run under, or None for padded batches (`packing`: True, False, 'auto')."
+def packing_plan(model, packing="auto", # True, False or 'auto'
+                 say=None, # called with a message when the model fails `packed_rows_agree`
+                ) -> str | None:
+    "The attention implementation packed batches run under, or None for padded batches."
     impl = str(model.config._attn_implementation or "")
     if packing is False: return None
     if impl.startswith("flash"): return impl  # transformers' own variable-length flash path
     if not (register_packed_attention() and hasattr(model, "set_attn_implementation")):
         return impl if packing is True else None  # older transformers: a masked row, correct but no faster
-    if packing is True: return PACKED_ATTENTION
-    cfg = model.config.get_text_config() if hasattr(model.config, "get_text_config") else model.config
-    if getattr(cfg, "attn_logit_softcapping", None) or (getattr(cfg, "sliding_window", None) and getattr(cfg, "use_sliding_window", True)):
-        return None  # soft-capped or windowed attention: `packed_attention` refuses it
-    dev = input_device(model)
-    if dev.type == "cuda":  # the flash kernel or nothing: per-sequence attention would launch hundreds of kernels a layer
-        try: heads = attention_heads(model)
-        except AttributeError: return None  # a config without the usual head counts
-        if not flash_varlen_ok(dev, model.dtype, *heads): return None
-    return PACKED_ATTENTION
+    if packing is not True:
+        cfg = _text_config(model)
+        if getattr(cfg, "attn_logit_softcapping", None) or (getattr(cfg, "sliding_window", None) and getattr(cfg, "use_sliding_window", True)):
+            return None  # soft-capped or windowed attention: `packed_attention` refuses it
+        dev = input_device(model)
+        if dev.type == "cuda":  # the flash kernel or nothing: per-sequence attention would launch hundreds of kernels a layer
+            try: heads = attention_heads(model)
+            except AttributeError: return None  # a config without the usual head counts
+            if not flash_varlen_ok(dev, model.dtype, *heads): return None
+    if packed_rows_agree(model): return PACKED_ATTENTION
+    if say: say("packed attention does not work with this model (see `packed_rows_agree`): padded batches")
+    return None
 
 @torch.no_grad()
 def packed_rows_agree(model, impl: str = PACKED_ATTENTION) -> bool:
@@ -89,9 +97,7 @@ def packed_rows_agree(model, impl: str = PACKED_ATTENTION) -> bool:
     try:
         with attention_implementation(model, impl):
             if model.config._attn_implementation != impl: return False  # the model did not take it (warned, unchanged)
-            if impl != PACKED_ATTENTION: kw = dict(position_ids=kw["position_ids"])
-            got = model.base_model(input_ids=x.to(dev), use_cache=False,
-                                   **{k: v.to(dev) if torch.is_tensor(v) else v for k, v in kw.items()}).last_hidden_state[0].float()
+            got = model.base_model(input_ids=x.to(dev), use_cache=False, **forward_kwargs(model, kw, dev)).last_hidden_state[0].float()
     except (ValueError, RuntimeError, TypeError, AttributeError, KeyError): return False
     tol = 1e-4 if model.dtype == torch.float32 else 5e-2  # relative; a sequence seeing another is off by O(1)
     return got.shape == want.shape and bool((got - want.to(got.device)).norm() <= tol * want.norm())
@@ -207,9 +213,7 @@ def score_dataset(src, # rows, a file, a `datasets.Dataset` or a hub dataset nam
                                       dtype=dtype, device_map=device_map,
                                       attn_implementation=attn_implementation)
     elif tokenizer is None: raise ValueError("pass the tokenizer with a loaded model")
-    impl = packing_plan(model, packing)
-    if impl == PACKED_ATTENTION and not packed_rows_agree(model):
-        say("packed attention does not work with this model (see `packed_rows_agree`): padded batches"); impl = None
+    impl = packing_plan(model, packing, say)
     packed = impl is not None
     if compile_backbone: _compile_backbone(model)
     say(f"model {name}: {describe_model(model)}; " + (f"packed batches ({impl} attention)" if packed else "padded batches"))

@@ -17,8 +17,9 @@ from .data import SkipSample, prompt_and_answer, get_template, read_rows, Prompt
 __all__ = ['PACKED_ATTENTION', 'RECORD_FIELDS', 'MODES', 'Encoded', 'special_prefix', 'bare_context_ids', 'encode_exact',
            'output_projection', 'concat_ids', 'packed_boundaries', 'batch_layout', 'flash_varlen_ok',
            'packed_attention', 'register_packed_attention', 'attention_implementation', 'input_device',
-           'offloaded_head_losses', 'attention_order', 'to_device', 'sequence_token_losses', 'skipped_record',
-           'ifd_record', 'encode_cherry', 'encode_superfiltering', 'encode_sample', 'encode_samples', 'score_rows']
+           'offloaded_head_losses', 'attention_order', 'to_device', 'forward_kwargs', 'sequence_token_losses',
+           'skipped_record', 'ifd_record', 'encode_cherry', 'encode_superfiltering', 'encode_sample', 'encode_samples',
+           'score_rows']
 
 # %% ../nbs/02_ifd.ipynb #21b7e4db
 @dataclass
@@ -217,6 +218,13 @@ def to_device(t, # a tensor
     if device.type != "cuda" or t.device.type != "cpu": return t.to(device)
     return t.pin_memory().to(device, non_blocking=True)
 
+def forward_kwargs(model, kw: dict, # `batch_layout`'s keyword arguments
+                   device) -> dict:
+    "The keyword arguments of a forward pass of `model` on `device`: the boundaries only for `packed_attention`, which alone reads them."
+    if model.config._attn_implementation != PACKED_ATTENTION:
+        kw = {k: v for k, v in kw.items() if k not in ("cu_seq_lens_q", "cu_seq_lens_k", "max_length_q", "max_length_k")}
+    return {k: to_device(v, device) if torch.is_tensor(v) else v for k, v in kw.items()}
+
 # %% ../nbs/02_ifd.ipynb #09a599af
 @torch.no_grad()
 def sequence_token_losses(model, # a causal LM
@@ -230,9 +238,7 @@ def sequence_token_losses(model, # a causal LM
     dev = input_device(model)
     x, kw, offsets = batch_layout(seqs, pad_id, packed)
     if backend != "reference": kw.pop("attention_mask", None)  # right padding under a causal mask: no real token can see a pad (see above)
-    if model.config._attn_implementation != PACKED_ATTENTION:  # only `packed_attention` reads the boundaries
-        for k in ("cu_seq_lens_q", "cu_seq_lens_k", "max_length_q", "max_length_k"): kw.pop(k, None)
-    x, kw = to_device(x, dev), {k: to_device(v, dev) if torch.is_tensor(v) else v for k, v in kw.items()}
+    x, kw = to_device(x, dev), forward_kwargs(model, kw, dev)
     if backend == "reference":
         logits = model(input_ids=x, use_cache=False, **kw).logits
         logits = logits.reshape(-1, logits.shape[-1])
