@@ -30,10 +30,12 @@ the timed run (the row count is no longer specialized on), or host-side work; th
 engine's throughput under each scaled-dot-product-attention backend (`attention_backends`: the first profile showed
 cuDNN attention's host-side cost, 1.6 ms a call).
 
-`--engine` (~2-3 min): first `packed_attention_check` (does PyTorch's variable-length flash kernel run for each model's
-dtype and heads, and do packed rows agree with single sequences; the kernel's error if not), then step 2 without the
-compiled backbone (the engine runs twice: packed by default, then padded, with the IFD difference between the two),
-then step 3. Run this first in a new GPU session: it times the host-sync removals of 27 November and packing.
+`--engine` (~4-5 min): first `packed_attention_check` (does PyTorch's variable-length flash kernel run for each model's
+dtype and heads, and do packed rows agree with single sequences; the kernel's error if not), then step 2 one model a
+step, the Qwen2-0.5B shape first (the engine runs three times: packed by default, padded, and packed with the backbone
+compiled, with the IFD differences against the first), then step 3. Run this first in a new GPU session: it times the
+host-sync removals and packing of 27 November, and the compiled packed backbone and the pipelined chunks built later that day
+(`packed_attention` runs eagerly between the compiled pieces of each layer; on CPU one compile serves every batch).
 
 On the device machine, from the repository root (carry `.devdata`, and `.whl` for Liger/CCE if wanted):
     pip install -q --no-deps -e . && (pip install -q --no-deps .whl/*.whl || true)
@@ -166,9 +168,11 @@ def main():
     else:
         from ifd_nb.engine import gpu_engine_benchmark
         from ifd_nb.kernel_bench import main as kernel_bench
-        if ENGINE:  # the engine against the loop only (no compile), then the profile
+        if ENGINE:  # the engine against the loop, packed, padded and compiled, one model a step (the larger first); then the profile
+            from ifd_nb.engine import benchmark_configs
             steps = [("packed_attention", packed_attention_check),
-                     ("engine", lambda: gpu_engine_benchmark(rows, tok, n_loop=100, n_engine=2000)), *steps]
+                     *[("engine", lambda n=n: gpu_engine_benchmark(rows, tok, n_loop=100, n_engine=2000, compile_backbone=True, names=[n]))
+                       for n in reversed(list(benchmark_configs()))], *steps]
         elif SHORT:
             steps = [("kernels", lambda: kernel_bench(str(OUT), k1_configs=((2048, 8),), k2_configs=((128, 256, 64, 8, 3, False),),
                                                       variants=False)),
@@ -178,8 +182,10 @@ def main():
                  *steps]
     for name, fn in steps:
         if time.time() - t0 > BUDGET_S: res[name] = "skipped: out of time"; continue
-        try: res[name] = fn()
-        except Exception: res[name] = dict(error=traceback.format_exc()[-3000:])
+        try: got = fn()
+        except Exception: got = dict(error=traceback.format_exc()[-3000:])
+        if name == "engine" and ENGINE: res.setdefault(name, []).extend(got if isinstance(got, list) else [got])  # a model a step
+        else: res[name] = got
         res[f"{name}_done_at_s"] = time.time() - t0; save()
         print(name, "done at", f"{time.time() - t0:.0f} s", flush=True)
     save()

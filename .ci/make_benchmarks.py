@@ -149,7 +149,10 @@ Against the engine issue's targets on an H100:
   ahead of the GPU, and padding-free batches (17.5% of positions are padding here). Since built, **not yet timed on a
   GPU**: the host-sync removals (index tensors and target checks on the CPU, pinned non-blocking copies, one copy back
   per chunk) and packed rows through PyTorch's variable-length flash kernel (`packed_attention` in 02, the engine's
-  default where `flash_varlen_ok` passes); `.ci/gpu_check.py --engine` measures both, packed against padded in one run.
+  default where `flash_varlen_ok` passes); later the same day, chunks in a pipeline (chunk k+1 queued on the device
+  before chunk k is waited for and written) and a compiled backbone that keeps packed rows (attention outside the
+  graph, one compile for every batch; 05). `.ci/gpu_check.py --engine` measures all of it: packed, padded and
+  packed-compiled in one run per model.
 """)
 r = json.load(open(R + 'h100_2026-11-26.json'))
 k1 = [x['pct_copy'] for x in r['kernel1'] if x.get('impl') == 'ours(bv=2048,w=8)' and 'ms' in x]

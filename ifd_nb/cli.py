@@ -73,7 +73,7 @@ def _parser() -> argparse.ArgumentParser:
                        help="padding-free batches: auto (where attention takes sequence boundaries: flash kernels on GPUs, per-sequence on CPU), on, off")
         q.add_argument("--attn", default=None, help="attention implementation: sdpa, eager, flash_attention_2 ...")
         q.add_argument("--device-map", default=None, help="e.g. auto: spread a model too large for one GPU (accelerate)")
-        q.add_argument("--compile", action="store_true", help="torch.compile the backbone (one-time compile; pays on long GPU runs)")
+        q.add_argument("--compile", action="store_true", help="torch.compile the backbone: one compile for every batch shape (see BENCHMARKS.md for what it gains)")
         q.add_argument("--device", default=None, help="cpu, cuda, cuda:1 ... (default: a GPU if there is one)")
         q.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     sub.choices["demo"].add_argument("-o", "--output", default="ifd_scores_demo.csv", help="where to write the scores")

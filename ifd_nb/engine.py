@@ -91,13 +91,13 @@ def packed_rows_agree(model, impl: str = PACKED_ATTENTION) -> bool:
     g = torch.Generator().manual_seed(0)
     V, dev = model.get_input_embeddings().num_embeddings, input_device(model)
     seqs = [(torch.randint(0, V, (n,), generator=g).tolist(), 1) for n in (9, 4, 17)]
-    want = torch.cat([model.base_model(input_ids=torch.tensor([ids], device=dev), use_cache=False).last_hidden_state[0].float()
-                      for ids, _ in seqs])
+    run = model.base_model.forward  # eager even where the backbone is compiled: the check adds no graphs to it
+    want = torch.cat([run(input_ids=torch.tensor([ids], device=dev), use_cache=False).last_hidden_state[0].float() for ids, _ in seqs])
     x, kw, _ = batch_layout(seqs, packed=True)
     try:
         with attention_implementation(model, impl):
             if model.config._attn_implementation != impl: return False  # the model did not take it (warned, unchanged)
-            got = model.base_model(input_ids=x.to(dev), use_cache=False, **forward_kwargs(model, kw, dev)).last_hidden_state[0].float()
+            got = run(input_ids=x.to(dev), use_cache=False, **forward_kwargs(model, kw, dev)).last_hidden_state[0].float()
     except (ValueError, RuntimeError, TypeError, AttributeError, KeyError): return False
     tol = 1e-4 if model.dtype == torch.float32 else 5e-2  # relative; a sequence seeing another is off by O(1)
     return got.shape == want.shape and bool((got - want.to(got.device)).norm() <= tol * want.norm())
@@ -168,10 +168,48 @@ def float32_model(model):
 def _losses(model, seqs, pad, backend, packed, to_cpu: bool = True) -> list[torch.Tensor]:
     return sequence_token_losses(model, [(ids, start) for _, ids, start in seqs], pad, backend, packed, to_cpu)
 
-def _to_host(losses: list[torch.Tensor]) -> list[torch.Tensor]:
-    "Many per-sequence loss tensors on one device, copied to the CPU in one transfer (one host sync on a GPU)."
-    if not losses: return []
-    return list(torch.cat([l.to(losses[0].device) for l in losses]).cpu().split([len(l) for l in losses]))
+def _to_host_async(losses: list[torch.Tensor]):
+    "Start copying many per-sequence loss tensors to the CPU in one transfer; call the result to wait for them, split per sequence."
+    if not losses: return lambda: []
+    flat, sizes = torch.cat([l.to(losses[0].device) for l in losses]), [len(l) for l in losses]
+    if flat.device.type != "cuda": return lambda: list(flat.cpu().split(sizes))
+    host = torch.empty(flat.shape, dtype=flat.dtype, pin_memory=True)
+    host.copy_(flat, non_blocking=True)  # queued behind the chunk's last batch: the host does not wait here
+    copied = torch.cuda.Event(); copied.record(torch.cuda.current_stream(flat.device))
+    def wait(): copied.synchronize(); return list(host.split(sizes))
+    return wait
+
+def _launch_chunk(model, chunk, # [(row index, `Encoded`)]
+                  batch_tokens, pad, backend, packed, guard: bool) -> dict:
+    "Queue the forward passes of a chunk's samples without waiting for them: its batches, their losses on the way to the host."
+    seqs = [((i, p), ids, start) for i, e in chunk
+            for p, (ids, start) in enumerate(((e.cond_ids, e.cond_start), (e.bare_ids, e.bare_start)))]
+    batches, real, padded = plan_batches(seqs, batch_tokens, packed)
+    tags, outs, finite = [], [], []
+    for batch in batches:
+        losses = _losses(model, batch, pad, backend, packed, to_cpu=False)
+        tags += [tag for tag, _, _ in batch]; outs += losses
+        if guard and losses: finite.append(torch.stack([torch.isfinite(l).all() for l in losses]))  # float16: checked on the device
+    return dict(chunk=chunk, batches=batches, tags=tags, losses=_to_host_async(outs), finite=finite, real=real, padded=padded,
+                tokens=sum(len(ids) for _, ids, _ in seqs))
+
+def _chunk_records(model, launched: dict, keys, batch_tokens, pad, backend, packed) -> tuple[list[dict], int]:
+    "Wait for a launched chunk and build its records; float16 sequences that overflowed are recomputed in float32 first."
+    got = dict(zip(launched["tags"], launched["losses"]()))
+    retry = [s for batch, ok in zip(launched["batches"], launched["finite"]) for s, f in zip(batch, ok.tolist()) if not f]
+    overflowed = set()
+    if retry:  # float16 overflowed (inf/NaN): the same sequences again with the model in float32
+        try:
+            with float32_model(model):
+                for batch in plan_batches(retry, batch_tokens, packed)[0]:
+                    got.update((tag, l) for (tag, _, _), l in zip(batch, _losses(model, batch, pad, backend, packed)))
+        except torch.cuda.OutOfMemoryError: overflowed = {tag for tag, _, _ in retry}
+    recs = []
+    for i, e in launched["chunk"]:
+        r = ifd_record(got[(i, 0)], got[(i, 1)], e.n_prompt, e.truncated) | {"key": keys[i]}
+        if r["status"] == "nonfinite" and {(i, 0), (i, 1)} & overflowed: r["status"] = "fp16_overflow"
+        recs.append(r)
+    return recs, len(retry)
 
 def _compile_backbone(model):
     "Compile the model's backbone in place with dynamic shapes (once: a compiled backbone is left as it is)."
@@ -242,36 +280,24 @@ def score_dataset(src, # rows, a file, a `datasets.Dataset` or a hub dataset nam
     pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
     n_tok, t1, real, padded, n_retry = 0, time.time(), 0, 0, 0
     guard = fp16_guard and model.dtype == torch.float16 and not getattr(model, "hf_device_map", None)
+    bar = tqdm(total=len(mine), disable=not progress or rank != 0, desc=f"IFD ({mode})", unit="sample")
+    in_flight = []  # queued chunks not yet written: at most two
+    def write_until(n: int):  # wait for the oldest queued chunks and write each as one shard, until `n` are left
+        nonlocal n_tok, n_retry
+        while len(in_flight) > n:
+            recs, k = _chunk_records(model, in_flight[0], keys, batch_tokens, pad, backend, packed)
+            store.write(recs); n_retry += k; n_tok += in_flight.pop(0)["tokens"]
+            bar.update(len(recs)); bar.set_postfix(tok_s=f"{n_tok / max(time.time() - t1, 1e-9):.0f}")
     with attention_implementation(model, impl or model.config._attn_implementation):  # packed: the model's attention for the run
-        bar = tqdm(total=len(mine), disable=not progress or rank != 0, desc=f"IFD ({mode})", unit="sample")
-        for c in range(0, len(mine), flush_every):  # a chunk of samples is computed whole, then written as one shard
-            chunk = mine[c:c+flush_every]
-            seqs = [((i, p), ids, start) for i, e in chunk
-                    for p, (ids, start) in enumerate(((e.cond_ids, e.cond_start), (e.bare_ids, e.bare_start)))]
-            batches, r_, p_ = plan_batches(seqs, batch_tokens, packed); real += r_; padded += p_
-            got, retry, overflowed, tags, outs = {}, [], set(), [], []
-            for batch in batches:  # no host sync per batch: the next one is prepared while the GPU runs this one
-                losses = _losses(model, batch, pad, backend, packed, to_cpu=False)
-                tags += [tag for tag, _, _ in batch]; outs += losses
-                if guard:  # one sync per batch, float16 only
-                    finite = torch.stack([torch.isfinite(l).all() for l in losses]).tolist() if losses else []
-                    retry += [s for s, ok in zip(batch, finite) if not ok]
-                n_tok += sum(len(ids) for _, ids, _ in batch)
-                bar.set_postfix(tok_s=f"{n_tok / max(time.time() - t1, 1e-9):.0f}")
-            got.update(zip(tags, _to_host(outs)))
-            if retry:  # float16 overflowed (inf/NaN): the same sequences again with the model in float32
-                n_retry += len(retry)
-                try:
-                    with float32_model(model):
-                        for batch in plan_batches(retry, batch_tokens, packed)[0]:
-                            got.update((tag, l) for (tag, _, _), l in zip(batch, _losses(model, batch, pad, backend, packed)))
-                except torch.cuda.OutOfMemoryError: overflowed = {tag for tag, _, _ in retry}
-            recs = [ifd_record(got[(i, 0)], got[(i, 1)], e.n_prompt, e.truncated) | {"key": keys[i]} for i, e in chunk]
-            for (i, _), r in zip(chunk, recs):
-                if r["status"] == "nonfinite" and {(i, 0), (i, 1)} & overflowed: r["status"] = "fp16_overflow"
-            store.write(recs)
-            bar.update(len(chunk))
-        bar.close()
+        try:
+            for c in range(0, len(mine), flush_every):  # chunk k+1 is queued on the device before chunk k is written
+                in_flight.append(_launch_chunk(model, mine[c:c+flush_every], batch_tokens, pad, backend, packed, guard))
+                real += in_flight[-1]["real"]; padded += in_flight[-1]["padded"]
+                write_until(1)
+            write_until(0)
+        except KeyboardInterrupt:  # what was computed is written before the interrupt goes on
+            write_until(0); raise
+        finally: bar.close()
     state.wait_for_everyone()
     if rank != 0: return None
     done = store.load()
@@ -371,7 +397,9 @@ def benchmark_configs() -> dict:
                 num_hidden_layers=24, num_attention_heads=14, num_key_value_heads=2, max_position_embeddings=32768, tie_word_embeddings=True)}
 
 def gpu_engine_benchmark(rows, tokenizer, n_loop: int = 200, n_engine: int = 2000, batch_tokens: int = 65536,
-                         compile_backbone: bool = False) -> list[dict]:
+                         compile_backbone: bool = False,
+                         names=None, # which of `benchmark_configs` (default: all)
+                        ) -> list[dict]:
     "Engine vs reference-style loop on GPU for random-weight models built from configs; see the markdown above."
     from transformers import AutoModelForCausalLM
     dev = torch.device("cuda")
@@ -381,6 +409,7 @@ def gpu_engine_benchmark(rows, tokenizer, n_loop: int = 200, n_engine: int = 200
     del a
     out = []
     for name, cfg in benchmark_configs().items():
+        if names is not None and name not in names: continue
         torch.manual_seed(0)
         model = AutoModelForCausalLM.from_config(cfg, dtype=torch.bfloat16).to(dev).eval()
         reference_loop(rows[:8], model, tokenizer)  # warm-up
@@ -402,15 +431,17 @@ def gpu_engine_benchmark(rows, tokenizer, n_loop: int = 200, n_engine: int = 200
                         model_matmul_TFLOPs=own / 1e12, packing=packing_plan(model) or "padded",
                         padded_engine_samples_per_s=n_engine / runs[False][0],
                         max_ifd_diff_packed_vs_padded=float((runs["auto"][1] - runs[False][1]).abs().nan_to_num(0).max())))
-        if compile_backbone:  # the same engine with the backbone compiled: first the compile, then the same timed run
+        if compile_backbone:  # the same engine (default packing) with the backbone compiled: first the compile, then the same timed run
             try:
                 t0 = time.time()
                 score_dataset(rows[:64], model, tokenizer, batch_tokens=batch_tokens, compile_backbone=True, progress=False, verbose=False)
                 torch.cuda.synchronize(); t_comp = time.time() - t0; t0 = time.time()
-                score_dataset(rows[:n_engine], model, tokenizer, batch_tokens=batch_tokens, compile_backbone=True, progress=False, verbose=False)
+                df = score_dataset(rows[:n_engine], model, tokenizer, batch_tokens=batch_tokens, compile_backbone=True, progress=False, verbose=False)
                 torch.cuda.synchronize(); t_c = time.time() - t0
+                ifd_c = torch.tensor(df.ifd.to_numpy(), dtype=torch.float64)
                 out[-1] |= dict(compile_s=t_comp, compiled_engine_samples_per_s=n_engine / t_c,
-                                compiled_speedup=(n_engine / t_c) / (n_loop / t_loop), compiled_mfu=fl / t_c / peak)
+                                compiled_speedup=(n_engine / t_c) / (n_loop / t_loop), compiled_mfu=fl / t_c / peak,
+                                max_ifd_diff_compiled_vs_eager=float((ifd_c - runs["auto"][1]).abs().nan_to_num(0).max()))
             except Exception as e: out[-1]["compiled_error"] = f"{type(e).__name__}: {str(e)[:300]}"
         print(out[-1], flush=True)
         del model; torch.cuda.empty_cache()

@@ -172,7 +172,7 @@ def register_packed_attention() -> bool:
         from transformers import AttentionInterface
         import transformers.masking_utils  # noqa: F401 (transformers that builds no mask for unknown implementations)
     except ImportError: return False
-    AttentionInterface.register(PACKED_ATTENTION, packed_attention)
+    AttentionInterface.register(PACKED_ATTENTION, torch.compiler.disable(packed_attention))  # eager inside a compiled model (below)
     return True
 
 @contextmanager

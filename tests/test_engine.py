@@ -1,5 +1,6 @@
 """The engine: equal to the reference scorer, resumable after SIGKILL, corrupt shards recomputed, two processes = one
-(under torchrun and accelerate launch), compiled = eager, the float16 overflow guard."""
+(under torchrun and accelerate launch), compiled = eager and compiled once, Ctrl-C keeps
+what was computed, the float16 overflow guard."""
 import os, random, shutil, subprocess, sys
 import numpy as np
 import pandas as pd
@@ -106,15 +107,55 @@ def test_cli_packing_and_attention_options_give_the_same_scores(tmp_path):
     np.testing.assert_allclose(a.ifd, b.ifd, rtol=0, atol=1e-5)
 
 
-def test_compiled_backbone_gives_the_same_scores():
+@pytest.mark.parametrize("packing", ["auto", False])
+def test_compiled_backbone_gives_the_same_scores_and_compiles_once(packing):
+    """Compiled = eager, packed (CPU: `packed_attention` runs eagerly between compiled pieces) and padded; a second
+    run on other rows, batch sizes and boundaries adds no graph (one compile serves every batch)."""
+    import torch
+    from torch._dynamo.utils import counters
     from ifd_nb.models import load_tokenizer, tiny_model
+    torch._dynamo.reset(); counters.clear()
     tok, model = load_tokenizer("embedded"), tiny_model()
-    rows = read_rows(demo_data_path())[:24]
-    plain = score_dataset(rows, model, tok, batch_tokens=2048, progress=False, verbose=False)
-    compiled = score_dataset(rows, model, tok, batch_tokens=2048, compile_backbone=True, progress=False, verbose=False)
+    rows = read_rows(demo_data_path())
+    first, other = random.Random().sample(rows[:64], 24), rows[64:104]
+    plain = score_dataset(first, model, tok, batch_tokens=2048, packing=packing, progress=False, verbose=False)
+    compiled = score_dataset(first, model, tok, batch_tokens=2048, packing=packing, compile_backbone=True, progress=False, verbose=False)
     assert getattr(model.base_model, "_compiled_call_impl", None) is not None
     assert list(compiled.status) == list(plain.status)
     np.testing.assert_allclose(compiled.ifd, plain.ifd, rtol=0, atol=1e-5)
+    graphs = counters["stats"]["unique_graphs"]
+    assert graphs > 0
+    again = score_dataset(other, model, tok, batch_tokens=1024, packing=packing, compile_backbone=True, progress=False, verbose=False)
+    assert counters["stats"]["unique_graphs"] == graphs  # no recompile for new batch shapes
+    plain = score_dataset(other, model, tok, batch_tokens=1024, packing=False, progress=False, verbose=False)
+    np.testing.assert_allclose(again.ifd, plain.ifd, rtol=0, atol=1e-5)
+
+
+def test_interrupt_writes_every_computed_chunk(tmp_path, monkeypatch):
+    """Ctrl-C while chunk 3 is being queued: chunks 1 and 2 were computed (2 waits behind 3 in the pipeline) and are
+    written before the interrupt goes on; the resumed run scores only the rest and equals an uninterrupted one."""
+    import ifd_nb.engine as E
+    from ifd_nb.engine import ShardStore
+    from ifd_nb.models import load_tokenizer, tiny_model
+    tok, model = load_tokenizer("embedded"), tiny_model()
+    rows = read_rows(demo_data_path())[:20]
+    real, write, events = E._losses, ShardStore.write, []
+    def interrupted(*a, **k):  # one batch per chunk at this budget: the third call queues chunk 3
+        events.append("queue")
+        if events.count("queue") == 3: raise KeyboardInterrupt
+        return real(*a, **k)
+    def logged(self, records):
+        if records: events.append("write")
+        return write(self, records)
+    monkeypatch.setattr(E, "_losses", interrupted); monkeypatch.setattr(ShardStore, "write", logged)
+    with pytest.raises(KeyboardInterrupt):
+        score_dataset(rows, model, tok, batch_tokens=65536, flush_every=4, shard_dir=tmp_path, progress=False, verbose=False)
+    assert events == ["queue", "queue", "write", "queue", "write"]  # chunk k+1 is queued before chunk k is written
+    assert len(ShardStore(tmp_path).load()) == 8
+    monkeypatch.setattr(E, "_losses", real)
+    resumed = score_dataset(rows, model, tok, batch_tokens=65536, flush_every=4, shard_dir=tmp_path, progress=False, verbose=False)
+    whole = score_dataset(rows, model, tok, batch_tokens=65536, flush_every=4, progress=False, verbose=False)
+    pd.testing.assert_frame_equal(resumed, whole)
 
 
 def test_fp16_overflow_guard_recomputes_in_float32(capsys):
