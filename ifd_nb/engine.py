@@ -217,6 +217,14 @@ def _compile_backbone(model):
     if getattr(bb, "_compiled_call_impl", None) is None: bb.compile(dynamic=True)
     return model
 
+def _encode_window(tokenizer, rows, idx: list[int], keys, *how) -> tuple[list, list[dict]]:
+    "Rows `idx` tokenized (`how`: mode, template, max_length, bare_context): [(index, `Encoded`)] sorted by length, and the skip records."
+    scored, skipped = [], []
+    for i, e in zip(idx, encode_samples(tokenizer, [rows[i] for i in idx], *how)):
+        if isinstance(e, SkipSample): skipped.append(skipped_record(e.status) | {"key": keys[i]})
+        else: scored.append((i, e))
+    return sorted(scored, key=lambda t: len(t[1].cond_ids)), skipped
+
 def score_dataset(src, # rows, a file, a `datasets.Dataset` or a hub dataset name (see `read_rows`)
                   model="embedded", # a model name/path, or a loaded causal LM
                   tokenizer=None, # required when `model` is a loaded model
@@ -228,6 +236,7 @@ def score_dataset(src, # rows, a file, a `datasets.Dataset` or a hub dataset nam
                   shard_dir=None, # where shards go; default `<output>.shards`, or a temporary folder without `output`
                   resume: bool = True, # reuse shards already in `shard_dir`
                   flush_every: int | None = None, # samples per chunk and shard (default 512, or $IFD_NB_FLUSH_EVERY)
+                  window_rows: int | None = None, # rows tokenized and length-sorted at a time (default 32768, or $IFD_NB_WINDOW_ROWS)
                   limit: int | None = None, device=None, dtype=None,
                   device_map=None, # e.g. 'auto': a model larger than one GPU, spread by accelerate
                   attn_implementation=None, # e.g. 'flash_attention_2' (packed through transformers' own path)
@@ -241,6 +250,9 @@ def score_dataset(src, # rows, a file, a `datasets.Dataset` or a hub dataset nam
     from ifd_nb.cli import scores_frame, write_scores, summarize
     t0 = time.time()
     flush_every = flush_every or int(os.environ.get("IFD_NB_FLUSH_EVERY", "512"))
+    window_rows = window_rows or int(os.environ.get("IFD_NB_WINDOW_ROWS", "32768"))
+    for what, n in (("batch_tokens", batch_tokens), ("flush_every", flush_every), ("window_rows", window_rows)):
+        if n < 1: raise ValueError(f"{what} must be a positive number, not {n}")
     state = distributed_state(device)
     rank, world = state.process_index, state.num_processes
     say = (lambda *a: print(*a, flush=True)) if (verbose and rank == 0) else (lambda *a: None)
@@ -266,34 +278,33 @@ def score_dataset(src, # rows, a file, a `datasets.Dataset` or a hub dataset nam
         for p in Path(shard_dir).glob("shard-*.parquet"): p.unlink()
     state.wait_for_everyone()
     done = store.load() if resume else {}
-    todo, skipped, seen, pending = [], [], set(done), []
+    todo, seen = [], set(done)
     for i, k in enumerate(keys):  # each distinct, not yet scored sample once
-        if k not in seen: seen.add(k); pending.append(i)
-    for i, e in zip(pending, encode_samples(tokenizer, [rows[i] for i in pending], mode, template, max_length, bare_context)):
-        if isinstance(e, SkipSample): skipped.append(skipped_record(e.status) | {"key": keys[i]})
-        else: todo.append((i, e))
-    if rank == 0: store.write(skipped)
-    todo.sort(key=lambda t: len(t[1].cond_ids))
-    mine = todo[rank::world]
-    say(f"{len(rows)} rows: {len(done)} already scored, {len(skipped)} skipped, {len(todo)} to score "
-        f"on rank 0 (of {world} process{'es' if world > 1 else ''})")
+        if k not in seen: seen.add(k); todo.append(i)
+    say(f"{len(rows)} rows: {len(done)} already scored, {len(todo)} to score on {world} process{'es' if world > 1 else ''}"
+        + (f", {window_rows:,} rows at a time" if len(todo) > window_rows else ""))
     pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
     n_tok, t1, real, padded, n_retry = 0, time.time(), 0, 0, 0
     guard = fp16_guard and model.dtype == torch.float16 and not getattr(model, "hf_device_map", None)
-    bar = tqdm(total=len(mine), disable=not progress or rank != 0, desc=f"IFD ({mode})", unit="sample")
+    bar = tqdm(total=len(todo), disable=not progress or rank != 0, desc=f"IFD ({mode})", unit="sample")  # all ranks' rows
     in_flight = []  # queued chunks not yet written: at most two
     def write_until(n: int):  # wait for the oldest queued chunks and write each as one shard, until `n` are left
         nonlocal n_tok, n_retry
         while len(in_flight) > n:
             recs, k = _chunk_records(model, in_flight[0], keys, batch_tokens, pad, backend, packed)
-            store.write(recs); n_retry += k; n_tok += in_flight.pop(0)["tokens"]
-            bar.update(len(recs)); bar.set_postfix(tok_s=f"{n_tok / max(time.time() - t1, 1e-9):.0f}")
+            store.write(recs); n_retry += k; n_tok += in_flight[0]["tokens"]
+            bar.update(in_flight.pop(0)["covers"]); bar.set_postfix(tok_s=f"{n_tok / max(time.time() - t1, 1e-9):.0f}")
     with attention_implementation(model, impl or model.config._attn_implementation):  # packed: the model's attention for the run
         try:
-            for c in range(0, len(mine), flush_every):  # chunk k+1 is queued on the device before chunk k is written
-                in_flight.append(_launch_chunk(model, mine[c:c+flush_every], batch_tokens, pad, backend, packed, guard))
-                real += in_flight[-1]["real"]; padded += in_flight[-1]["padded"]
-                write_until(1)
+            for w in range(0, len(todo), window_rows):  # a window of rows is tokenized and sorted at a time: bounded memory
+                scored, skipped = _encode_window(tokenizer, rows, todo[w:w+window_rows], keys, mode, template, max_length, bare_context)
+                if rank == 0: store.write(skipped); bar.update(len(skipped))
+                mine = scored[rank::world]  # each rank every world-th sample of the sorted window
+                for c in range(0, len(mine), flush_every):  # chunk k+1 is queued on the device before chunk k is written
+                    in_flight.append(_launch_chunk(model, mine[c:c+flush_every], batch_tokens, pad, backend, packed, guard))
+                    in_flight[-1]["covers"] = min(len(scored), (c + flush_every) * world) - c * world  # rows of all ranks, for the bar
+                    real += in_flight[-1]["real"]; padded += in_flight[-1]["padded"]
+                    write_until(1)
             write_until(0)
         except KeyboardInterrupt:  # what was computed is written before the interrupt goes on
             write_until(0); raise
