@@ -42,7 +42,8 @@ On the device machine, from the repository root (carry `.devdata`, and `.whl` fo
     IFD_NB_TOKENIZER_DIR=.devdata/tok python .ci/gpu_check.py
 `.devdata/tok` holds the embedded model's tokenizer files and config.json, `.devdata/alpaca_cherry_5pct.json` the
 data (both copied from this machine: the device cannot reach the hub). Everything is written under $OUT.
-`python .ci/gpu_check.py --smoke` runs step 3 on CPU with a tiny model, to check the script before spending GPU time.
+`python .ci/gpu_check.py --smoke` runs the `--engine` steps and the attention A/B on CPU with a tiny model (the
+engine step with its compile), to check the script before spending GPU time.
 """
 import json, os, sys, time, traceback
 from pathlib import Path
@@ -165,14 +166,17 @@ def main():
         from ifd_nb.models import tiny_model
         steps.append(("attention", lambda: attention_backends(rows, tok, n=24, models={"tiny": tiny_model()}, dev="cpu")))
         steps.insert(0, ("packed_attention", lambda: packed_attention_check({"tiny": tiny_model(n_kv_heads=2)}, dev="cpu")))
+        from ifd_nb.engine import gpu_engine_benchmark  # the --engine step on CPU: loop, packed, padded, packed compiled
+        steps.insert(1, ("engine", lambda: gpu_engine_benchmark(rows, tok, n_loop=4, n_engine=48, batch_tokens=2048, compile_backbone=True,
+                                                                configs={"tiny": tiny_model(n_kv_heads=2).config}, device="cpu")))
     else:
         from ifd_nb.engine import gpu_engine_benchmark
         from ifd_nb.kernel_bench import main as kernel_bench
         if ENGINE:  # the engine against the loop, packed, padded and compiled, one model a step (the larger first); then the profile
             from ifd_nb.engine import benchmark_configs
             steps = [("packed_attention", packed_attention_check),
-                     *[("engine", lambda n=n: gpu_engine_benchmark(rows, tok, n_loop=100, n_engine=2000, compile_backbone=True, names=[n]))
-                       for n in reversed(list(benchmark_configs()))], *steps]
+                     *[("engine", lambda n=n, c=c: gpu_engine_benchmark(rows, tok, n_loop=100, n_engine=2000, compile_backbone=True, configs={n: c}))
+                       for n, c in reversed(benchmark_configs().items())], *steps]
         elif SHORT:
             steps = [("kernels", lambda: kernel_bench(str(OUT), k1_configs=((2048, 8),), k2_configs=((128, 256, 64, 8, 3, False),),
                                                       variants=False)),

@@ -12,12 +12,13 @@ from tqdm.auto import tqdm
 from .data import read_rows, SkipSample, get_template
 from .ifd import (encode_samples, sequence_token_losses, ifd_record, skipped_record, MODES, input_device, batch_layout,
                         PACKED_ATTENTION, register_packed_attention, flash_varlen_ok, attention_implementation, forward_kwargs)
-from .models import load_model
+from .models import load_model, default_dtype
 
 # %% auto #0
 __all__ = ['LOOP_MAX_LENGTH', 'score_spec', 'sample_key', 'plan_batches', 'attention_heads', 'packing_plan', 'packed_rows_agree',
            'ShardStore', 'distributed_state', 'describe_model', 'float32_model', 'score_dataset', 'reference_loop',
-           'model_flops', 'matmul_rate', 'engine_vs_loop', 'benchmark_configs', 'gpu_engine_benchmark']
+           'model_flops', 'matmul_rate', 'engine_vs_loop', 'benchmark_configs', 'peak_matmul_rate',
+           'gpu_engine_benchmark']
 
 # %% ../nbs/05_engine.ipynb #ee396232
 def score_spec(model_name: str, mode: str = "default", template=None, max_length=None, bare_context=None) -> dict:
@@ -341,6 +342,10 @@ def _engine_lengths(rows, tokenizer) -> tuple[list[int], int]:
     lens = [n for e in encs for n in (len(e.cond_ids), len(e.bare_ids))]
     return lens, sum(2 * (len(e.cond_ids) - e.cond_start) for e in encs)
 
+def _sync(device):
+    "Wait for the work queued on `device` (CUDA); elsewhere there is nothing to wait for."
+    if torch.device(device).type == "cuda": torch.cuda.synchronize(device)
+
 @torch.no_grad()
 def reference_loop(rows, model, tokenizer, template="alpaca") -> float:
     "Seconds a reference-style loop takes (batch 1, two `model(labels=...)` calls per sample)."
@@ -353,7 +358,7 @@ def reference_loop(rows, model, tokenizer, template="alpaca") -> float:
             start = len(tokenizer.encode(text[:text.rfind(r["output"])]))
             labels = ids.clone(); labels[0, :start] = -100
             model(ids, labels=labels).loss.item()
-    if dev.type == "cuda": torch.cuda.synchronize()
+    _sync(dev)
     return time.time() - t0
 
 def _backbone_flops(model, seqs_lens) -> float:
@@ -377,9 +382,7 @@ def matmul_rate(model, n: int = 2048, reps: int = 5) -> float:
     a, b = torch.randn(n, D, device=dev, dtype=dt), torch.randn(D, I, device=dev, dtype=dt)
     best = math.inf
     for _ in range(reps + 1):
-        if dev.type == "cuda": torch.cuda.synchronize()
-        t = time.perf_counter(); a @ b
-        if dev.type == "cuda": torch.cuda.synchronize()
+        _sync(dev); t = time.perf_counter(); a @ b; _sync(dev)
         best = min(best, time.perf_counter() - t)
     return 2 * n * D * I / best
 
@@ -388,7 +391,7 @@ def engine_vs_loop(rows, model, tokenizer, batch_tokens: int = 16384, backend: s
     t_loop = reference_loop(rows, model, tokenizer)
     t0 = time.time()
     score_dataset(rows, model, tokenizer, batch_tokens=batch_tokens, backend=backend, packing=packing, progress=False, verbose=False)
-    if next(model.parameters()).device.type == "cuda": torch.cuda.synchronize()
+    _sync(next(model.parameters()).device)
     t_engine = time.time() - t0
     tpl = get_template("alpaca")
     loop_lens = [len(tokenizer.encode(t, truncation=True, max_length=LOOP_MAX_LENGTH)) for r in rows for t in _loop_texts(tpl, r)]
@@ -407,30 +410,39 @@ def benchmark_configs() -> dict:
             "Qwen2-0.5B shape (random weights)": Qwen2Config(vocab_size=151936, hidden_size=896, intermediate_size=4864,
                 num_hidden_layers=24, num_attention_heads=14, num_key_value_heads=2, max_position_embeddings=32768, tie_word_embeddings=True)}
 
+def peak_matmul_rate(device, dtype) -> float:
+    "FLOP/s of a large square matmul on `device` in `dtype` (8192³ on CUDA, median of Triton's timing; 2048³ elsewhere, best of 3)."
+    dev = torch.device(device)
+    n = 8192 if dev.type == "cuda" else 2048
+    a = torch.randn(n, n, device=dev, dtype=dtype)
+    if dev.type == "cuda":
+        import triton
+        return 2 * n**3 / (triton.testing.do_bench(lambda: a @ a, return_mode="median") / 1e3)
+    best = math.inf
+    for _ in range(4): t = time.perf_counter(); a @ a; best = min(best, time.perf_counter() - t)
+    return 2 * n**3 / best
+
 def gpu_engine_benchmark(rows, tokenizer, n_loop: int = 200, n_engine: int = 2000, batch_tokens: int = 65536,
                          compile_backbone: bool = False,
-                         names=None, # which of `benchmark_configs` (default: all)
+                         configs: dict | None = None, # {name: transformers config}; default `benchmark_configs()`
+                         device="cuda", # another device (the CPU) runs the same steps as a smoke test of the script
                         ) -> list[dict]:
     "Engine vs reference-style loop on GPU for random-weight models built from configs; see the markdown above."
     from transformers import AutoModelForCausalLM
-    dev = torch.device("cuda")
-    a = torch.randn(8192, 8192, device=dev, dtype=torch.bfloat16)
-    import triton
-    peak = 2 * 8192**3 / triton.testing.do_bench(lambda: a @ a, return_mode="median") / 1e9 * 1e12
-    del a
+    dev = torch.device(device); dt = default_dtype(dev)
+    peak = peak_matmul_rate(dev, dt)
     out = []
-    for name, cfg in benchmark_configs().items():
-        if names is not None and name not in names: continue
+    for name, cfg in (configs or benchmark_configs()).items():
         torch.manual_seed(0)
-        model = AutoModelForCausalLM.from_config(cfg, dtype=torch.bfloat16).to(dev).eval()
+        model = AutoModelForCausalLM.from_config(cfg, dtype=dt).to(dev).eval()
         reference_loop(rows[:8], model, tokenizer)  # warm-up
         t_loop = reference_loop(rows[:n_loop], model, tokenizer)
         runs = {}
         for packing in ("auto", False):  # the default (packed where the flash kernel works), then padded batches
             score_dataset(rows[:64], model, tokenizer, batch_tokens=batch_tokens, packing=packing, progress=False, verbose=False)  # warm-up
-            torch.cuda.synchronize(); t0 = time.time()
+            _sync(dev); t0 = time.time()
             df = score_dataset(rows[:n_engine], model, tokenizer, batch_tokens=batch_tokens, packing=packing, progress=False, verbose=False)
-            torch.cuda.synchronize(); runs[packing] = (time.time() - t0, torch.tensor(df.ifd.to_numpy(), dtype=torch.float64))
+            _sync(dev); runs[packing] = (time.time() - t0, torch.tensor(df.ifd.to_numpy(), dtype=torch.float64))
         t_eng = runs["auto"][0]
         lens, _ = _engine_lengths(rows[:n_engine], tokenizer)
         fl = _backbone_flops(model, lens)
@@ -446,14 +458,15 @@ def gpu_engine_benchmark(rows, tokenizer, n_loop: int = 200, n_engine: int = 200
             try:
                 t0 = time.time()
                 score_dataset(rows[:64], model, tokenizer, batch_tokens=batch_tokens, compile_backbone=True, progress=False, verbose=False)
-                torch.cuda.synchronize(); t_comp = time.time() - t0; t0 = time.time()
+                _sync(dev); t_comp = time.time() - t0; t0 = time.time()
                 df = score_dataset(rows[:n_engine], model, tokenizer, batch_tokens=batch_tokens, compile_backbone=True, progress=False, verbose=False)
-                torch.cuda.synchronize(); t_c = time.time() - t0
+                _sync(dev); t_c = time.time() - t0
                 ifd_c = torch.tensor(df.ifd.to_numpy(), dtype=torch.float64)
                 out[-1] |= dict(compile_s=t_comp, compiled_engine_samples_per_s=n_engine / t_c,
                                 compiled_speedup=(n_engine / t_c) / (n_loop / t_loop), compiled_mfu=fl / t_c / peak,
                                 max_ifd_diff_compiled_vs_eager=float((ifd_c - runs["auto"][1]).abs().nan_to_num(0).max()))
             except Exception as e: out[-1]["compiled_error"] = f"{type(e).__name__}: {str(e)[:300]}"
         print(out[-1], flush=True)
-        del model; torch.cuda.empty_cache()
+        del model
+        if dev.type == "cuda": torch.cuda.empty_cache()
     return out
