@@ -33,7 +33,8 @@ cuDNN attention's host-side cost, 1.6 ms a call).
 `--engine` (~4-5 min): first `packed_attention_check` (does PyTorch's variable-length flash kernel run for each model's
 dtype and heads, and do packed rows agree with single sequences; the kernel's error if not), then step 2 one model a
 step, the Qwen2-0.5B shape first (the engine runs three times: packed by default, padded, and packed with the backbone
-compiled, with the IFD differences against the first), then step 3. Run this first in a new GPU session: it times the
+compiled, with the IFD differences against the first), then step 3, then the packed engine with Liger's fused
+RMSNorm, rotary and SwiGLU kernels patched in (`liger_engine`; carry `.whl`). Run this first in a new GPU session: it times the
 host-sync removals and packing of 27 November, and the compiled packed backbone and the pipelined chunks built later that day
 (`packed_attention` runs eagerly between the compiled pieces of each layer; on CPU one compile serves every batch).
 
@@ -157,6 +158,39 @@ def attention_backends(rows, tok, n=2000, models=None, dev="cuda"):
     return out
 
 
+def liger_engine(rows, tok, n=2000, configs=None, dev="cuda"):
+    """The packed engine on each model as it is, then with Liger's RMSNorm, rotary and SwiGLU kernels patched into it
+    (fused element-wise work without a compile): samples/s of both and their largest IFD difference. Benchmark only:
+    the package does not depend on Liger. Patching rotary embeddings is global for the model type, so this runs last."""
+    from transformers import AutoModelForCausalLM
+    from ifd_nb.engine import benchmark_configs, score_dataset
+    from ifd_nb.models import default_dtype
+    from liger_kernel.transformers.monkey_patch import _apply_liger_kernel_to_instance
+    out = []
+    for name, cfg in (configs or benchmark_configs()).items():
+        torch.manual_seed(0)
+        model = AutoModelForCausalLM.from_config(cfg, dtype=default_dtype(dev)).to(dev).eval()
+        r = dict(model=name, n=n)
+        try:
+            for kind in ("plain", "liger"):
+                if kind == "liger":
+                    _apply_liger_kernel_to_instance(model=model, rope=True, rms_norm=True, swiglu=True,
+                                                    cross_entropy=False, fused_linear_cross_entropy=False)
+                score_dataset(rows[:64], model, tok, batch_tokens=65536, progress=False, verbose=False)  # warm-up
+                if dev == "cuda": torch.cuda.synchronize()
+                t = time.time()
+                df = score_dataset(rows[:n], model, tok, batch_tokens=65536, progress=False, verbose=False)
+                if dev == "cuda": torch.cuda.synchronize()
+                r[f"{kind}_samples_per_s"] = n / (time.time() - t)
+                r[f"{kind}_ifd"] = torch.tensor(df.ifd.to_numpy(), dtype=torch.float64)
+            r["max_ifd_diff_liger_vs_plain"] = float((r.pop("liger_ifd") - r["plain_ifd"]).abs().nan_to_num(0).max())
+        except Exception as e: r["error"] = f"{type(e).__name__}: {str(e)[:500]}"
+        r.pop("plain_ifd", None); r.pop("liger_ifd", None)
+        out.append(r); print(r, flush=True)
+        del model
+    return out
+
+
 def main():
     res = dict(device=torch.cuda.get_device_name() if torch.cuda.is_available() else "cpu", torch=torch.__version__)
     save = lambda: (OUT/"gpu_check.json").write_text(json.dumps(res, indent=1, default=str))
@@ -165,6 +199,7 @@ def main():
     if SMOKE:
         from ifd_nb.models import tiny_model
         steps.append(("attention", lambda: attention_backends(rows, tok, n=24, models={"tiny": tiny_model()}, dev="cpu")))
+        steps.append(("liger", lambda: liger_engine(rows, tok, n=24, configs={"tiny": tiny_model(n_kv_heads=2).config}, dev="cpu")))
         steps.insert(0, ("packed_attention", lambda: packed_attention_check({"tiny": tiny_model(n_kv_heads=2)}, dev="cpu")))
         from ifd_nb.engine import gpu_engine_benchmark  # the --engine step on CPU: loop, packed, padded, packed compiled
         steps.insert(1, ("engine", lambda: gpu_engine_benchmark(rows, tok, n_loop=4, n_engine=48, batch_tokens=2048, compile_backbone=True,
@@ -176,7 +211,7 @@ def main():
             from ifd_nb.engine import benchmark_configs
             steps = [("packed_attention", packed_attention_check),
                      *[("engine", lambda n=n, c=c: gpu_engine_benchmark(rows, tok, n_loop=100, n_engine=2000, compile_backbone=True, configs={n: c}))
-                       for n, c in reversed(benchmark_configs().items())], *steps]
+                       for n, c in reversed(benchmark_configs().items())], *steps, ("liger", lambda: liger_engine(rows, tok))]
         elif SHORT:
             steps = [("kernels", lambda: kernel_bench(str(OUT), k1_configs=((2048, 8),), k2_configs=((128, 256, 64, 8, 3, False),),
                                                       variants=False)),

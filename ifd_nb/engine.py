@@ -132,7 +132,8 @@ class ShardStore:
         os.replace(tmp, self.folder/name)
         self.n_written += 1
         kill_after = int(os.environ.get("IFD_NB_KILL_AFTER_SHARDS", "0"))  # fault injection for the resume tests
-        if kill_after and self.n_written >= kill_after: os.kill(os.getpid(), signal.SIGKILL)
+        if kill_after and self.n_written == kill_after:
+            os.kill(os.getpid(), getattr(signal, "SIG" + os.environ.get("IFD_NB_KILL_SIGNAL", "KILL")))
 
 # %% ../nbs/05_engine.ipynb #93229b5e
 def distributed_state(device=None):
@@ -218,6 +219,16 @@ def _compile_backbone(model):
     if getattr(bb, "_compiled_call_impl", None) is None: bb.compile(dynamic=True)
     return model
 
+@contextmanager
+def _term_as_interrupt():
+    "Inside the block SIGTERM (a scheduler's preemption, `kill`) raises KeyboardInterrupt, as Ctrl-C does (main thread only)."
+    import threading
+    if threading.current_thread() is not threading.main_thread(): yield; return
+    def interrupt(sig, frame): raise KeyboardInterrupt(f"signal {sig}")
+    old = signal.signal(signal.SIGTERM, interrupt)
+    try: yield
+    finally: signal.signal(signal.SIGTERM, old)
+
 def _encode_window(tokenizer, rows, idx: list[int], keys, *how) -> tuple[list, list[dict]]:
     "Rows `idx` tokenized (`how`: mode, template, max_length, bare_context): [(index, `Encoded`)] sorted by length, and the skip records."
     scored, skipped = [], []
@@ -295,7 +306,7 @@ def score_dataset(src, # rows, a file, a `datasets.Dataset` or a hub dataset nam
             recs, k = _chunk_records(model, in_flight[0], keys, batch_tokens, pad, backend, packed)
             store.write(recs); n_retry += k; n_tok += in_flight[0]["tokens"]
             bar.update(in_flight.pop(0)["covers"]); bar.set_postfix(tok_s=f"{n_tok / max(time.time() - t1, 1e-9):.0f}")
-    with attention_implementation(model, impl or model.config._attn_implementation):  # packed: the model's attention for the run
+    with attention_implementation(model, impl or model.config._attn_implementation), _term_as_interrupt():  # packed: the model's attention
         try:
             for w in range(0, len(todo), window_rows):  # a window of rows is tokenized and sorted at a time: bounded memory
                 scored, skipped = _encode_window(tokenizer, rows, todo[w:w+window_rows], keys, mode, template, max_length, bare_context)
@@ -307,7 +318,7 @@ def score_dataset(src, # rows, a file, a `datasets.Dataset` or a hub dataset nam
                     real += in_flight[-1]["real"]; padded += in_flight[-1]["padded"]
                     write_until(1)
             write_until(0)
-        except KeyboardInterrupt:  # what was computed is written before the interrupt goes on
+        except KeyboardInterrupt:  # Ctrl-C or SIGTERM: what was computed is written before the interrupt goes on
             write_until(0); raise
         finally: bar.close()
     state.wait_for_everyone()
