@@ -156,6 +156,6 @@ def main(argv: list[str] | None = None) -> int:
                   f"(the paper drops those); scores written to {args.output}")
         return 0
     except KeyboardInterrupt:
-        print("ifd_nb: interrupted", file=sys.stderr); return 130
+        print("ifd_nb: interrupted; what was computed is in the shards: run the same command again to resume", file=sys.stderr); return 130
     except (ModelNotFound, FileNotFoundError, ValueError, OSError, SkipSample) as e:
         print(f"ifd_nb: error: {e}", file=sys.stderr); return 2
