@@ -219,6 +219,19 @@ for name, x in results('cpu_memory'):
         out.append(f"| {r['V']} | {r['rows']} | {r['logits_fp32_MiB']:.0f} | {r['full_MiB']:.0f} | {r['chunked_MiB']:.0f} |")
     out.append("\nThe chunked path's peak stays at about twice its budget (a logits chunk and its exponentials) whatever the "
                "vocabulary and the number of rows; the materialized path's grows with both (logits plus `log_softmax`'s copy).\n")
+for name, x in results('cpu_windows'):
+    out.append(f"## Tokenized rows in memory, and padding by window size, on CPU ({x['machine']}), {x['date']}\n")
+    out.append(f"`.ci/window_facts.py`, raw JSON `nbs/bench_results/{name}`, torch {x['torch']}: why `score_dataset` tokenizes rows a "
+               f"window at a time (`window_rows`, 05). `encode_samples` on {x['rows_tokenized']:,} rows (the Alpaca 5% set eight times) "
+               f"raised resident memory by {x['rss_rise_MiB']:.0f} MiB: {x['KiB_per_row']:.1f} KiB a row of {x['ids_per_row']:.0f} token ids "
+               f"(both passes; Python lists of ints), about {x['GB_per_million_rows']:.0f} GB for a million such rows at once "
+               f"({x['tokenize_ms_per_row']:.2f} ms a row to tokenize). Padding of the engine's padded batches (16,384 tokens, chunks of 512) "
+               f"over the {x['padding'][0]['rows']:,} rows, sorted by length within each window:\n")
+    out.append("| window (rows) | padding share of padded positions |\n|---|---|")
+    for r in x['padding']:
+        out.append(f"| {r['window']:,}{' (whole set)' if r['window'] == r['rows'] else ''} | {r['padding_share']:.1%} |")
+    out.append("\nThe default window, 32,768 rows, is ten times this whole set; packed rows (the default where attention takes "
+               "the boundaries) have no padding whatever the window.\n")
 for name, x in results('compile_facts'):
     out.append(f"## What Triton builds for kernel 2 on each card: compiler facts, not timings ({x['date']})\n")
     out.append(f"Compiled on {x['machine']} with triton {x['triton']} for each compute capability (`kernel2_resources` in "
