@@ -30,7 +30,7 @@ the timed run (the row count is no longer specialized on), or host-side work; th
 engine's throughput under each scaled-dot-product-attention backend (`attention_backends`: the first profile showed
 cuDNN attention's host-side cost, 1.6 ms a call).
 
-`--engine` (~4-5 min): first `packed_attention_check` (does PyTorch's variable-length flash kernel run for each model's
+`--engine` (~4-5 min, an estimate: not yet run on a GPU): first `packed_attention_check` (does PyTorch's variable-length flash kernel run for each model's
 dtype and heads, and do packed rows agree with single sequences; the kernel's error if not), then step 2 one model a
 step, the Qwen2-0.5B shape first (the engine runs three times: packed by default, padded, and packed with the backbone
 compiled, with the IFD differences against the first), then step 3, then the packed engine with Liger's fused
@@ -49,6 +49,7 @@ engine step with its compile), to check the script before spending GPU time.
 import json, os, sys, time, traceback
 from pathlib import Path
 import torch
+from ifd_nb.engine import _timed_scores, _max_diff, _sync  # timed runs, IFD differences, device waits: as the engine benchmark does them
 
 OUT = Path(os.environ.get("OUT", "gpu_check_out")); OUT.mkdir(parents=True, exist_ok=True)
 SMOKE, SHORT, ENGINE = "--smoke" in sys.argv, "--short" in sys.argv, "--engine" in sys.argv
@@ -83,7 +84,7 @@ def profile_engine(rows, tok, n=1000):
     t = time.time()
     with profile(activities=acts) as prof:
         score_dataset(rows[:n], model, tok, batch_tokens=65536, progress=False, verbose=True)
-        if dev == "cuda": torch.cuda.synchronize()
+        _sync(dev)
     wall = time.time() - t
     ka = prof.key_averages()
     text = f"engine on {n} samples, {wall:.2f} s wall under the profiler\n\n"
@@ -93,8 +94,7 @@ def profile_engine(rows, tok, n=1000):
     print(text[:6000], flush=True)
     from ifd_nb.ifd import encode_samples
     t = time.time(); encode_samples(tok, rows[:n]); t_enc = time.time() - t  # batched, as the engine tokenizes
-    t = time.time(); score_dataset(rows[:n], model, tok, batch_tokens=65536, progress=False, verbose=False)
-    if dev == "cuda": torch.cuda.synchronize()
+    t = time.time(); score_dataset(rows[:n], model, tok, batch_tokens=65536, progress=False, verbose=False); _sync(dev)
     return dict(n=n, wall_s_under_profiler=wall, wall_s=time.time() - t, tokenize_s=t_enc)
 
 
@@ -127,7 +127,6 @@ def attention_backends(rows, tok, n=2000, models=None, dev="cuda"):
     from torch.nn.attention import sdpa_kernel, SDPBackend
     from contextlib import nullcontext
     from transformers import AutoModelForCausalLM
-    from ifd_nb.engine import score_dataset
     from ifd_nb.ifd import encode_samples
     t = time.time(); encode_samples(tok, rows[:n]); out = dict(tokenize_s=time.time() - t, n=n, results=[])
     choices = {"default": None, "flash": SDPBackend.FLASH_ATTENTION, "efficient": SDPBackend.EFFICIENT_ATTENTION,
@@ -140,17 +139,10 @@ def attention_backends(rows, tok, n=2000, models=None, dev="cuda"):
         for b, kind in choices.items():
             ctx = nullcontext() if kind is None else sdpa_kernel([kind])
             try:
-                with ctx:
-                    score_dataset(rows[:64], model, tok, batch_tokens=65536, packing=False, progress=False, verbose=False)  # warm-up
-                    if dev == "cuda": torch.cuda.synchronize()
-                    t = time.time()
-                    res = score_dataset(rows[:n], model, tok, batch_tokens=65536, packing=False, progress=False, verbose=False)
-                    if dev == "cuda": torch.cuda.synchronize()
-                    dt = time.time() - t
-                ifd = torch.tensor(res["ifd"].to_numpy(), dtype=torch.float64)
+                with ctx: _, dt, ifd = _timed_scores(rows, model, tok, n, batch_tokens=65536, packing=False)
                 if first is None: first = ifd
                 out["results"].append(dict(model=name, backend=b, samples_per_s=n / dt, seconds=dt,
-                                           max_ifd_diff_vs_default=float((ifd - first).abs().nan_to_num(0).max())))
+                                           max_ifd_diff_vs_default=_max_diff(ifd, first)))
             except Exception as e:
                 out["results"].append(dict(model=name, backend=b, error=f"{type(e).__name__}: {str(e)[:300]}"))
             print(out["results"][-1], flush=True)
@@ -163,7 +155,7 @@ def liger_engine(rows, tok, n=2000, configs=None, dev="cuda"):
     (fused element-wise work without a compile): samples/s of both and their largest IFD difference. Benchmark only:
     the package does not depend on Liger. Patching rotary embeddings is global for the model type, so this runs last."""
     from transformers import AutoModelForCausalLM
-    from ifd_nb.engine import benchmark_configs, score_dataset
+    from ifd_nb.engine import benchmark_configs
     from ifd_nb.models import default_dtype
     from liger_kernel.transformers.monkey_patch import _apply_liger_kernel_to_instance
     out = []
@@ -172,20 +164,13 @@ def liger_engine(rows, tok, n=2000, configs=None, dev="cuda"):
         model = AutoModelForCausalLM.from_config(cfg, dtype=default_dtype(dev)).to(dev).eval()
         r = dict(model=name, n=n)
         try:
-            for kind in ("plain", "liger"):
-                if kind == "liger":
-                    _apply_liger_kernel_to_instance(model=model, rope=True, rms_norm=True, swiglu=True,
-                                                    cross_entropy=False, fused_linear_cross_entropy=False)
-                score_dataset(rows[:64], model, tok, batch_tokens=65536, progress=False, verbose=False)  # warm-up
-                if dev == "cuda": torch.cuda.synchronize()
-                t = time.time()
-                df = score_dataset(rows[:n], model, tok, batch_tokens=65536, progress=False, verbose=False)
-                if dev == "cuda": torch.cuda.synchronize()
-                r[f"{kind}_samples_per_s"] = n / (time.time() - t)
-                r[f"{kind}_ifd"] = torch.tensor(df.ifd.to_numpy(), dtype=torch.float64)
-            r["max_ifd_diff_liger_vs_plain"] = float((r.pop("liger_ifd") - r["plain_ifd"]).abs().nan_to_num(0).max())
+            _, t, plain = _timed_scores(rows, model, tok, n, batch_tokens=65536)
+            r["plain_samples_per_s"] = n / t
+            _apply_liger_kernel_to_instance(model=model, rope=True, rms_norm=True, swiglu=True,
+                                            cross_entropy=False, fused_linear_cross_entropy=False)
+            _, t, liger = _timed_scores(rows, model, tok, n, batch_tokens=65536)
+            r |= dict(liger_samples_per_s=n / t, max_ifd_diff_liger_vs_plain=_max_diff(liger, plain))
         except Exception as e: r["error"] = f"{type(e).__name__}: {str(e)[:500]}"
-        r.pop("plain_ifd", None); r.pop("liger_ifd", None)
         out.append(r); print(r, flush=True)
         del model
     return out
@@ -219,12 +204,16 @@ def main():
         else: steps = [("packed_attention", packed_attention_check), ("kernels", lambda: kernel_bench(str(OUT))),
                  ("engine", lambda: gpu_engine_benchmark(rows, tok, n_loop=100, n_engine=2000, compile_backbone=True)),
                  *steps]
+    names = [name for name, _ in steps]
     for name, fn in steps:
-        if time.time() - t0 > BUDGET_S: res[name] = "skipped: out of time"; continue
-        try: got = fn()
-        except Exception: got = dict(error=traceback.format_exc()[-3000:])
-        if name == "engine" and ENGINE: res.setdefault(name, []).extend(got if isinstance(got, list) else [got])  # a model a step
+        late = time.time() - t0 > BUDGET_S
+        if late: got = "skipped: out of time"
+        else:
+            try: got = fn()
+            except Exception: got = dict(error=traceback.format_exc()[-3000:])
+        if names.count(name) > 1: res.setdefault(name, []).extend(got if isinstance(got, list) else [got])  # e.g. engine: a model a step
         else: res[name] = got
+        if late: continue
         res[f"{name}_done_at_s"] = time.time() - t0; save()
         print(name, "done at", f"{time.time() - t0:.0f} s", flush=True)
     save()

@@ -357,6 +357,25 @@ def _sync(device):
     "Wait for the work queued on `device` (CUDA); elsewhere there is nothing to wait for."
     if torch.device(device).type == "cuda": torch.cuda.synchronize(device)
 
+def _best_seconds(fn, device, reps: int) -> float:
+    "The shortest of `reps` timed calls of `fn` on `device` (after one untimed call), its queued work included."
+    best = math.inf
+    for k in range(reps + 1):
+        _sync(device); t = time.perf_counter(); fn(); _sync(device)
+        if k: best = min(best, time.perf_counter() - t)
+    return best
+
+def _timed_scores(rows, model, tokenizer, n: int, warmup: int = 64, **kw) -> tuple[float, float, torch.Tensor]:
+    "Seconds of a warm-up `score_dataset` on `rows[:warmup]` and of the timed one on `rows[:n]` (device work included), and its IFDs."
+    dev = input_device(model)
+    t0 = time.time(); score_dataset(rows[:warmup], model, tokenizer, progress=False, verbose=False, **kw); _sync(dev)
+    t1 = time.time(); df = score_dataset(rows[:n], model, tokenizer, progress=False, verbose=False, **kw); _sync(dev)
+    return t1 - t0, time.time() - t1, torch.tensor(df.ifd.to_numpy(), dtype=torch.float64)
+
+def _max_diff(a: torch.Tensor, b: torch.Tensor) -> float:
+    "Largest absolute difference of two IFD columns (a NaN difference, a row skipped in either, counts as 0)."
+    return float((a - b).abs().nan_to_num(0).max())
+
 @torch.no_grad()
 def reference_loop(rows, model, tokenizer, template="alpaca") -> float:
     "Seconds a reference-style loop takes (batch 1, two `model(labels=...)` calls per sample)."
@@ -391,11 +410,7 @@ def matmul_rate(model, n: int = 2048, reps: int = 5) -> float:
     dev, dt = next(model.parameters()).device, model.dtype
     D = model.config.hidden_size; I = getattr(model.config, "intermediate_size", 4 * D)
     a, b = torch.randn(n, D, device=dev, dtype=dt), torch.randn(D, I, device=dev, dtype=dt)
-    best = math.inf
-    for _ in range(reps + 1):
-        _sync(dev); t = time.perf_counter(); a @ b; _sync(dev)
-        best = min(best, time.perf_counter() - t)
-    return 2 * n * D * I / best
+    return 2 * n * D * I / _best_seconds(lambda: a @ b, dev, reps)
 
 def engine_vs_loop(rows, model, tokenizer, batch_tokens: int = 16384, backend: str = "auto", packing="auto") -> dict:
     "Samples/s of the reference-style loop and of the engine on the same rows, model and device, with their FLOP rates."
@@ -429,9 +444,7 @@ def peak_matmul_rate(device, dtype) -> float:
     if dev.type == "cuda":
         import triton
         return 2 * n**3 / (triton.testing.do_bench(lambda: a @ a, return_mode="median") / 1e3)
-    best = math.inf
-    for _ in range(4): t = time.perf_counter(); a @ a; best = min(best, time.perf_counter() - t)
-    return 2 * n**3 / best
+    return 2 * n**3 / _best_seconds(lambda: a @ a, dev, 3)
 
 def gpu_engine_benchmark(rows, tokenizer, n_loop: int = 200, n_engine: int = 2000, batch_tokens: int = 65536,
                          compile_backbone: bool = False,
@@ -448,13 +461,9 @@ def gpu_engine_benchmark(rows, tokenizer, n_loop: int = 200, n_engine: int = 200
         model = AutoModelForCausalLM.from_config(cfg, dtype=dt).to(dev).eval()
         reference_loop(rows[:8], model, tokenizer)  # warm-up
         t_loop = reference_loop(rows[:n_loop], model, tokenizer)
-        runs = {}
-        for packing in ("auto", False):  # the default (packed where the flash kernel works), then padded batches
-            score_dataset(rows[:64], model, tokenizer, batch_tokens=batch_tokens, packing=packing, progress=False, verbose=False)  # warm-up
-            _sync(dev); t0 = time.time()
-            df = score_dataset(rows[:n_engine], model, tokenizer, batch_tokens=batch_tokens, packing=packing, progress=False, verbose=False)
-            _sync(dev); runs[packing] = (time.time() - t0, torch.tensor(df.ifd.to_numpy(), dtype=torch.float64))
-        t_eng = runs["auto"][0]
+        # the default (packed where the flash kernel works), then padded batches: (warm-up s, timed s, IFDs) each
+        runs = {packing: _timed_scores(rows, model, tokenizer, n_engine, batch_tokens=batch_tokens, packing=packing) for packing in ("auto", False)}
+        t_eng = runs["auto"][1]
         lens, _ = _engine_lengths(rows[:n_engine], tokenizer)
         fl = _backbone_flops(model, lens)
         own = matmul_rate(model, n=batch_tokens)  # the model's own MLP matmul at a full batch: the MFU a backbone could reach
@@ -463,19 +472,14 @@ def gpu_engine_benchmark(rows, tokenizer, n_loop: int = 200, n_engine: int = 200
                         speedup=(n_engine / t_eng) / (n_loop / t_loop), engine_tokens_per_s=sum(lens) / t_eng,
                         backbone_TFLOPs=fl / t_eng / 1e12, mfu_vs_measured_matmul=fl / t_eng / peak, matmul_TFLOPs=peak / 1e12,
                         model_matmul_TFLOPs=own / 1e12, packing=packing_plan(model) or "padded",
-                        padded_engine_samples_per_s=n_engine / runs[False][0],
-                        max_ifd_diff_packed_vs_padded=float((runs["auto"][1] - runs[False][1]).abs().nan_to_num(0).max())))
+                        padded_engine_samples_per_s=n_engine / runs[False][1],
+                        max_ifd_diff_packed_vs_padded=_max_diff(runs["auto"][2], runs[False][2])))
         if compile_backbone:  # the same engine (default packing) with the backbone compiled: first the compile, then the same timed run
-            try:
-                t0 = time.time()
-                score_dataset(rows[:64], model, tokenizer, batch_tokens=batch_tokens, compile_backbone=True, progress=False, verbose=False)
-                _sync(dev); t_comp = time.time() - t0; t0 = time.time()
-                df = score_dataset(rows[:n_engine], model, tokenizer, batch_tokens=batch_tokens, compile_backbone=True, progress=False, verbose=False)
-                _sync(dev); t_c = time.time() - t0
-                ifd_c = torch.tensor(df.ifd.to_numpy(), dtype=torch.float64)
+            try:  # the warm-up run compiles
+                t_comp, t_c, ifd_c = _timed_scores(rows, model, tokenizer, n_engine, batch_tokens=batch_tokens, compile_backbone=True)
                 out[-1] |= dict(compile_s=t_comp, compiled_engine_samples_per_s=n_engine / t_c,
                                 compiled_speedup=(n_engine / t_c) / (n_loop / t_loop), compiled_mfu=fl / t_c / peak,
-                                max_ifd_diff_compiled_vs_eager=float((ifd_c - runs["auto"][1]).abs().nan_to_num(0).max()))
+                                max_ifd_diff_compiled_vs_eager=_max_diff(ifd_c, runs["auto"][2]))
             except Exception as e: out[-1]["compiled_error"] = f"{type(e).__name__}: {str(e)[:300]}"
         print(out[-1], flush=True)
         del model

@@ -102,8 +102,8 @@ def batch_layout(seqs: list[tuple[list[int], int]], pad_id: int = 0, packed: boo
     flat = concat_ids((ids for ids, _ in seqs), sum(lens))
     if packed:  # one row, sequences end to end; position ids restart at 0 for each sequence
         pos = torch.cat([torch.arange(n) for n in lens])[None]
-        offsets = torch.tensor([0] + lens[:-1]).cumsum(0)
-        return flat[None], dict(position_ids=pos) | packed_boundaries(lens), offsets
+        bounds = packed_boundaries(lens)
+        return flat[None], dict(position_ids=pos) | bounds, bounds["cu_seq_lens_q"][:-1].long()
     T = max(lens)
     x = torch.full((len(seqs), T), pad_id, dtype=torch.long)
     mask = torch.arange(T)[None] < torch.tensor(lens)[:, None]
@@ -166,13 +166,15 @@ def packed_attention(module, query, key, value, # [1, heads, T, D], as transform
     else: out = _per_sequence_attention(q, k, v, cu.tolist(), scaling)
     return out[None], None  # [1, T, heads, D]: transformers' layout for the output projection
 
+_PACKED_ATTENTION_EAGER = torch.compiler.disable(packed_attention)  # eager inside a compiled model (below)
+
 def register_packed_attention() -> bool:
     "Register `packed_attention` as transformers attention implementation `ifd_packed`; False where transformers cannot take it."
     try:
         from transformers import AttentionInterface
         import transformers.masking_utils  # noqa: F401 (transformers that builds no mask for unknown implementations)
     except ImportError: return False
-    AttentionInterface.register(PACKED_ATTENTION, torch.compiler.disable(packed_attention))  # eager inside a compiled model (below)
+    AttentionInterface.register(PACKED_ATTENTION, _PACKED_ATTENTION_EAGER)
     return True
 
 @contextmanager
