@@ -229,6 +229,15 @@ def _term_as_interrupt():
     try: yield
     finally: signal.signal(signal.SIGTERM, old)
 
+def _text_size(row) -> int:
+    "Characters of a row's text fields: a stand-in for its token count that costs no tokenizing."
+    return sum(len(v) for v in row.values() if isinstance(v, str)) if isinstance(row, dict) else 0
+
+def _rank_share(rows, idx: list[int], rank: int, world: int) -> list[int]:
+    "The rows of window `idx` that process `rank` of `world` tokenizes and scores: every world-th of the window sorted by text size."
+    if world == 1: return idx
+    return sorted(idx, key=lambda i: _text_size(rows[i]))[rank::world]  # stable sort: every rank computes the same order
+
 def _encode_window(tokenizer, rows, idx: list[int], keys, *how) -> tuple[list, list[dict]]:
     "Rows `idx` tokenized (`how`: mode, template, max_length, bare_context): [(index, `Encoded`)] sorted by length, and the skip records."
     scored, skipped = [], []
@@ -309,12 +318,17 @@ def score_dataset(src, # rows, a file, a `datasets.Dataset` or a hub dataset nam
     with attention_implementation(model, impl or model.config._attn_implementation), _term_as_interrupt():  # packed: the model's attention
         try:
             for w in range(0, len(todo), window_rows):  # a window of rows is tokenized and sorted at a time: bounded memory
-                scored, skipped = _encode_window(tokenizer, rows, todo[w:w+window_rows], keys, mode, template, max_length, bare_context)
-                if rank == 0: store.write(skipped); bar.update(len(skipped))
-                mine = scored[rank::world]  # each rank every world-th sample of the sorted window
+                window = todo[w:w+window_rows]
+                share = _rank_share(rows, window, rank, world)  # each rank tokenizes and scores only its own rows
+                mine, skipped = _encode_window(tokenizer, rows, share, keys, mode, template, max_length, bare_context)
+                store.write(skipped)
+                # the bar (rank 0) counts all ranks' rows: its own, scaled by the window's size over its share's
+                covered = lambda n: round(n * len(window) / max(len(share), 1))
+                bar.update(covered(len(skipped)))
                 for c in range(0, len(mine), flush_every):  # chunk k+1 is queued on the device before chunk k is written
                     in_flight.append(_launch_chunk(model, mine[c:c+flush_every], batch_tokens, pad, backend, packed, guard))
-                    in_flight[-1]["covers"] = min(len(scored), (c + flush_every) * world) - c * world  # rows of all ranks, for the bar
+                    n = len(skipped) + c
+                    in_flight[-1]["covers"] = covered(n + len(mine[c:c+flush_every])) - covered(n)
                     real += in_flight[-1]["real"]; padded += in_flight[-1]["padded"]
                     write_until(1)
             write_until(0)

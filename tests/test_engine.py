@@ -79,6 +79,36 @@ def test_windows_of_rows_give_the_same_scores(monkeypatch):
     np.testing.assert_allclose(windowed.ifd, whole.ifd, rtol=0, atol=1e-5)
 
 
+class _Rank:
+    "A stand-in for accelerate's PartialState: process `rank` of `world` on the CPU."
+    def __init__(self, rank, world): self.process_index, self.num_processes, self.device = rank, world, "cpu"
+    def wait_for_everyone(self): pass
+
+
+def test_each_rank_tokenizes_only_its_share(monkeypatch, tmp_path):
+    """Rank 1 of 2 tokenizes and scores half of each window's rows, no more; one process resuming from its shards
+    tokenizes and scores just the other half, and the merged table equals a single uninterrupted process's."""
+    import ifd_nb.engine as E
+    from ifd_nb.models import load_tokenizer, tiny_model
+    tok, model = load_tokenizer("embedded"), tiny_model()
+    rows = read_rows(demo_data_path())[:30] + [{"instruction": "no answer", "output": ""}, {"instruction": "x", "output": "y"}]
+    random.Random().shuffle(rows)
+    whole = score_dataset(rows, model, tok, progress=False, verbose=False)
+    real, sizes = E.encode_samples, []
+    monkeypatch.setattr(E, "encode_samples", lambda tok_, rows_, *a: sizes.append(len(rows_)) or real(tok_, rows_, *a))
+    monkeypatch.setattr(E, "distributed_state", lambda device=None: _Rank(1, 2))
+    kw = dict(shard_dir=tmp_path, window_rows=7, flush_every=3, progress=False, verbose=False)
+    assert score_dataset(rows, model, tok, **kw) is None  # rank 1 writes its shards; rank 0 merges
+    assert sizes == [3, 3, 3, 3, 2]  # windows of 7, 7, 7, 7, 4 rows: rank 1 takes rows 1, 3, 5 of each
+    assert {p.name[:10] for p in tmp_path.glob("shard-*.parquet")} == {"shard-r001"}
+    sizes.clear()
+    monkeypatch.setattr(E, "distributed_state", lambda device=None: _Rank(0, 1))
+    merged = score_dataset(rows, model, tok, **kw)
+    assert sizes == [7, 7, 4]  # the 18 rows rank 1 did not take, and nothing else
+    assert list(merged.status) == list(whole.status) and len(set(whole.status)) > 1
+    np.testing.assert_allclose(merged.ifd, whole.ifd, rtol=0, atol=1e-5)
+
+
 def test_corrupt_shard_is_recomputed(tmp_path):
     inp = demo_data_path()
     assert _score(inp, tmp_path/"s.parquet", env={"IFD_NB_FLUSH_EVERY": "16"}).returncode == 0
