@@ -230,19 +230,27 @@ for name, x in results('cpu_windows'):
     out.append("| window (rows) | padding share of padded positions |\n|---|---|")
     for r in x['padding']:
         out.append(f"| {r['window']:,}{' (whole set)' if r['window'] == r['rows'] else ''} | {r['padding_share']:.1%} |")
-    out.append("\nThe default window, 32,768 rows, is ten times this whole set; packed rows (the default where attention takes "
-               "the boundaries) have no padding whatever the window.\n")
-for name, x in results('cpu_ranks'):
-    out.append(f"## Many processes: each rank tokenizes its own rows, on CPU ({x['machine']}), {x['date']}\n")
-    out.append(f"`.ci/rank_facts.py`, raw JSON `nbs/bench_results/{name}`, torch {x['torch']}: the {x['rows']:,} Alpaca 5% rows as one "
-               f"window, every rank simulated in one process. Before, every rank tokenized the whole window ({x['whole_window_tokenize_s']:.2f} s "
-               f"here, best of 3) and kept every world-th sample sorted by token count; now each rank tokenizes only its share of the "
-               f"window sorted by text size (`_rank_share`, 05). Balance: the largest rank's tokens (both passes) over the mean.\n")
+    out.append("\nThe default window was 32,768 rows, ten times this whole set; packed rows (the default where attention takes "
+               "the boundaries) have no padding whatever the window. Windows were replaced the same day by sorting on text size "
+               "and tokenizing a chunk at a time (next section): only the chunks in flight hold token ids.\n")
+for name, x in results('cpu_chunks'):
+    out.append(f"## Rows sorted by text size, split among ranks and tokenized a chunk at a time, on CPU ({x['machine']}), {x['date']}\n")
+    out.append(f"`.ci/chunk_facts.py`, raw JSON `nbs/bench_results/{name}`, torch {x['torch']}, the {x['rows']:,} Alpaca 5% rows. Since this "
+               f"date `score_dataset` sorts the rows by the characters of their text fields (`_text_size`, 05: no tokenizing needed), "
+               f"gives each rank every world-th of them, and tokenizes each chunk just before it is queued, while the device computes "
+               f"the chunk before. Before, rows were tokenized in windows of 32,768 up front and sorted by token count, and every rank "
+               f"tokenized the whole window. What sorting by characters costs: padding of padded batches (16,384 tokens; packed "
+               f"batches have none either way):\n")
+    out.append("| rows per chunk | sorted by token count | by text size | unsorted |\n|---|---|---|---|")
+    for r in x['padding']:
+        out.append(f"| {r['chunk']} | {r['token count']:.1%} | {r['text size']:.1%} | {r['unsorted (shuffled)']:.1%} |")
+    out.append(f"\nWhat splitting before tokenizing saves (every rank simulated in one process; the whole set took "
+               f"{x['whole_set_tokenize_s']:.2f} s to tokenize, best of 3, which every rank used to spend per window). Balance: the "
+               f"largest rank's tokens (both passes) over the mean.\n")
     out.append("| ranks | tokenizing per rank, before s | now, slowest rank s | balance now (split by text size) | balance before (split by token count) |\n|---|---|---|---|---|")
     for r in x['worlds']:
-        out.append(f"| {r['world']} | {x['whole_window_tokenize_s']:.2f} | {r['slowest_rank_tokenize_s']:.3f} | {r['share_split_balance']:.4f} | {r['token_sorted_split_balance']:.4f} |")
-    out.append("\nSplitting by characters before tokenizing costs under 1% of balance at 8 ranks and divides each rank's tokenizing "
-               "by the number of ranks.\n")
+        out.append(f"| {r['world']} | {x['whole_set_tokenize_s']:.2f} | {r['slowest_rank_tokenize_s']:.3f} | {r['share_split_balance']:.4f} | {r['token_sorted_split_balance']:.4f} |")
+    out.append("\nSplitting by characters costs under 1% of balance at 8 ranks and divides each rank's tokenizing by the number of ranks.\n")
 for name, x in results('compile_facts'):
     out.append(f"## What Triton builds for kernel 2 on each card: compiler facts, not timings ({x['date']})\n")
     out.append(f"Compiled on {x['machine']} with triton {x['triton']} for each compute capability (`kernel2_resources` in "

@@ -1,4 +1,4 @@
-"""Why the engine tokenizes rows a window at a time (05, `window_rows`): memory of tokenized rows, padding by window size.
+"""Memory of tokenized rows and padding by window size: why the engine stopped holding every row's token ids (05; windows, since replaced by tokenizing a chunk at a time, see .ci/chunk_facts.py).
 
     python .ci/window_facts.py     # about a minute on 2 cores; writes nbs/bench_results/cpu_windows_<date>.json
 
@@ -6,10 +6,11 @@ Memory: the rise of this process's resident memory while `encode_samples` tokeni
 over (24,888 rows), per row. Padding: the share of padded positions that are padding when the engine's batch plan
 (16,384 tokens a batch, chunks of 512 samples) runs over the 3,111 rows sorted whole or in windows.
 """
-import datetime, gc, json, os, platform, time
+import datetime, gc, json, os, platform, sys, time
 import torch
 from ifd_nb.data import read_rows, shared_data_path
-from ifd_nb.engine import plan_batches
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import chunk_facts
 from ifd_nb.ifd import encode_samples
 from ifd_nb.models import load_tokenizer
 
@@ -19,15 +20,10 @@ def rss_mib():
 
 
 def padding_share(encs, window, batch_tokens=16384, flush=512):
-    real = padded = 0
-    for w in range(0, len(encs), window):
-        win = sorted(encs[w:w+window], key=lambda e: len(e.cond_ids))
-        for c in range(0, len(win), flush):
-            seqs = [((i, p), ids, s) for i, e in enumerate(win[c:c+flush])
-                    for p, (ids, s) in enumerate(((e.cond_ids, e.cond_start), (e.bare_ids, e.bare_start)))]
-            _, r, p = plan_batches(seqs, batch_tokens)
-            real, padded = real + r, padded + p
-    return 1 - real / padded
+    "Padding share of the engine's padded batches in chunks of `flush` within each window of rows sorted by token count."
+    counts = [chunk_facts.padding_counts(sorted(encs[w:w+window], key=lambda e: len(e.cond_ids)), flush, batch_tokens)
+              for w in range(0, len(encs), window)]
+    return 1 - sum(r for r, _ in counts) / sum(p for _, p in counts)
 
 
 tok = load_tokenizer("embedded")

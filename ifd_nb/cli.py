@@ -65,7 +65,7 @@ def _parser() -> argparse.ArgumentParser:
         q.add_argument("--max-length", type=int, default=None, help="longest conditioned sequence, in tokens")
         q.add_argument("--limit", type=int, default=None, help="score only the first N rows")
         q.add_argument("--batch-tokens", type=int, default=16384, help="token positions per forward pass (padded or packed)")
-        q.add_argument("--window-rows", type=int, default=None, help="rows tokenized and length-sorted at a time (default 32768; fewer: less memory)")
+        q.add_argument("--chunk-rows", type=int, default=None, help="rows tokenized, scored and written as one shard together (default 512)")
         q.add_argument("--shard-dir", default=None, help="where resumable shards go (default: OUTPUT.shards)")
         q.add_argument("--no-resume", action="store_true", help="recompute everything, ignoring existing shards")
         q.add_argument("--backend", default="auto", choices=["auto", "torch", "triton", "reference"],
@@ -98,7 +98,7 @@ def run_score(args, src) -> pd.DataFrame | None:
     "Score `src` with the engine as the parsed command line says; the scores table on rank 0 (None on other ranks)."
     from ifd_nb.engine import score_dataset
     return score_dataset(src, args.model, mode=args.mode, template=args.template, max_length=args.max_length,
-                         batch_tokens=args.batch_tokens, window_rows=args.window_rows, backend=args.backend, output=args.output,
+                         batch_tokens=args.batch_tokens, chunk_rows=args.chunk_rows, backend=args.backend, output=args.output,
                          shard_dir=args.shard_dir, resume=not args.no_resume, limit=args.limit, device=args.device,
                          packing={"on": True, "off": False}.get(args.packing, "auto"), device_map=args.device_map,
                          attn_implementation=args.attn, compile_backbone=args.compile,

@@ -234,17 +234,16 @@ def _text_size(row) -> int:
     return sum(len(v) for v in row.values() if isinstance(v, str)) if isinstance(row, dict) else 0
 
 def _rank_share(rows, idx: list[int], rank: int, world: int) -> list[int]:
-    "The rows of window `idx` that process `rank` of `world` tokenizes and scores: every world-th of the window sorted by text size."
-    if world == 1: return idx
+    "The rows of `idx` that process `rank` of `world` tokenizes and scores, in order: every world-th of `idx` sorted by text size."
     return sorted(idx, key=lambda i: _text_size(rows[i]))[rank::world]  # stable sort: every rank computes the same order
 
-def _encode_window(tokenizer, rows, idx: list[int], keys, *how) -> tuple[list, list[dict]]:
-    "Rows `idx` tokenized (`how`: mode, template, max_length, bare_context): [(index, `Encoded`)] sorted by length, and the skip records."
+def _encode_chunk(tokenizer, rows, idx: list[int], keys, *how) -> tuple[list, list[dict]]:
+    "Rows `idx` tokenized (`how`: mode, template, max_length, bare_context): [(index, `Encoded`)] to score, and the skip records."
     scored, skipped = [], []
     for i, e in zip(idx, encode_samples(tokenizer, [rows[i] for i in idx], *how)):
         if isinstance(e, SkipSample): skipped.append(skipped_record(e.status) | {"key": keys[i]})
         else: scored.append((i, e))
-    return sorted(scored, key=lambda t: len(t[1].cond_ids)), skipped
+    return scored, skipped
 
 def score_dataset(src, # rows, a file, a `datasets.Dataset` or a hub dataset name (see `read_rows`)
                   model="embedded", # a model name/path, or a loaded causal LM
@@ -256,8 +255,7 @@ def score_dataset(src, # rows, a file, a `datasets.Dataset` or a hub dataset nam
                   output=None, # write the merged table here (.parquet, .jsonl or .csv)
                   shard_dir=None, # where shards go; default `<output>.shards`, or a temporary folder without `output`
                   resume: bool = True, # reuse shards already in `shard_dir`
-                  flush_every: int | None = None, # samples per chunk and shard (default 512, or $IFD_NB_FLUSH_EVERY)
-                  window_rows: int | None = None, # rows tokenized and length-sorted at a time (default 32768, or $IFD_NB_WINDOW_ROWS)
+                  chunk_rows: int | None = None, # samples per chunk and shard (default 512, or $IFD_NB_CHUNK_ROWS)
                   limit: int | None = None, device=None, dtype=None,
                   device_map=None, # e.g. 'auto': a model larger than one GPU, spread by accelerate
                   attn_implementation=None, # e.g. 'flash_attention_2' (packed through transformers' own path)
@@ -270,9 +268,8 @@ def score_dataset(src, # rows, a file, a `datasets.Dataset` or a hub dataset nam
     import tempfile, shutil
     from ifd_nb.cli import scores_frame, write_scores, summarize
     t0 = time.time()
-    flush_every = flush_every or int(os.environ.get("IFD_NB_FLUSH_EVERY", "512"))
-    window_rows = window_rows or int(os.environ.get("IFD_NB_WINDOW_ROWS", "32768"))
-    for what, n in (("batch_tokens", batch_tokens), ("flush_every", flush_every), ("window_rows", window_rows)):
+    chunk_rows = chunk_rows or int(os.environ.get("IFD_NB_CHUNK_ROWS", "512"))
+    for what, n in (("batch_tokens", batch_tokens), ("chunk_rows", chunk_rows)):
         if n < 1: raise ValueError(f"{what} must be a positive number, not {n}")
     state = distributed_state(device)
     rank, world = state.process_index, state.num_processes
@@ -302,35 +299,28 @@ def score_dataset(src, # rows, a file, a `datasets.Dataset` or a hub dataset nam
     todo, seen = [], set(done)
     for i, k in enumerate(keys):  # each distinct, not yet scored sample once
         if k not in seen: seen.add(k); todo.append(i)
-    say(f"{len(rows)} rows: {len(done)} already scored, {len(todo)} to score on {world} process{'es' if world > 1 else ''}"
-        + (f", {window_rows:,} rows at a time" if len(todo) > window_rows else ""))
+    say(f"{len(rows)} rows: {len(done)} already scored, {len(todo)} to score on {world} process{'es' if world > 1 else ''}")
     pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
     n_tok, t1, real, padded, n_retry = 0, time.time(), 0, 0, 0
     guard = fp16_guard and model.dtype == torch.float16 and not getattr(model, "hf_device_map", None)
+    share = _rank_share(rows, todo, rank, world)  # each rank tokenizes and scores only its own rows, shortest first
+    covered = lambda n: round(min(n, len(share)) * len(todo) / max(len(share), 1))  # rank 0's rows, scaled to all ranks'
     bar = tqdm(total=len(todo), disable=not progress or rank != 0, desc=f"IFD ({mode})", unit="sample")  # all ranks' rows
     in_flight = []  # queued chunks not yet written: at most two
     def write_until(n: int):  # wait for the oldest queued chunks and write each as one shard, until `n` are left
         nonlocal n_tok, n_retry
         while len(in_flight) > n:
             recs, k = _chunk_records(model, in_flight[0], keys, batch_tokens, pad, backend, packed)
-            store.write(recs); n_retry += k; n_tok += in_flight[0]["tokens"]
+            store.write(recs + in_flight[0]["skipped"]); n_retry += k; n_tok += in_flight[0]["tokens"]
             bar.update(in_flight.pop(0)["covers"]); bar.set_postfix(tok_s=f"{n_tok / max(time.time() - t1, 1e-9):.0f}")
     with attention_implementation(model, impl or model.config._attn_implementation), _term_as_interrupt():  # packed: the model's attention
         try:
-            for w in range(0, len(todo), window_rows):  # a window of rows is tokenized and sorted at a time: bounded memory
-                window = todo[w:w+window_rows]
-                share = _rank_share(rows, window, rank, world)  # each rank tokenizes and scores only its own rows
-                mine, skipped = _encode_window(tokenizer, rows, share, keys, mode, template, max_length, bare_context)
-                store.write(skipped)
-                # the bar (rank 0) counts all ranks' rows: its own, scaled by the window's size over its share's
-                covered = lambda n: round(n * len(window) / max(len(share), 1))
-                bar.update(covered(len(skipped)))
-                for c in range(0, len(mine), flush_every):  # chunk k+1 is queued on the device before chunk k is written
-                    in_flight.append(_launch_chunk(model, mine[c:c+flush_every], batch_tokens, pad, backend, packed, guard))
-                    n = len(skipped) + c
-                    in_flight[-1]["covers"] = covered(n + len(mine[c:c+flush_every])) - covered(n)
-                    real += in_flight[-1]["real"]; padded += in_flight[-1]["padded"]
-                    write_until(1)
+            for c in range(0, len(share), chunk_rows):  # chunk k+1 is tokenized and queued before chunk k is waited for
+                scored, skipped = _encode_chunk(tokenizer, rows, share[c:c+chunk_rows], keys, mode, template, max_length, bare_context)
+                in_flight.append(_launch_chunk(model, scored, batch_tokens, pad, backend, packed, guard))
+                in_flight[-1] |= dict(skipped=skipped, covers=covered(c + chunk_rows) - covered(c))
+                real += in_flight[-1]["real"]; padded += in_flight[-1]["padded"]
+                write_until(1)
             write_until(0)
         except KeyboardInterrupt:  # Ctrl-C or SIGTERM: what was computed is written before the interrupt goes on
             write_until(0); raise

@@ -38,8 +38,8 @@ def test_every_bad_row_gets_a_named_status(bad_file):
 @pytest.mark.parametrize("ext", ["parquet", "jsonl", "csv"])
 def test_cli_score_writes_one_row_per_input_row(bad_file, tmp_path, ext):
     out = tmp_path/f"scores.{ext}"
-    windows = ["--window-rows", "3"] if ext == "jsonl" else []  # bad rows spread over 4 windows: each still gets its status
-    assert main(["score", str(bad_file), "-o", str(out), "--max-length", "256", "-q", *windows]) == 0
+    chunks = ["--chunk-rows", "3"] if ext == "jsonl" else []  # bad rows spread over 4 chunks: each still gets its status
+    assert main(["score", str(bad_file), "-o", str(out), "--max-length", "256", "-q", *chunks]) == 0
     df = pd.read_parquet(out) if ext == "parquet" else pd.read_json(out, lines=True) if ext == "jsonl" else pd.read_csv(out)
     assert list(df["index"]) == list(range(len(BAD)))
     assert list(df.status) == EXPECTED
@@ -83,7 +83,7 @@ def test_demo_runs_and_ranks(tmp_path, capsys):
     assert len(pd.read_parquet(tmp_path/"demo.parquet")) == 24
 
 
-@pytest.mark.parametrize("flag", ["--window-rows", "--batch-tokens"])
+@pytest.mark.parametrize("flag", ["--chunk-rows", "--batch-tokens"])
 def test_sizes_below_one_are_one_clear_error(bad_file, tmp_path, capsys, flag):
     assert main(["score", str(bad_file), "-o", str(tmp_path/"x.csv"), flag, "-2", "-q"]) == 2
     assert "must be a positive number" in capsys.readouterr().err

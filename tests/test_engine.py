@@ -1,5 +1,5 @@
 """The engine: equal to the reference scorer, resumable after SIGKILL (SIGTERM and Ctrl-C first write what is in
-flight), corrupt shards recomputed, rows in windows, two processes = one (under torchrun and accelerate launch),
+flight), corrupt shards recomputed, rows tokenized a chunk at a time, each rank only its own, two processes = one (under torchrun and accelerate launch),
 compiled = eager and compiled once, the float16 overflow guard."""
 import os, random, shutil, subprocess, sys
 import numpy as np
@@ -29,9 +29,9 @@ def _score(inp, out, *extra, env=None):
 
 def test_sigkill_then_resume_gives_the_uninterrupted_table(tmp_path):
     inp = demo_data_path()
-    # chunks (and shards) of 8 samples, in windows of 16 rows, make the kill land mid-run (with the next chunk in
-    # flight); the uninterrupted run uses the same chunking
-    small = {"IFD_NB_FLUSH_EVERY": "8", "IFD_NB_WINDOW_ROWS": "16"}
+    # chunks (and shards) of 8 samples make the kill land mid-run (with the next chunk in flight); the uninterrupted
+    # run uses the same chunking
+    small = {"IFD_NB_CHUNK_ROWS": "8"}
     full = _score(inp, tmp_path/"full.parquet", env=small)
     assert full.returncode == 0, full.stderr
     env = {"IFD_NB_KILL_AFTER_SHARDS": "3", **small}
@@ -52,7 +52,7 @@ def test_sigterm_writes_the_chunks_in_flight_then_resume_gives_the_same_table(tm
     """SIGTERM (a scheduler's preemption) while shard 3 is written: the engine writes chunk 3 and the queued chunk 4
     before it stops (SIGKILL at the same point keeps 3 chunks), exits 130, and the resumed run equals an uninterrupted one."""
     from ifd_nb.engine import ShardStore
-    inp, small = demo_data_path(), {"IFD_NB_FLUSH_EVERY": "8", "IFD_NB_WINDOW_ROWS": "16"}
+    inp, small = demo_data_path(), {"IFD_NB_CHUNK_ROWS": "8"}
     assert all(r.get("output", "").strip() for r in read_rows(inp)[:40])  # no skip shards: shards are chunks
     termed = _score(inp, tmp_path/"t.parquet", env={"IFD_NB_KILL_AFTER_SHARDS": "3", "IFD_NB_KILL_SIGNAL": "TERM", **small})
     assert termed.returncode == 130 and "interrupted" in termed.stderr, (termed.returncode, termed.stderr[-500:])
@@ -62,9 +62,9 @@ def test_sigterm_writes_the_chunks_in_flight_then_resume_gives_the_same_table(tm
     pd.testing.assert_frame_equal(pd.read_parquet(tmp_path/"full.parquet"), pd.read_parquet(tmp_path/"t.parquet"), check_exact=True)
 
 
-def test_windows_of_rows_give_the_same_scores(monkeypatch):
-    """Rows are tokenized and sorted a window at a time (bounded memory): never more than `window_rows` rows at
-    once, and the scores equal a single window's, skipped rows included."""
+def test_rows_are_tokenized_a_chunk_at_a_time_with_the_same_scores(monkeypatch):
+    """Rows are tokenized a chunk at a time, as the chunk before is computed (only chunks in flight hold token ids):
+    never more than `chunk_rows` rows at once, and the scores equal one big chunk's, skipped rows included."""
     import ifd_nb.engine as E
     from ifd_nb.models import load_tokenizer, tiny_model
     tok, model = load_tokenizer("embedded"), tiny_model()
@@ -73,10 +73,10 @@ def test_windows_of_rows_give_the_same_scores(monkeypatch):
     whole = score_dataset(rows, model, tok, progress=False, verbose=False)
     real, sizes = E.encode_samples, []
     monkeypatch.setattr(E, "encode_samples", lambda tok_, rows_, *a: sizes.append(len(rows_)) or real(tok_, rows_, *a))
-    windowed = score_dataset(rows, model, tok, window_rows=7, flush_every=3, progress=False, verbose=False)
+    chunked = score_dataset(rows, model, tok, chunk_rows=7, progress=False, verbose=False)
     assert sizes == [7, 7, 7, 7, 4]
-    assert list(windowed.status) == list(whole.status) and "ok" in set(whole.status) and len(set(whole.status)) > 1
-    np.testing.assert_allclose(windowed.ifd, whole.ifd, rtol=0, atol=1e-5)
+    assert list(chunked.status) == list(whole.status) and "ok" in set(whole.status) and len(set(whole.status)) > 1
+    np.testing.assert_allclose(chunked.ifd, whole.ifd, rtol=0, atol=1e-5)
 
 
 class _Rank:
@@ -86,8 +86,8 @@ class _Rank:
 
 
 def test_each_rank_tokenizes_only_its_share(monkeypatch, tmp_path):
-    """Rank 1 of 2 tokenizes and scores half of each window's rows, no more; one process resuming from its shards
-    tokenizes and scores just the other half, and the merged table equals a single uninterrupted process's."""
+    """Rank 1 of 2 tokenizes and scores half of the rows, no more; one process resuming from its shards tokenizes and
+    scores just the other half, and the merged table equals a single uninterrupted process's."""
     import ifd_nb.engine as E
     from ifd_nb.models import load_tokenizer, tiny_model
     tok, model = load_tokenizer("embedded"), tiny_model()
@@ -97,25 +97,25 @@ def test_each_rank_tokenizes_only_its_share(monkeypatch, tmp_path):
     real, sizes = E.encode_samples, []
     monkeypatch.setattr(E, "encode_samples", lambda tok_, rows_, *a: sizes.append(len(rows_)) or real(tok_, rows_, *a))
     monkeypatch.setattr(E, "distributed_state", lambda device=None: _Rank(1, 2))
-    kw = dict(shard_dir=tmp_path, window_rows=7, flush_every=3, progress=False, verbose=False)
+    kw = dict(shard_dir=tmp_path, chunk_rows=3, progress=False, verbose=False)
     assert score_dataset(rows, model, tok, **kw) is None  # rank 1 writes its shards; rank 0 merges
-    assert sizes == [3, 3, 3, 3, 2]  # windows of 7, 7, 7, 7, 4 rows: rank 1 takes rows 1, 3, 5 of each
+    assert sizes == [3, 3, 3, 3, 3, 1]  # 16 of the 32 rows, in chunks of 3
     assert {p.name[:10] for p in tmp_path.glob("shard-*.parquet")} == {"shard-r001"}
     sizes.clear()
     monkeypatch.setattr(E, "distributed_state", lambda device=None: _Rank(0, 1))
     merged = score_dataset(rows, model, tok, **kw)
-    assert sizes == [7, 7, 4]  # the 18 rows rank 1 did not take, and nothing else
+    assert sizes == [3, 3, 3, 3, 3, 1]  # the 16 rows rank 1 did not take, and nothing else
     assert list(merged.status) == list(whole.status) and len(set(whole.status)) > 1
     np.testing.assert_allclose(merged.ifd, whole.ifd, rtol=0, atol=1e-5)
 
 
 def test_corrupt_shard_is_recomputed(tmp_path):
     inp = demo_data_path()
-    assert _score(inp, tmp_path/"s.parquet", env={"IFD_NB_FLUSH_EVERY": "16"}).returncode == 0
+    assert _score(inp, tmp_path/"s.parquet", env={"IFD_NB_CHUNK_ROWS": "16"}).returncode == 0
     a = pd.read_parquet(tmp_path/"s.parquet")
     shards = sorted((tmp_path/"s.parquet.shards").glob("shard-*.parquet"))
     shards[-1].write_bytes(shards[-1].read_bytes()[:100])  # truncate the last shard
-    r = _score(inp, tmp_path/"s.parquet", env={"IFD_NB_FLUSH_EVERY": "16"})
+    r = _score(inp, tmp_path/"s.parquet", env={"IFD_NB_CHUNK_ROWS": "16"})
     assert r.returncode == 0 and "set aside unreadable shard" in r.stdout + r.stderr
     pd.testing.assert_frame_equal(a, pd.read_parquet(tmp_path/"s.parquet"), check_exact=True)
 
@@ -134,10 +134,10 @@ def test_two_processes_equal_one(tmp_path, launcher):
     assert one.returncode == 0, one.stderr
     cmd = [*LAUNCHERS[launcher], EXE, "score", str(inp), "-o", str(tmp_path/"two.csv"),
            "--model", "embedded", "--limit", "40", "-q", "--batch-tokens", "2048"]
-    small = {"IFD_NB_WINDOW_ROWS": "16", "IFD_NB_FLUSH_EVERY": "4"}  # each rank's share of each window, in chunks
+    small = {"IFD_NB_CHUNK_ROWS": "4"}  # each rank's share in chunks of 4
     two = subprocess.run(cmd, capture_output=True, text=True, timeout=900, env={**os.environ, "OMP_NUM_THREADS": "1", **small})
     assert two.returncode == 0, two.stderr[-2000:]
-    assert "on 2 processes, 16 rows at a time" in two.stdout + two.stderr
+    assert "to score on 2 processes" in two.stdout + two.stderr
     assert {p.name[:10] for p in (tmp_path/"two.csv.shards").glob("shard-*.parquet")} >= {"shard-r000", "shard-r001"}
     a, b = pd.read_csv(tmp_path/"one.csv"), pd.read_csv(tmp_path/"two.csv")
     pd.testing.assert_frame_equal(a, b, check_exact=False, atol=1e-5, rtol=0)
@@ -213,12 +213,12 @@ def test_interrupt_writes_every_computed_chunk(tmp_path, monkeypatch):
         return write(self, records)
     monkeypatch.setattr(E, "_losses", interrupted); monkeypatch.setattr(ShardStore, "write", logged)
     with pytest.raises(KeyboardInterrupt):
-        score_dataset(rows, model, tok, batch_tokens=65536, flush_every=4, shard_dir=tmp_path, progress=False, verbose=False)
+        score_dataset(rows, model, tok, batch_tokens=65536, chunk_rows=4, shard_dir=tmp_path, progress=False, verbose=False)
     assert events == ["queue", "queue", "write", "queue", "write"]  # chunk k+1 is queued before chunk k is written
     assert len(ShardStore(tmp_path).load()) == 8
     monkeypatch.setattr(E, "_losses", real)
-    resumed = score_dataset(rows, model, tok, batch_tokens=65536, flush_every=4, shard_dir=tmp_path, progress=False, verbose=False)
-    whole = score_dataset(rows, model, tok, batch_tokens=65536, flush_every=4, progress=False, verbose=False)
+    resumed = score_dataset(rows, model, tok, batch_tokens=65536, chunk_rows=4, shard_dir=tmp_path, progress=False, verbose=False)
+    whole = score_dataset(rows, model, tok, batch_tokens=65536, chunk_rows=4, progress=False, verbose=False)
     pd.testing.assert_frame_equal(resumed, whole)
 
 
