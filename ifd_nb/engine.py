@@ -16,8 +16,8 @@ from .models import load_model, default_dtype
 
 # %% auto #0
 __all__ = ['LOOP_MAX_LENGTH', 'score_spec', 'sample_key', 'plan_batches', 'attention_heads', 'packing_plan', 'packed_rows_agree',
-           'ShardStore', 'distributed_state', 'describe_model', 'float32_model', 'score_dataset', 'reference_loop',
-           'model_flops', 'matmul_rate', 'engine_vs_loop', 'benchmark_configs', 'peak_matmul_rate',
+           'ShardStore', 'distributed_state', 'describe_model', 'float32_model', 'score_dataset', 'matmul_rate',
+           'reference_loop', 'model_flops', 'engine_vs_loop', 'benchmark_configs', 'peak_matmul_rate',
            'gpu_engine_benchmark']
 
 # %% ../nbs/05_engine.ipynb #ee396232
@@ -167,6 +167,7 @@ def float32_model(model):
     try: yield model
     finally: model.to(dt)
 
+# %% ../nbs/05_engine.ipynb #751c93ba
 def _losses(model, seqs, pad, backend, packed, to_cpu: bool = True) -> list[torch.Tensor]:
     return sequence_token_losses(model, [(ids, start) for _, ids, start in seqs], pad, backend, packed, to_cpu)
 
@@ -181,6 +182,7 @@ def _to_host_async(losses: list[torch.Tensor]):
     def wait(): copied.synchronize(); return list(host.split(sizes))
     return wait
 
+# %% ../nbs/05_engine.ipynb #224fb03d
 def _launch_chunk(model, chunk, # [(row index, `Encoded`)]
                   batch_tokens, pad, backend, packed, guard: bool) -> dict:
     "Queue the forward passes of a chunk's samples without waiting for them: its batches, their losses on the way to the host."
@@ -213,12 +215,14 @@ def _chunk_records(model, launched: dict, keys, batch_tokens, pad, backend, pack
         recs.append(r)
     return recs, len(retry)
 
+# %% ../nbs/05_engine.ipynb #c008d039
 def _compile_backbone(model):
     "Compile the model's backbone in place with dynamic shapes (once: a compiled backbone is left as it is)."
     bb = model.base_model
     if getattr(bb, "_compiled_call_impl", None) is None: bb.compile(dynamic=True)
     return model
 
+# %% ../nbs/05_engine.ipynb #8d183be4
 @contextmanager
 def _term_as_interrupt():
     "Inside the block SIGTERM (a scheduler's preemption, `kill`) raises KeyboardInterrupt, as Ctrl-C does (main thread only)."
@@ -229,6 +233,7 @@ def _term_as_interrupt():
     try: yield
     finally: signal.signal(signal.SIGTERM, old)
 
+# %% ../nbs/05_engine.ipynb #6c2acf59
 def _text_size(row) -> int:
     "Characters of a row's text fields: a stand-in for its token count that costs no tokenizing."
     return sum(len(v) for v in row.values() if isinstance(v, str)) if isinstance(row, dict) else 0
@@ -245,6 +250,7 @@ def _encode_chunk(tokenizer, rows, idx: list[int], keys, *how) -> tuple[list, li
         else: scored.append((i, e))
     return scored, skipped
 
+# %% ../nbs/05_engine.ipynb #5cf9a7ab
 def score_dataset(src, # rows, a file, a `datasets.Dataset` or a hub dataset name (see `read_rows`)
                   model="embedded", # a model name/path, or a loaded causal LM
                   tokenizer=None, # required when `model` is a loaded model
@@ -345,18 +351,6 @@ def score_dataset(src, # rows, a file, a `datasets.Dataset` or a hub dataset nam
     return df
 
 # %% ../nbs/05_engine.ipynb #07584b78
-LOOP_MAX_LENGTH = 512  # the reference scripts' truncation
-
-def _loop_texts(tpl, r) -> list[str]:
-    "The two texts the reference-style loop runs for row `r`: prompt + answer, and '### Response:' + answer."
-    return [tpl.render(r["instruction"], r.get("input") or "") + r["output"], "### Response:" + r["output"]]
-
-def _engine_lengths(rows, tokenizer) -> tuple[list[int], int]:
-    "Lengths of the engine's sequences (both passes of every scorable row) and how many answer positions it scores."
-    encs = [e for e in encode_samples(tokenizer, rows) if not isinstance(e, SkipSample)]
-    lens = [n for e in encs for n in (len(e.cond_ids), len(e.bare_ids))]
-    return lens, sum(2 * (len(e.cond_ids) - e.cond_start) for e in encs)
-
 def _sync(device):
     "Wait for the work queued on `device` (CUDA); elsewhere there is nothing to wait for."
     if torch.device(device).type == "cuda": torch.cuda.synchronize(device)
@@ -380,6 +374,20 @@ def _max_diff(a: torch.Tensor, b: torch.Tensor) -> float:
     "Largest absolute difference of two IFD columns (a NaN difference, a row skipped in either, counts as 0)."
     return float((a - b).abs().nan_to_num(0).max())
 
+def matmul_rate(model, n: int = 2048, reps: int = 5) -> float:
+    "FLOP/s of the model's own MLP-shaped matmul ([n, hidden] @ [hidden, intermediate]) in its dtype, best of `reps`."
+    dev, dt = next(model.parameters()).device, model.dtype
+    D = model.config.hidden_size; I = getattr(model.config, "intermediate_size", 4 * D)
+    a, b = torch.randn(n, D, device=dev, dtype=dt), torch.randn(D, I, device=dev, dtype=dt)
+    return 2 * n * D * I / _best_seconds(lambda: a @ b, dev, reps)
+
+# %% ../nbs/05_engine.ipynb #e239cde4
+LOOP_MAX_LENGTH = 512  # the reference scripts' truncation
+
+def _loop_texts(tpl, r) -> list[str]:
+    "The two texts the reference-style loop runs for row `r`: prompt + answer, and '### Response:' + answer."
+    return [tpl.render(r["instruction"], r.get("input") or "") + r["output"], "### Response:" + r["output"]]
+
 @torch.no_grad()
 def reference_loop(rows, model, tokenizer, template="alpaca") -> float:
     "Seconds a reference-style loop takes (batch 1, two `model(labels=...)` calls per sample)."
@@ -395,6 +403,13 @@ def reference_loop(rows, model, tokenizer, template="alpaca") -> float:
     _sync(dev)
     return time.time() - t0
 
+# %% ../nbs/05_engine.ipynb #18ca980a
+def _engine_lengths(rows, tokenizer) -> tuple[list[int], int]:
+    "Lengths of the engine's sequences (both passes of every scorable row) and how many answer positions it scores."
+    encs = [e for e in encode_samples(tokenizer, rows) if not isinstance(e, SkipSample)]
+    lens = [n for e in encs for n in (len(e.cond_ids), len(e.bare_ids))]
+    return lens, sum(2 * (len(e.cond_ids) - e.cond_start) for e in encs)
+
 def _backbone_flops(model, seqs_lens) -> float:
     "Forward FLOPs of the backbone: 2 x non-embedding parameters per token, plus attention (4 x layers x d x T^2 / 2)."
     cfg = model.config
@@ -409,13 +424,7 @@ def model_flops(model, seq_lens, head_positions: int) -> float:
     D, V = model.config.hidden_size, model.get_output_embeddings().weight.shape[0]
     return _backbone_flops(model, seq_lens) + 2 * V * D * head_positions
 
-def matmul_rate(model, n: int = 2048, reps: int = 5) -> float:
-    "FLOP/s of the model's own MLP-shaped matmul ([n, hidden] @ [hidden, intermediate]) in its dtype, best of `reps`."
-    dev, dt = next(model.parameters()).device, model.dtype
-    D = model.config.hidden_size; I = getattr(model.config, "intermediate_size", 4 * D)
-    a, b = torch.randn(n, D, device=dev, dtype=dt), torch.randn(D, I, device=dev, dtype=dt)
-    return 2 * n * D * I / _best_seconds(lambda: a @ b, dev, reps)
-
+# %% ../nbs/05_engine.ipynb #1fa8eda4
 def engine_vs_loop(rows, model, tokenizer, batch_tokens: int = 16384, backend: str = "auto", packing="auto") -> dict:
     "Samples/s of the reference-style loop and of the engine on the same rows, model and device, with their FLOP rates."
     t_loop = reference_loop(rows, model, tokenizer)
