@@ -117,7 +117,9 @@ class ShardStore:
         for p in sorted(self.folder.glob("shard-*.parquet")):
             try: recs = pq.read_table(p).to_pylist()
             except Exception:
-                os.replace(p, p.with_suffix(".corrupt")); print(f"ifd_nb: set aside unreadable shard {p.name}; its samples will be recomputed")
+                try: os.replace(p, p.with_suffix(".corrupt"))
+                except FileNotFoundError: pass  # another rank set it aside first
+                print(f"ifd_nb: set aside unreadable shard {p.name}; its samples will be recomputed")
                 continue
             done.update((r["key"], r) for r in recs)
         return done
@@ -302,6 +304,7 @@ def score_dataset(src, # rows, a file, a `datasets.Dataset` or a hub dataset nam
         for p in Path(shard_dir).glob("shard-*.parquet"): p.unlink()
     state.wait_for_everyone()
     done = store.load() if resume else {}
+    state.wait_for_everyone()  # every rank has read the same shards before any rank writes one: they split the same rows
     todo, seen = [], set(done)
     for i, k in enumerate(keys):  # each distinct, not yet scored sample once
         if k not in seen: seen.add(k); todo.append(i)

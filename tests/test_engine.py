@@ -1,5 +1,5 @@
 """The engine: equal to the reference scorer, resumable after SIGKILL (SIGTERM and Ctrl-C first write what is in
-flight), corrupt shards recomputed, rows tokenized a chunk at a time, each rank only its own, two processes = one (under torchrun and accelerate launch),
+flight), corrupt shards recomputed (also by two ranks resuming together), rows tokenized a chunk at a time, each rank only its own, two processes = one (under torchrun and accelerate launch),
 compiled = eager and compiled once, the float16 overflow guard."""
 import os, random, shutil, subprocess, sys
 import numpy as np
@@ -140,6 +140,28 @@ def test_two_processes_equal_one(tmp_path, launcher):
     assert "to score on 2 processes" in two.stdout + two.stderr
     assert {p.name[:10] for p in (tmp_path/"two.csv.shards").glob("shard-*.parquet")} >= {"shard-r000", "shard-r001"}
     a, b = pd.read_csv(tmp_path/"one.csv"), pd.read_csv(tmp_path/"two.csv")
+    pd.testing.assert_frame_equal(a, b, check_exact=False, atol=1e-5, rtol=0)
+
+
+def test_two_processes_resume_a_killed_run_with_a_corrupt_shard(tmp_path):
+    """Two ranks resume the shards of a killed one-process run, one of them truncated: both read the same shards (the
+    corrupt one set aside once), split the remaining rows alike, and the merged table equals an uninterrupted run's."""
+    if shutil.which("torchrun") is None: pytest.skip("torchrun is not installed")
+    inp, small = demo_data_path(), {"IFD_NB_CHUNK_ROWS": "8"}
+    assert _score(inp, tmp_path/"full.csv", env=small).returncode == 0
+    killed = _score(inp, tmp_path/"r.csv", env={"IFD_NB_KILL_AFTER_SHARDS": "3", **small})
+    assert killed.returncode == -9
+    shards = sorted((tmp_path/"r.csv.shards").glob("shard-*.parquet"))
+    assert len(shards) == 3
+    shards[1].write_bytes(shards[1].read_bytes()[:100])
+    cmd = [*LAUNCHERS["torchrun"], EXE, "score", str(inp), "-o", str(tmp_path/"r.csv"),
+           "--model", "embedded", "--limit", "40", "-q", "--batch-tokens", "2048", "--chunk-rows", "4"]
+    two = subprocess.run(cmd, capture_output=True, text=True, timeout=900, env={**os.environ, "OMP_NUM_THREADS": "1"})
+    assert two.returncode == 0, two.stderr[-2000:]
+    out = two.stdout + two.stderr
+    assert "set aside unreadable shard" in out and "16 already scored, 24 to score on 2 processes" in out
+    assert len(list((tmp_path/"r.csv.shards").glob("*.corrupt"))) == 1
+    a, b = pd.read_csv(tmp_path/"full.csv"), pd.read_csv(tmp_path/"r.csv")
     pd.testing.assert_frame_equal(a, b, check_exact=False, atol=1e-5, rtol=0)
 
 
