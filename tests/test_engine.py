@@ -1,6 +1,7 @@
 """The engine: equal to the reference scorer, resumable after SIGKILL (SIGTERM and Ctrl-C first write what is in
-flight), corrupt shards recomputed (also by two ranks resuming together), rows tokenized a chunk at a time, each rank only its own, two processes = one (under torchrun and accelerate launch),
-compiled = eager and compiled once, the float16 overflow guard."""
+flight), corrupt shards recomputed (also by two ranks resuming together), rows tokenized a chunk at a time, each rank
+only its own, two processes = one (under torchrun and accelerate launch), compiled = eager and compiled once, the
+float16 overflow guard."""
 import os, random, shutil, subprocess, sys
 import numpy as np
 import pandas as pd
