@@ -180,12 +180,16 @@ for x in e['results']:
 out.append("\nAgainst the engine issue's targets on an H100 (≥ 30× the loop, ≥ 50% MFU): 28× and 39×; MFU 2.3% and 11.5%, far "
  "from 50%. At these sizes a 65k-token batch is a few milliseconds of matrix work and the engine's Python side "
  "(tokenizing, padding, bookkeeping) dominates; profiled on the 27th (above).\n")
-for name, x in reversed(results('cpu_engine')):
+for name, x in sorted(results('cpu_engine'), key=lambda t: (t[0][11:21], t[1].get('time', '')), reverse=True):  # newest first
     out.append(f"## Scoring engine on CPU ({x['machine']}), {name[11:21]}\n")
     out.append(f"`engine_vs_loop` (exported from `nbs/05_engine.ipynb`), {x['model']}, {x['data']}, `batch_tokens` {x.get('batch_tokens', 8192)}"
                f"{', ' + x['note'] if 'note' in x else ''}: the reference-style loop {x['loop_samples_per_s']:.2f} samples/s, the engine "
                f"{x['engine_samples_per_s']:.2f} samples/s: **{x['speedup']:.2f}×** (target ≥ 3×: not met).\n")
-    if 'padded_engine_samples_per_s' in x:
+    if 'code' in x:
+        out.append(f"Code: {x['code']}. Packed against padded (`.ci/cpu_engine_bench.py`, raw JSON `nbs/bench_results/{name}`): in the same "
+                   f"run the engine with padded batches scored {x['padded_engine_samples_per_s']:.2f} samples/s "
+                   f"({x['engine_samples_per_s']/x['padded_engine_samples_per_s']:.2f}× for packing).\n")
+    elif 'padded_engine_samples_per_s' in x:
         e, s_ = x['earlier_run_same_day'], x['small_run_same_day']
         out.append(f"Packed against padded (`.ci/cpu_engine_bench.py`, raw JSON `nbs/bench_results/{name}`): in the same run the engine with "
                    f"padded batches scored {x['padded_engine_samples_per_s']:.2f} samples/s ({x['engine_samples_per_s']/x['padded_engine_samples_per_s']:.2f}× for packing). "
@@ -206,7 +210,7 @@ for name, x in reversed(results('cpu_engine')):
                    f"so **≥ 3× is out of reach on this CPU for exact scoring**: it would need 3× fewer FLOPs, and the work IFD defines "
                    f"(two full forward passes) does not shrink, beyond the few dozen tokens of template text every prompt shares (a few percent). Runs of the same benchmark vary by about ±10% on this shared machine "
                    f"(1.22× and 1.04× on two days).\n")
-        if 'padded_engine_samples_per_s' in x:
+        if 'earlier_run_same_day' in x:
             out[-1] = out[-1].replace("(1.22× and 1.04× on two days).", "(1.22× and 1.04× on two earlier days). A profile of the packed engine "
                    "(60 rows, `torch.profiler`) puts 78% of its time in `aten::mm` at about the matmul rate above; attention, the output layer's "
                    "log-sum-exp and element-wise work share the rest.")
