@@ -236,9 +236,17 @@ def _term_as_interrupt():
     finally: signal.signal(signal.SIGTERM, old)
 
 # %% ../nbs/05_engine.ipynb #6c2acf59
+_TEXT_FIELDS = ("instruction", "input", "output", "messages", "conversations")  # what `prompt_and_answer` reads
+
+def _chars(x) -> int:
+    "Characters of the strings in `x`, nested in lists and dicts too."
+    if isinstance(x, str): return len(x)
+    if isinstance(x, dict): x = x.values()
+    return sum(_chars(v) for v in x) if isinstance(x, (list, tuple, type({}.values()))) else 0
+
 def _text_size(row) -> int:
-    "Characters of a row's text fields: a stand-in for its token count that costs no tokenizing."
-    return sum(len(v) for v in row.values() if isinstance(v, str)) if isinstance(row, dict) else 0
+    "Characters of the text a row is scored on (its `_TEXT_FIELDS`, turns included): a stand-in for its token count that needs no tokenizing."
+    return sum(_chars(row[k]) for k in _TEXT_FIELDS if k in row) if isinstance(row, dict) else 0
 
 def _rank_share(rows, idx: list[int], rank: int, world: int) -> list[int]:
     "The rows of `idx` that process `rank` of `world` tokenizes and scores, in order: every world-th of `idx` sorted by text size."
