@@ -63,20 +63,29 @@ def test_sigterm_writes_the_chunks_in_flight_then_resume_gives_the_same_table(tm
     pd.testing.assert_frame_equal(pd.read_parquet(tmp_path/"full.parquet"), pd.read_parquet(tmp_path/"t.parquet"), check_exact=True)
 
 
-def test_rows_are_tokenized_a_chunk_at_a_time_with_the_same_scores(monkeypatch):
-    """Rows are tokenized a chunk at a time, as the chunk before is computed (only chunks in flight hold token ids):
-    never more than `chunk_rows` rows at once, and the scores equal one big chunk's, skipped rows included."""
+@pytest.fixture
+def counted(monkeypatch):
+    """The tiny model, the tokenizer, 32 shuffled rows (two that cannot be scored), their scores in one process, and
+    the sizes of the row lists `encode_samples` gets from now on."""
     import ifd_nb.engine as E
     from ifd_nb.models import load_tokenizer, tiny_model
     tok, model = load_tokenizer("embedded"), tiny_model()
     rows = read_rows(demo_data_path())[:30] + [{"instruction": "no answer", "output": ""}, {"instruction": "x", "output": "y"}]
     random.Random().shuffle(rows)
     whole = score_dataset(rows, model, tok, progress=False, verbose=False)
+    assert "ok" in set(whole.status) and len(set(whole.status)) > 1
     real, sizes = E.encode_samples, []
     monkeypatch.setattr(E, "encode_samples", lambda tok_, rows_, *a: sizes.append(len(rows_)) or real(tok_, rows_, *a))
+    return model, tok, rows, whole, sizes
+
+
+def test_rows_are_tokenized_a_chunk_at_a_time_with_the_same_scores(counted):
+    """Rows are tokenized a chunk at a time, as the chunk before is computed (only chunks in flight hold token ids):
+    never more than `chunk_rows` rows at once, and the scores equal one big chunk's, skipped rows included."""
+    model, tok, rows, whole, sizes = counted
     chunked = score_dataset(rows, model, tok, chunk_rows=7, progress=False, verbose=False)
     assert sizes == [7, 7, 7, 7, 4]
-    assert list(chunked.status) == list(whole.status) and "ok" in set(whole.status) and len(set(whole.status)) > 1
+    assert list(chunked.status) == list(whole.status)
     np.testing.assert_allclose(chunked.ifd, whole.ifd, rtol=0, atol=1e-5)
 
 
@@ -86,17 +95,11 @@ class _Rank:
     def wait_for_everyone(self): pass
 
 
-def test_each_rank_tokenizes_only_its_share(monkeypatch, tmp_path):
+def test_each_rank_tokenizes_only_its_share(counted, monkeypatch, tmp_path):
     """Rank 1 of 2 tokenizes and scores half of the rows, no more; one process resuming from its shards tokenizes and
     scores just the other half, and the merged table equals a single uninterrupted process's."""
     import ifd_nb.engine as E
-    from ifd_nb.models import load_tokenizer, tiny_model
-    tok, model = load_tokenizer("embedded"), tiny_model()
-    rows = read_rows(demo_data_path())[:30] + [{"instruction": "no answer", "output": ""}, {"instruction": "x", "output": "y"}]
-    random.Random().shuffle(rows)
-    whole = score_dataset(rows, model, tok, progress=False, verbose=False)
-    real, sizes = E.encode_samples, []
-    monkeypatch.setattr(E, "encode_samples", lambda tok_, rows_, *a: sizes.append(len(rows_)) or real(tok_, rows_, *a))
+    model, tok, rows, whole, sizes = counted
     monkeypatch.setattr(E, "distributed_state", lambda device=None: _Rank(1, 2))
     kw = dict(shard_dir=tmp_path, chunk_rows=3, progress=False, verbose=False)
     assert score_dataset(rows, model, tok, **kw) is None  # rank 1 writes its shards; rank 0 merges
@@ -106,7 +109,7 @@ def test_each_rank_tokenizes_only_its_share(monkeypatch, tmp_path):
     monkeypatch.setattr(E, "distributed_state", lambda device=None: _Rank(0, 1))
     merged = score_dataset(rows, model, tok, **kw)
     assert sizes == [3, 3, 3, 3, 3, 1]  # the 16 rows rank 1 did not take, and nothing else
-    assert list(merged.status) == list(whole.status) and len(set(whole.status)) > 1
+    assert list(merged.status) == list(whole.status)
     np.testing.assert_allclose(merged.ifd, whole.ifd, rtol=0, atol=1e-5)
 
 
