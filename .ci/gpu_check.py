@@ -67,6 +67,12 @@ def rows_and_tokenizer():
     return read_rows(src if src.exists() else shared_data_path("alpaca_cherry_5pct.json")), tok
 
 
+def model_of(cfg, dev):
+    "A model given as it is, or a bf16 one with seeded random weights built from a config (`random_weight_model`)."
+    from ifd_nb.engine import random_weight_model
+    return cfg if isinstance(cfg, torch.nn.Module) else random_weight_model(cfg, dev, torch.bfloat16)
+
+
 def profile_engine(rows, tok, n=1000):
     "torch.profiler over one engine run; tables sorted by CUDA and by CPU time."
     from torch.profiler import profile, ProfilerActivity
@@ -75,10 +81,8 @@ def profile_engine(rows, tok, n=1000):
     if SMOKE:
         model, dev, n = tiny_model(), "cpu", 24
     else:
-        from transformers import AutoModelForCausalLM
         from ifd_nb.engine import benchmark_configs
-        cfg = benchmark_configs()["SmolLM2-135M (config, random weights)"]
-        model, dev = AutoModelForCausalLM.from_config(cfg, dtype=torch.bfloat16).to("cuda").eval(), "cuda"
+        model, dev = model_of(benchmark_configs()["SmolLM2-135M (config, random weights)"], "cuda"), "cuda"
     score_dataset(rows[:64], model, tok, batch_tokens=65536, progress=False, verbose=False)  # warm-up, compiles
     acts = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if dev == "cuda" else [])
     t = time.time()
@@ -101,13 +105,11 @@ def profile_engine(rows, tok, n=1000):
 def packed_attention_check(models=None, dev="cuda"):
     "Does PyTorch's variable-length flash kernel run for each benchmark model (bf16), and do packed rows match single sequences?"
     import traceback
-    from transformers import AutoModelForCausalLM
     from ifd_nb.engine import benchmark_configs, packing_plan, packed_rows_agree, attention_heads
     from ifd_nb.ifd import flash_varlen_ok, _flash_varlen, packed_boundaries
     out = []
     for name, cfg in (models or benchmark_configs()).items():
-        torch.manual_seed(0)
-        model = cfg if isinstance(cfg, torch.nn.Module) else AutoModelForCausalLM.from_config(cfg, dtype=torch.bfloat16).to(dev).eval()
+        model = model_of(cfg, dev)
         h, kv, d = attention_heads(model)
         r = dict(model=name, heads=[h, kv, d], dtype=str(model.dtype), flash_varlen_ok=flash_varlen_ok(dev, model.dtype, h, kv, d),
                  packing_plan=packing_plan(model), packed_rows_agree=packed_rows_agree(model))
@@ -126,15 +128,13 @@ def attention_backends(rows, tok, n=2000, models=None, dev="cuda"):
     "Engine samples/s (padded batches: SDPA) under each SDPA backend (PyTorch's default pick, flash, memory-efficient, cuDNN)."
     from torch.nn.attention import sdpa_kernel, SDPBackend
     from contextlib import nullcontext
-    from transformers import AutoModelForCausalLM
     from ifd_nb.ifd import encode_samples
     t = time.time(); encode_samples(tok, rows[:n]); out = dict(tokenize_s=time.time() - t, n=n, results=[])
     choices = {"default": None, "flash": SDPBackend.FLASH_ATTENTION, "efficient": SDPBackend.EFFICIENT_ATTENTION,
                "cudnn": SDPBackend.CUDNN_ATTENTION}
     from ifd_nb.engine import benchmark_configs
     for name, cfg in (models or benchmark_configs()).items():
-        torch.manual_seed(0)
-        model = cfg if isinstance(cfg, torch.nn.Module) else AutoModelForCausalLM.from_config(cfg, dtype=torch.bfloat16).to(dev).eval()
+        model = model_of(cfg, dev)
         first = None
         for b, kind in choices.items():
             ctx = nullcontext() if kind is None else sdpa_kernel([kind])
@@ -154,14 +154,11 @@ def liger_engine(rows, tok, n=2000, configs=None, dev="cuda"):
     """The packed engine on each model as it is, then with Liger's RMSNorm, rotary and SwiGLU kernels patched into it
     (fused element-wise work without a compile): samples/s of both and their largest IFD difference. Benchmark only:
     the package does not depend on Liger. Patching rotary embeddings is global for the model type, so this runs last."""
-    from transformers import AutoModelForCausalLM
-    from ifd_nb.engine import benchmark_configs
-    from ifd_nb.models import default_dtype
+    from ifd_nb.engine import benchmark_configs, random_weight_model
     from liger_kernel.transformers.monkey_patch import _apply_liger_kernel_to_instance
     out = []
     for name, cfg in (configs or benchmark_configs()).items():
-        torch.manual_seed(0)
-        model = AutoModelForCausalLM.from_config(cfg, dtype=default_dtype(dev)).to(dev).eval()
+        model = random_weight_model(cfg, dev)
         r = dict(model=name, n=n)
         try:
             _, t, plain = _timed_scores(rows, model, tok, n, batch_tokens=65536)

@@ -17,8 +17,8 @@ from .models import load_model, default_dtype
 # %% auto #0
 __all__ = ['LOOP_MAX_LENGTH', 'score_spec', 'sample_key', 'plan_batches', 'attention_heads', 'packing_plan', 'packed_rows_agree',
            'ShardStore', 'distributed_state', 'describe_model', 'float32_model', 'score_dataset', 'matmul_rate',
-           'reference_loop', 'model_flops', 'engine_vs_loop', 'benchmark_configs', 'peak_matmul_rate',
-           'gpu_engine_benchmark']
+           'reference_loop', 'model_flops', 'engine_vs_loop', 'benchmark_configs', 'random_weight_model',
+           'peak_matmul_rate', 'gpu_engine_benchmark']
 
 # %% ../nbs/05_engine.ipynb #ee396232
 def score_spec(model_name: str, mode: str = "default", template=None, max_length=None, bare_context=None) -> dict:
@@ -241,8 +241,8 @@ _TEXT_FIELDS = ("instruction", "input", "output", "messages", "conversations")  
 def _chars(x) -> int:
     "Characters of the strings in `x`, nested in lists and dicts too."
     if isinstance(x, str): return len(x)
-    if isinstance(x, dict): x = x.values()
-    return sum(_chars(v) for v in x) if isinstance(x, (list, tuple, type({}.values()))) else 0
+    if isinstance(x, dict): return sum(map(_chars, x.values()))
+    return sum(map(_chars, x)) if isinstance(x, (list, tuple)) else 0
 
 def _text_size(row) -> int:
     "Characters of the text a row is scored on (its `_TEXT_FIELDS`, turns included): a stand-in for its token count that needs no tokenizing."
@@ -460,6 +460,12 @@ def benchmark_configs() -> dict:
             "Qwen2-0.5B shape (random weights)": Qwen2Config(vocab_size=151936, hidden_size=896, intermediate_size=4864,
                 num_hidden_layers=24, num_attention_heads=14, num_key_value_heads=2, max_position_embeddings=32768, tie_word_embeddings=True)}
 
+def random_weight_model(config, device="cuda", dtype=None):
+    "A causal LM built from `config` with seeded random weights, on `device`, in `dtype` (default: `default_dtype(device)`)."
+    from transformers import AutoModelForCausalLM
+    torch.manual_seed(0)
+    return AutoModelForCausalLM.from_config(config, dtype=dtype or default_dtype(device)).to(device).eval()
+
 def peak_matmul_rate(device, dtype) -> float:
     "FLOP/s of a large square matmul on `device` in `dtype` (8192³ on CUDA, median of Triton's timing; 2048³ elsewhere, best of 3)."
     dev = torch.device(device)
@@ -476,13 +482,11 @@ def gpu_engine_benchmark(rows, tokenizer, n_loop: int = 200, n_engine: int = 200
                          device="cuda", # another device (the CPU) runs the same steps as a smoke test of the script
                         ) -> list[dict]:
     "Engine vs reference-style loop on GPU for random-weight models built from configs; see the markdown above."
-    from transformers import AutoModelForCausalLM
     dev = torch.device(device); dt = default_dtype(dev)
     peak = peak_matmul_rate(dev, dt)
     out = []
     for name, cfg in (configs or benchmark_configs()).items():
-        torch.manual_seed(0)
-        model = AutoModelForCausalLM.from_config(cfg, dtype=dt).to(dev).eval()
+        model = random_weight_model(cfg, dev, dt)
         reference_loop(rows[:8], model, tokenizer)  # warm-up
         t_loop = reference_loop(rows[:n_loop], model, tokenizer)
         # the default (packed where the flash kernel works), then padded batches: (warm-up s, timed s, IFDs) each
