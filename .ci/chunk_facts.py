@@ -14,7 +14,7 @@ the whole window and kept every world-th sample. On the Alpaca 5% rows:
 import datetime, json, os, platform, random, time
 import torch
 from ifd_nb.data import read_rows, shared_data_path
-from ifd_nb.engine import _rank_share, _text_size, plan_batches
+from ifd_nb.engine import _chunk_sequences, _rank_share, _text_size, plan_batches
 from ifd_nb.ifd import encode_samples
 from ifd_nb.models import load_tokenizer
 
@@ -34,9 +34,7 @@ def padding_counts(encs, chunk, batch_tokens=16384):
     "(real, padded) positions of the engine's padded batches when `encs`, in this order, are taken in chunks of `chunk` rows."
     real = padded = 0
     for c in range(0, len(encs), chunk):
-        seqs = [((i, p), ids, s) for i, e in enumerate(encs[c:c+chunk])
-                for p, (ids, s) in enumerate(((e.cond_ids, e.cond_start), (e.bare_ids, e.bare_start)))]
-        _, r, p = plan_batches(seqs, batch_tokens)
+        _, r, p = plan_batches(_chunk_sequences(list(enumerate(encs[c:c+chunk]))), batch_tokens)
         real, padded = real + r, padded + p
     return real, padded
 

@@ -31,7 +31,10 @@ engine's throughput under each scaled-dot-product-attention backend (`attention_
 cuDNN attention's host-side cost, 1.6 ms a call).
 
 `--engine` (~4-5 min, an estimate: not yet run on a GPU): first `packed_attention_check` (does PyTorch's variable-length flash kernel run for each model's
-dtype and heads, and do packed rows agree with single sequences; the kernel's error if not), then step 2 one model a
+dtype and heads, and do packed rows agree with single sequences; the kernel's error if not), then `host_check` (~30 s:
+the machine's CPUs and cgroup quota, the engine's host work per row with PyTorch's default CPU threads and with one,
+and the engine with `host_threads=1` against None: tokenizing took 0.5-0.7 ms a row there, 0.15 on 2 CPU cores here,
+unexplained), then step 2 one model a
 step, the Qwen2-0.5B shape first (the engine runs three times: packed by default, padded, and packed with the backbone
 compiled, with the IFD differences against the first), then step 3, then the packed engine with Liger's fused
 RMSNorm, rotary and SwiGLU kernels patched in (`liger_engine`; carry `.whl`). Run this first in a new GPU session: it times the
@@ -150,6 +153,27 @@ def attention_backends(rows, tok, n=2000, models=None, dev="cuda"):
     return out
 
 
+def host_check(rows, tok, n=2000, model=None, dev="cuda"):
+    """The host's side on this machine: its CPUs (`cpu_facts`), the engine's host work per row without a model
+    (`host_ms_per_row`) with PyTorch's default CPU threads and with one, tokenizing alone, and the engine on
+    SmolLM2-135M's shape with `host_threads=1` (its default) against None (PyTorch's default), alternating, best of 2."""
+    from ifd_nb.engine import benchmark_configs, host_ms_per_row, cpu_facts
+    from ifd_nb.ifd import encode_samples
+    r = cpu_facts()
+    r["host_ms_per_row"] = {str(t or "default"): host_ms_per_row(rows, tok, n, threads=t) for t in (None, 1)}
+    t = time.time(); encode_samples(tok, rows[:n]); r["encode_ms_per_row"] = (time.time() - t) / n * 1e3
+    model = model if model is not None else model_of(benchmark_configs()["SmolLM2-135M (config, random weights)"], dev)
+    runs = {"1": [], "default": []}
+    for _ in range(2):
+        for key, threads in (("1", 1), ("default", None)):
+            _, secs, ifd = _timed_scores(rows, model, tok, n, batch_tokens=65536, host_threads=threads)
+            runs[key].append((secs, ifd))
+    r["engine_samples_per_s"] = {k: n / min(secs for secs, _ in v) for k, v in runs.items()}
+    r["max_ifd_diff_1_vs_default"] = _max_diff(runs["1"][0][1], runs["default"][0][1])
+    print(r, flush=True)
+    return r
+
+
 def liger_engine(rows, tok, n=2000, configs=None, dev="cuda"):
     """The packed engine on each model as it is, then with Liger's RMSNorm, rotary and SwiGLU kernels patched into it
     (fused element-wise work without a compile): samples/s of both and their largest IFD difference. Benchmark only:
@@ -181,6 +205,7 @@ def main():
     if SMOKE:
         from ifd_nb.models import tiny_model
         steps.append(("attention", lambda: attention_backends(rows, tok, n=24, models={"tiny": tiny_model()}, dev="cpu")))
+        steps.append(("host", lambda: host_check(rows, tok, n=24, model=tiny_model(), dev="cpu")))
         steps.append(("liger", lambda: liger_engine(rows, tok, n=24, configs={"tiny": tiny_model(n_kv_heads=2).config}, dev="cpu")))
         steps.insert(0, ("packed_attention", lambda: packed_attention_check({"tiny": tiny_model(n_kv_heads=2)}, dev="cpu")))
         from ifd_nb.engine import gpu_engine_benchmark  # the --engine step on CPU: loop, packed, padded, packed compiled
@@ -191,7 +216,7 @@ def main():
         from ifd_nb.kernel_bench import main as kernel_bench
         if ENGINE:  # the engine against the loop, packed, padded and compiled, one model a step (the larger first); then the profile
             from ifd_nb.engine import benchmark_configs
-            steps = [("packed_attention", packed_attention_check),
+            steps = [("packed_attention", packed_attention_check), ("host", lambda: host_check(rows, tok)),
                      *[("engine", lambda n=n, c=c: gpu_engine_benchmark(rows, tok, n_loop=100, n_engine=2000, compile_backbone=True, configs={n: c}))
                        for n, c in reversed(benchmark_configs().items())], *steps, ("liger", lambda: liger_engine(rows, tok))]
         elif SHORT:

@@ -255,6 +255,27 @@ for name, x in results('cpu_chunks'):
     for r in x['worlds']:
         out.append(f"| {r['world']} | {x['whole_set_tokenize_s']:.2f} | {r['slowest_rank_tokenize_s']:.3f} | {r['share_split_balance']:.4f} | {r['token_sorted_split_balance']:.4f} |")
     out.append("\nSplitting by characters costs under 1% of balance at 8 ranks and divides each rank's tokenizing by the number of ranks.\n")
+hosts = results('cpu_host')
+if hosts:
+    x = hosts[0][1]
+    out.append(f"## The engine's host work per row, on CPU ({x['machine']}, {x['cpu_count']} cores), {x['date']}\n")
+    out.append(f"`.ci/host_facts.py`, raw JSON `nbs/bench_results/cpu_host_*.json`, torch {x['torch']}: `host_ms_per_row` (05), the "
+               f"host's share of the engine without a model (tokenizing the {x['rows']:,} Alpaca 5% rows in chunks of {x['chunk_rows']}, "
+               f"packed layout of {x['batch_tokens']:,}-token batches, scored positions), which bounds how fast any GPU can score. "
+               f"Three alternating rounds of the two thread settings, each the best of 3 passes:\n")
+    out.append("| code | PyTorch CPU threads | ms a row, each round | best |\n|---|---|---|---|")
+    for name, x in hosts:
+        for k, label in (("default", f"default ({x['torch_threads']})"), ("1", "1")):
+            out.append(f"| {x.get('code', name)} | {label} | {', '.join(f'{v:.3f}' for v in x['ms_per_row'][k])} | {min(x['ms_per_row'][k]):.3f} |")
+    first, last = hosts[0][1]['best'], hosts[-1][1]['best']
+    out.append(f"\nOne thread does the same work in {1 - first['one_thread'] / first['default']:.0%} less time: PyTorch's OpenMP threads "
+               "spin after each small CPU operation and take the cores the tokenizer's threads need. So `score_dataset` runs PyTorch on "
+               "one CPU thread while a model wholly on GPUs scores (`host_threads=1`). `token_ids` (02) then asks the Rust tokenizer "
+               "for ids without character offsets (`encode_batch_fast`; the same ids), and packed rows get their position ids in one "
+               "operation instead of one per sequence: together "
+               f"{first['default']:.3f} → {last['one_thread']:.3f} ms a row ({1 - last['one_thread'] / first['default']:.0%} less). "
+               "On the H100 machines tokenizing alone took 0.5-0.7 ms a row (27 November), 3-5 times this machine's; "
+               "`.ci/gpu_check.py --engine` measures both thread settings there.\n")
 for name, x in results('compile_facts'):
     out.append(f"## What Triton builds for kernel 2 on each card: compiler facts, not timings ({x['date']})\n")
     out.append(f"Compiled on {x['machine']} with triton {x['triton']} for each compute capability (`kernel2_resources` in "

@@ -11,14 +11,15 @@ import torch
 from tqdm.auto import tqdm
 from .data import read_rows, SkipSample, get_template
 from .ifd import (encode_samples, sequence_token_losses, ifd_record, skipped_record, MODES, input_device, batch_layout,
+                        scored_positions,
                         PACKED_ATTENTION, register_packed_attention, flash_varlen_ok, attention_implementation, forward_kwargs)
 from .models import load_model, default_dtype
 
 # %% auto #0
 __all__ = ['LOOP_MAX_LENGTH', 'score_spec', 'sample_key', 'plan_batches', 'attention_heads', 'packing_plan', 'packed_rows_agree',
            'ShardStore', 'distributed_state', 'describe_model', 'float32_model', 'score_dataset', 'matmul_rate',
-           'reference_loop', 'model_flops', 'engine_vs_loop', 'benchmark_configs', 'random_weight_model',
-           'peak_matmul_rate', 'gpu_engine_benchmark']
+           'host_ms_per_row', 'cpu_facts', 'reference_loop', 'model_flops', 'engine_vs_loop', 'benchmark_configs',
+           'random_weight_model', 'peak_matmul_rate', 'gpu_engine_benchmark']
 
 # %% ../nbs/05_engine.ipynb #ee396232
 def score_spec(model_name: str, mode: str = "default", template=None, max_length=None, bare_context=None) -> dict:
@@ -185,11 +186,15 @@ def _to_host_async(losses: list[torch.Tensor]):
     return wait
 
 # %% ../nbs/05_engine.ipynb #224fb03d
+def _chunk_sequences(chunk) -> list[tuple]:
+    "The (tag, ids, start) sequences of a chunk's [(row index, `Encoded`)]: tag (i, 0) is row i's conditioned pass, (i, 1) its bare one."
+    return [((i, p), ids, start) for i, e in chunk
+            for p, (ids, start) in enumerate(((e.cond_ids, e.cond_start), (e.bare_ids, e.bare_start)))]
+
 def _launch_chunk(model, chunk, # [(row index, `Encoded`)]
                   batch_tokens, pad, backend, packed, guard: bool) -> dict:
     "Queue the forward passes of a chunk's samples without waiting for them: its batches, their losses on the way to the host."
-    seqs = [((i, p), ids, start) for i, e in chunk
-            for p, (ids, start) in enumerate(((e.cond_ids, e.cond_start), (e.bare_ids, e.bare_start)))]
+    seqs = _chunk_sequences(chunk)
     batches, real, padded = plan_batches(seqs, batch_tokens, packed)
     tags, outs, finite = [], [], []
     for batch in batches:
@@ -235,6 +240,20 @@ def _term_as_interrupt():
     try: yield
     finally: signal.signal(signal.SIGTERM, old)
 
+# %% ../nbs/05_engine.ipynb #364aabba
+def _on_gpus(model) -> bool:
+    "Whether every parameter of `model` lies on a CUDA device (none on the CPU, none offloaded to disk)."
+    return all(p.device.type == "cuda" for p in model.parameters())
+
+@contextmanager
+def _host_threads(n: int | None):
+    "Inside the block PyTorch's CPU operations run on `n` threads (None: as many as before); the old count is put back after."
+    if n is None: yield; return
+    old = torch.get_num_threads()
+    torch.set_num_threads(n)
+    try: yield
+    finally: torch.set_num_threads(old)
+
 # %% ../nbs/05_engine.ipynb #6c2acf59
 _TEXT_FIELDS = ("instruction", "input", "output", "messages", "conversations")  # what `prompt_and_answer` reads
 
@@ -277,6 +296,7 @@ def score_dataset(src, # rows, a file, a `datasets.Dataset` or a hub dataset nam
                   attn_implementation=None, # e.g. 'flash_attention_2' (packed through transformers' own path)
                   compile_backbone: bool = False, # `torch.compile` the backbone for any batch shape (see below)
                   fp16_guard: bool = True, # recompute in float32 the sequences whose float16 forward overflowed
+                  host_threads: int | None = 1, # PyTorch CPU threads while a model wholly on GPUs scores (None: unchanged)
                   progress: bool = True, verbose: bool = True,
                   return_type: str = "pandas", # 'pandas' or 'dataset'
                  ):
@@ -330,7 +350,8 @@ def score_dataset(src, # rows, a file, a `datasets.Dataset` or a hub dataset nam
             recs, k = _chunk_records(model, in_flight[0], keys, batch_tokens, pad, backend, packed)
             store.write(recs + in_flight[0]["skipped"]); n_retry += k; n_tok += in_flight[0]["tokens"]
             bar.update(in_flight.pop(0)["covers"]); bar.set_postfix(tok_s=f"{n_tok / max(time.time() - t1, 1e-9):.0f}")
-    with attention_implementation(model, impl or model.config._attn_implementation), _term_as_interrupt():  # packed: the model's attention
+    with (attention_implementation(model, impl or model.config._attn_implementation), _term_as_interrupt(),  # packed: the model's attention
+          _host_threads(host_threads if _on_gpus(model) else None)):  # the CPU computes nothing but batches here: one thread
         try:
             for c in range(0, len(share), chunk_rows):  # chunk k+1 is tokenized and queued before chunk k is waited for
                 scored, skipped = _encode_chunk(tokenizer, rows, share[c:c+chunk_rows], keys, mode, template, max_length, bare_context)
@@ -391,6 +412,27 @@ def matmul_rate(model, n: int = 2048, reps: int = 5) -> float:
     D = model.config.hidden_size; I = getattr(model.config, "intermediate_size", 4 * D)
     a, b = torch.randn(n, D, device=dev, dtype=dt), torch.randn(D, I, device=dev, dtype=dt)
     return 2 * n * D * I / _best_seconds(lambda: a @ b, dev, reps)
+
+# %% ../nbs/05_engine.ipynb #7d4eb212
+def host_ms_per_row(rows, tokenizer, n: int = 2048, threads: int | None = None, chunk_rows: int = 512,
+                    batch_tokens: int = 65536, reps: int = 3) -> float:
+    "Milliseconds a row of the engine's host work takes without a model (tokenizing, packed layout, scored positions) on `threads` PyTorch threads, best of `reps`."
+    rows = rows[:n]
+    order, keys = _rank_share(rows, list(range(len(rows))), 0, 1), [""] * len(rows)  # keys name skip records only
+    def run():
+        for c in range(0, len(order), chunk_rows):
+            scored, _ = _encode_chunk(tokenizer, rows, order[c:c+chunk_rows], keys, "default", None, None, None)
+            for batch in plan_batches(_chunk_sequences(scored), batch_tokens, packed=True)[0]:
+                seqs = [(ids, start) for _, ids, start in batch]
+                scored_positions(seqs, batch_layout(seqs, packed=True)[2])
+    with _host_threads(threads): return _best_seconds(run, "cpu", reps) / len(rows) * 1e3
+
+def cpu_facts() -> dict:
+    "The CPUs this process may use, as the OS, its cgroup and PyTorch see them, and the thread settings in the environment."
+    cg = Path("/sys/fs/cgroup/cpu.max")  # cgroup v2: "quota period", or "max"
+    return dict(cpu_count=os.cpu_count(), affinity=len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else None,
+                cgroup_cpu_max=cg.read_text().strip() if cg.exists() else None, torch_threads=torch.get_num_threads(),
+                **{k: os.environ.get(k) for k in ("OMP_NUM_THREADS", "RAYON_NUM_THREADS", "TOKENIZERS_PARALLELISM")})
 
 # %% ../nbs/05_engine.ipynb #e239cde4
 LOOP_MAX_LENGTH = 512  # the reference scripts' truncation

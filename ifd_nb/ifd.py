@@ -17,9 +17,9 @@ from .data import SkipSample, prompt_and_answer, get_template, read_rows, Prompt
 __all__ = ['PACKED_ATTENTION', 'RECORD_FIELDS', 'MODES', 'Encoded', 'special_prefix', 'bare_context_ids', 'encode_exact',
            'output_projection', 'concat_ids', 'packed_boundaries', 'batch_layout', 'flash_varlen_ok',
            'packed_attention', 'register_packed_attention', 'attention_implementation', 'input_device',
-           'offloaded_head_losses', 'attention_order', 'to_device', 'forward_kwargs', 'sequence_token_losses',
-           'skipped_record', 'ifd_record', 'encode_cherry', 'encode_superfiltering', 'encode_sample', 'encode_samples',
-           'score_rows']
+           'offloaded_head_losses', 'attention_order', 'to_device', 'forward_kwargs', 'scored_positions',
+           'sequence_token_losses', 'skipped_record', 'ifd_record', 'encode_cherry', 'encode_superfiltering',
+           'encode_sample', 'token_ids', 'encode_samples', 'score_rows']
 
 # %% ../nbs/02_ifd.ipynb #21b7e4db
 @dataclass
@@ -101,8 +101,8 @@ def batch_layout(seqs: list[tuple[list[int], int]], pad_id: int = 0, packed: boo
     for (ids, start) in seqs: assert 1 <= start <= len(ids), "the first scored token needs at least one token of context"
     flat = concat_ids((ids for ids, _ in seqs), sum(lens))
     if packed:  # one row, sequences end to end; position ids restart at 0 for each sequence
-        pos = torch.cat([torch.arange(n) for n in lens])[None]
         bounds = packed_boundaries(lens)
+        pos = (torch.arange(len(flat)) - torch.repeat_interleave(bounds["cu_seq_lens_q"][:-1].long(), torch.tensor(lens)))[None]
         return flat[None], dict(position_ids=pos) | bounds, bounds["cu_seq_lens_q"][:-1].long()
     T = max(lens)
     x = torch.full((len(seqs), T), pad_id, dtype=torch.long)
@@ -227,6 +227,16 @@ def forward_kwargs(model, kw: dict, # `batch_layout`'s keyword arguments
         kw = {k: v for k, v in kw.items() if k not in ("cu_seq_lens_q", "cu_seq_lens_k", "max_length_q", "max_length_k")}
     return {k: to_device(v, device) if torch.is_tensor(v) else v for k, v in kw.items()}
 
+# %% ../nbs/02_ifd.ipynb #767a442c
+def scored_positions(seqs: list[tuple[list[int], int]], # (token ids, index of the first scored token) per sequence
+                     offsets: torch.Tensor, # each sequence's flat offset in the batch (`batch_layout`)
+                    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    "Scored tokens per sequence, the flat positions whose hidden states predict them, and their target ids (on the CPU)."
+    n = torch.tensor([len(ids) - start for ids, start in seqs], dtype=torch.long)
+    first = offsets + torch.tensor([start - 1 for _, start in seqs], dtype=torch.long)  # the position predicting each one's first
+    rows = torch.repeat_interleave(first - (n.cumsum(0) - n), n) + torch.arange(int(n.sum()))  # first_i + k for its k-th token
+    return n, rows, concat_ids((ids[start:] for ids, start in seqs), int(n.sum()))
+
 # %% ../nbs/02_ifd.ipynb #09a599af
 @torch.no_grad()
 def sequence_token_losses(model, # a causal LM
@@ -250,10 +260,7 @@ def sequence_token_losses(model, # a causal LM
             lg = lg if lg.dtype == torch.float64 else lg.float()  # accumulate in at least float32
             out.append(F.cross_entropy(lg, torch.tensor(ids[start:], device=lg.device), reduction="none").cpu())
         return out
-    n = torch.tensor([len(ids) - start for ids, start in seqs], dtype=torch.long)  # scored tokens per sequence
-    first = offsets + torch.tensor([start - 1 for _, start in seqs], dtype=torch.long)  # flat row predicting each one's first
-    rows = torch.repeat_interleave(first - (n.cumsum(0) - n), n) + torch.arange(int(n.sum()))  # first_i + k for its k-th token
-    tgt = concat_ids((ids[start:] for ids, start in seqs), int(n.sum()))
+    n, rows, tgt = scored_positions(seqs, offsets)
     w, bias, scale, softcap = output_projection(model)
     _check_targets(tgt, w.shape[0], -100)  # on the CPU: no wait for the GPU
     with attention_order(dev):  # flash attention first on CUDA (above)
@@ -339,6 +346,17 @@ def encode_sample(tokenizer, row: dict, mode: str = "default", template=None, ma
     if mode == "default": return encode_exact(tokenizer, prompt, answer, ml, bare_context)
     return m["encode"](tokenizer, prompt, answer, ml)
 
+# %% ../nbs/02_ifd.ipynb #cd7d6fe4
+def token_ids(tokenizer, texts: list[str]) -> list[list[int]]:
+    "The ids `tokenizer(texts, add_special_tokens=False)` gives each text, from a fast tokenizer's batch call that skips character offsets."
+    if not texts: return []
+    plain = lambda xs: tokenizer(xs, add_special_tokens=False).input_ids
+    rust = getattr(tokenizer, "backend_tokenizer", None) if getattr(tokenizer, "is_fast", False) else None
+    if not hasattr(rust, "encode_batch_fast"): return plain(texts)
+    fast = lambda xs: [e.ids for e in rust.encode_batch_fast(xs, add_special_tokens=False)]
+    if plain(texts[:1]) != fast(texts[:1]): return plain(texts)  # a tokenizer class that rewrites texts in Python first
+    return fast(texts)  # the plain call just set the Rust tokenizer up as it needs (no truncation or padding, its special-token rule)
+
 # %% ../nbs/02_ifd.ipynb #3de5c8de
 def encode_samples(tokenizer, rows: list[dict], mode: str = "default", template=None, max_length: int | None = None,
                    bare_context=None) -> list:
@@ -351,8 +369,7 @@ def encode_samples(tokenizer, rows: list[dict], mode: str = "default", template=
     m = MODES[mode]
     texts = [one(prompt_and_answer, r, template or m["template"], tokenizer) for r in rows]
     ok = [i for i, t in enumerate(texts) if not isinstance(t, SkipSample)]
-    batch = lambda xs: tokenizer(xs, add_special_tokens=False).input_ids if xs else []
-    prompts, answers = batch([texts[i][0] for i in ok]), batch([texts[i][1] for i in ok])
+    prompts, answers = token_ids(tokenizer, [texts[i][0] for i in ok]), token_ids(tokenizer, [texts[i][1] for i in ok])
     prefix, bare, ml = special_prefix(tokenizer), bare_context_ids(tokenizer, bare_context), max_length or m["max_length"]
     for i, p_ids, a_ids in zip(ok, prompts, answers): texts[i] = one(_exact_passes, prefix, p_ids, a_ids, bare, ml)
     return texts

@@ -1,7 +1,7 @@
 """The engine: equal to the reference scorer, resumable after SIGKILL (SIGTERM and Ctrl-C first write what is in
 flight), corrupt shards recomputed (also by two ranks resuming together), rows tokenized a chunk at a time, each rank
 only its own, two processes = one (under torchrun and accelerate launch), compiled = eager and compiled once, the
-float16 overflow guard."""
+float16 overflow guard, one host thread while a model on GPUs scores."""
 import os, random, shutil, subprocess, sys
 import numpy as np
 import pandas as pd
@@ -267,3 +267,29 @@ def test_fp16_overflow_guard_recomputes_in_float32(capsys):
     assert list(got.status) == ["ok"] * 12
     np.testing.assert_allclose(got.ifd, want.ifd, rtol=0, atol=1e-5)
     assert m16.dtype == torch.float16 and all(torch.equal(v, m16.state_dict()[k]) for k, v in before.items())
+
+
+def test_model_on_gpus_scores_with_one_host_thread(monkeypatch):
+    """While a model wholly on GPUs scores (simulated: `_on_gpus` says so), PyTorch's CPU operations run on one thread
+    and the count is put back after, also after an interrupt; `host_threads=None`, or a model on the CPU, keeps it."""
+    import torch
+    import ifd_nb.engine as E
+    from ifd_nb.models import load_tokenizer, tiny_model
+    tok, model = load_tokenizer("embedded"), tiny_model()
+    rows = read_rows(demo_data_path())[:6]
+    original = before = torch.get_num_threads(); seen = []
+    if before < 2: torch.set_num_threads(2); before = 2  # one core: two threads, so that one is a change
+    try:
+        model.model.register_forward_hook(lambda *a: seen.append(torch.get_num_threads()))
+        for on_gpus, kw, want in ((True, {}, 1), (True, dict(host_threads=None), before), (False, {}, before)):
+            monkeypatch.setattr(E, "_on_gpus", lambda m: on_gpus)
+            seen.clear()
+            score_dataset(rows, model, tok, progress=False, verbose=False, **kw)
+            assert seen and set(seen) == {want}, (on_gpus, kw, seen)
+            assert torch.get_num_threads() == before
+        monkeypatch.setattr(E, "_on_gpus", lambda m: True)
+        def stop(*a, **k): raise KeyboardInterrupt
+        monkeypatch.setattr(E, "_losses", stop)
+        with pytest.raises(KeyboardInterrupt): score_dataset(rows, model, tok, progress=False, verbose=False)
+        assert torch.get_num_threads() == before
+    finally: torch.set_num_threads(original)

@@ -1,0 +1,33 @@
+"""The engine's host work per row without a model, with PyTorch's default CPU threads and with one (05, `host_ms_per_row`).
+
+    python .ci/host_facts.py [SUFFIX [NOTE]]   # about a minute on 2 cores; writes nbs/bench_results/cpu_host_<date>[_SUFFIX].json
+
+On a GPU the host tokenizes each chunk (the tokenizer's Rust threads) and lays out its batches (small PyTorch CPU
+operations) while the device computes the chunk before; the device can go no faster than that. PyTorch's OpenMP
+threads keep spinning for a while after each CPU operation and take the cores the tokenizer's threads need, so
+`score_dataset` runs PyTorch on one CPU thread while a model wholly on GPUs scores. This measures both settings on the
+Alpaca 5% rows, alternating them (3 rounds, each the best of 3 passes over the rows) so that a drift in the machine
+affects both alike.
+"""
+import datetime, json, platform, sys
+import torch
+from ifd_nb.data import read_rows, shared_data_path
+from ifd_nb.engine import host_ms_per_row, cpu_facts
+from ifd_nb.models import load_tokenizer
+
+
+def main(suffix: str = "", note: str = "", rounds: int = 3):
+    rows, tok = read_rows(shared_data_path("alpaca_cherry_5pct.json")), load_tokenizer("embedded")
+    got = {"default": [], "1": []}
+    for _ in range(rounds):
+        for t in (None, 1): got[str(t or "default")].append(host_ms_per_row(rows, tok, n=len(rows), threads=t))
+    today = datetime.date.today().isoformat()
+    res = dict(date=today, machine=f"{platform.machine()} CPU", torch=torch.__version__, rows=len(rows),
+               chunk_rows=512, batch_tokens=65536, ms_per_row=got,
+               best=dict(default=min(got["default"]), one_thread=min(got["1"])), **cpu_facts(), **(dict(code=note) if note else {}))
+    path = f"nbs/bench_results/cpu_host_{today}{'_' + suffix if suffix else ''}.json"
+    open(path, "w").write(json.dumps(res, indent=1) + "\n")
+    print(json.dumps(res, indent=1)); print("wrote", path)
+
+
+if __name__ == "__main__": main(*sys.argv[1:3])
