@@ -159,7 +159,8 @@ def host_check(rows, tok, n=2000, model=None, dev="cuda"):
     SmolLM2-135M's shape with `host_threads=1` (its default) against None (PyTorch's default), alternating, best of 2."""
     from ifd_nb.engine import benchmark_configs, host_ms_per_row, cpu_facts
     from ifd_nb.ifd import encode_samples
-    r = cpu_facts()
+    import tokenizers
+    r = cpu_facts() | dict(tokenizers=tokenizers.__version__, encode_batch_fast=hasattr(getattr(tok, "backend_tokenizer", None), "encode_batch_fast"))
     r["host_ms_per_row"] = {str(t or "default"): host_ms_per_row(rows, tok, n, threads=t) for t in (None, 1)}
     t = time.time(); encode_samples(tok, rows[:n]); r["encode_ms_per_row"] = (time.time() - t) / n * 1e3
     model = model if model is not None else model_of(benchmark_configs()["SmolLM2-135M (config, random weights)"], dev)

@@ -276,6 +276,22 @@ if hosts:
                f"{first['default']:.3f} → {last['one_thread']:.3f} ms a row ({1 - last['one_thread'] / first['default']:.0%} less). "
                "On the H100 machines tokenizing alone took 0.5-0.7 ms a row (27 November), 3-5 times this machine's; "
                "`.ci/gpu_check.py --engine` measures both thread settings there.\n")
+for name, x in results('cpu_modes'):
+    out.append(f"## The compatibility modes' host work per row, batched or one text at a time, on CPU ({x['machine']}, {x['cpu_count']} cores), {x['date']}\n")
+    out.append(f"`.ci/mode_facts.py`, raw JSON `nbs/bench_results/{name}`, torch {x['torch']}: `host_ms_per_row` (05) in each mode, one "
+               f"PyTorch thread, the {x['rows']:,} Alpaca 5% rows in chunks of {x['chunk_rows']}; 3 alternating rounds, each the best of 3. "
+               "`cherry` and `superfiltering` keep the reference scripts' per-sample encoders, which ask `tokenizer.encode` for several "
+               "texts a sample; since this date `encode_samples` (02) tokenizes all of a chunk's texts in one batch call first and the "
+               "encoders read from it (where the tokenizer cuts like truncation: special tokens in front only). The default mode, "
+               "batched either way, shows the noise.\n")
+    out.append("| mode | one text at a time, ms a row (best) | batched (best) | ratio |\n|---|---|---|---|")
+    for mode, got in x['ms_per_row'].items():
+        a, b = min(got['one at a time']), min(got['batched'])
+        out.append(f"| {mode} | {a:.3f} | {b:.3f} | {a / b:.1f}× |")
+    compat = [(1e3 / min(g['one at a time']), 1e3 / min(g['batched'])) for m, g in x['ms_per_row'].items() if m != "default"]
+    out.append(f"\nOn a GPU the host's work per row bounds the engine: with this machine's host the compatibility modes could not "
+               f"score more than {min(a for a, _ in compat):,.0f}-{max(a for a, _ in compat):,.0f} samples/s before, "
+               f"{min(b for _, b in compat):,.0f}-{max(b for _, b in compat):,.0f} now.\n")
 for name, x in results('compile_facts'):
     out.append(f"## What Triton builds for kernel 2 on each card: compiler facts, not timings ({x['date']})\n")
     out.append(f"Compiled on {x['machine']} with triton {x['triton']} for each compute capability (`kernel2_resources` in "

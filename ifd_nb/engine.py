@@ -415,13 +415,13 @@ def matmul_rate(model, n: int = 2048, reps: int = 5) -> float:
 
 # %% ../nbs/05_engine.ipynb #7d4eb212
 def host_ms_per_row(rows, tokenizer, n: int = 2048, threads: int | None = None, chunk_rows: int = 512,
-                    batch_tokens: int = 65536, reps: int = 3) -> float:
+                    batch_tokens: int = 65536, reps: int = 3, mode: str = "default") -> float:
     "Milliseconds a row of the engine's host work takes without a model (tokenizing, packed layout, scored positions) on `threads` PyTorch threads, best of `reps`."
     rows = rows[:n]
     order, keys = _rank_share(rows, list(range(len(rows))), 0, 1), [""] * len(rows)  # keys name skip records only
     def run():
         for c in range(0, len(order), chunk_rows):
-            scored, _ = _encode_chunk(tokenizer, rows, order[c:c+chunk_rows], keys, "default", None, None, None)
+            scored, _ = _encode_chunk(tokenizer, rows, order[c:c+chunk_rows], keys, mode, None, None, None)
             for batch in plan_batches(_chunk_sequences(scored), batch_tokens, packed=True)[0]:
                 seqs = [(ids, start) for _, ids, start in batch]
                 scored_positions(seqs, batch_layout(seqs, packed=True)[2])

@@ -347,30 +347,57 @@ def encode_sample(tokenizer, row: dict, mode: str = "default", template=None, ma
     return m["encode"](tokenizer, prompt, answer, ml)
 
 # %% ../nbs/02_ifd.ipynb #cd7d6fe4
-def token_ids(tokenizer, texts: list[str]) -> list[list[int]]:
-    "The ids `tokenizer(texts, add_special_tokens=False)` gives each text, from a fast tokenizer's batch call that skips character offsets."
+def token_ids(tokenizer, texts: list[str], add_special_tokens: bool = False) -> list[list[int]]:
+    "The ids `tokenizer(texts, add_special_tokens=...)` gives each text, from a fast tokenizer's batch call that skips character offsets."
     if not texts: return []
-    plain = lambda xs: tokenizer(xs, add_special_tokens=False).input_ids
+    plain = lambda xs: tokenizer(xs, add_special_tokens=add_special_tokens).input_ids
     rust = getattr(tokenizer, "backend_tokenizer", None) if getattr(tokenizer, "is_fast", False) else None
     if not hasattr(rust, "encode_batch_fast"): return plain(texts)
-    fast = lambda xs: [e.ids for e in rust.encode_batch_fast(xs, add_special_tokens=False)]
+    fast = lambda xs: [e.ids for e in rust.encode_batch_fast(xs, add_special_tokens=add_special_tokens)]
     if plain(texts[:1]) != fast(texts[:1]): return plain(texts)  # a tokenizer class that rewrites texts in Python first
     return fast(texts)  # the plain call just set the Rust tokenizer up as it needs (no truncation or padding, its special-token rule)
 
 # %% ../nbs/02_ifd.ipynb #3de5c8de
+def _cuts_like_truncation(tokenizer) -> bool:
+    "Whether `tokenizer.encode(text, truncation=True, max_length=m)` is `tokenizer.encode(text)[:m]` (special tokens only in front, cut on the right), on a probe text."
+    if getattr(tokenizer, "truncation_side", "right") != "right": return False
+    probe = "Instruction: add 2 and 3.\n### Response: 5"
+    try:
+        full = tokenizer.encode(probe)
+        return all(tokenizer.encode(probe, truncation=True, max_length=m) == full[:m] for m in range(1, len(full) + 2))
+    except Exception: return False  # e.g. a max_length shorter than the special tokens
+
+class _BatchEncoded:
+    "Stands in for a tokenizer in `_enc`: the ids of `texts` from one batch call, cut at `max_length` (see `_cuts_like_truncation`)."
+    def __init__(self, tokenizer, texts: list[str]):
+        self.tokenizer, self.ids = tokenizer, dict(zip(texts, token_ids(tokenizer, texts, add_special_tokens=True)))
+    def encode(self, text: str, truncation: bool = False, max_length: int | None = None) -> list[int]:
+        if text not in self.ids: self.ids[text] = self.tokenizer.encode(text)  # a text not batched: tokenized alone
+        return self.ids[text][:max_length] if truncation and max_length is not None else list(self.ids[text])
+
+def _mode_texts(mode: str, prompt: str, answer: str) -> list[str]:
+    "The texts `encode_cherry` / `encode_superfiltering` tokenize for one sample."
+    whole = prompt + answer
+    if mode == "superfiltering": return [prompt, answer, whole, whole[:whole.rfind(answer)]]
+    bare = "### Response:" + answer
+    return [prompt, bare, bare[:bare.rfind(answer)], whole, whole[:whole.rfind(answer)]]
+
 def encode_samples(tokenizer, rows: list[dict], mode: str = "default", template=None, max_length: int | None = None,
                    bare_context=None) -> list:
-    "`encode_sample` of every row, as a list of `Encoded` or `SkipSample` values; the default mode tokenizes in batches."
+    "`encode_sample` of every row, as a list of `Encoded` or `SkipSample` values, its texts tokenized in batches."
     if mode not in MODES: raise ValueError(f"unknown mode {mode!r}: use one of {sorted(MODES)}")
     def one(fn, *a):
         try: return fn(*a)
         except SkipSample as s: return s
-    if mode != "default": return [one(encode_sample, tokenizer, r, mode, template, max_length, bare_context) for r in rows]
     m = MODES[mode]
     texts = [one(prompt_and_answer, r, template or m["template"], tokenizer) for r in rows]
-    ok = [i for i, t in enumerate(texts) if not isinstance(t, SkipSample)]
+    ok, ml = [i for i, t in enumerate(texts) if not isinstance(t, SkipSample)], max_length or m["max_length"]
+    if mode != "default":  # the reference encoders as they are, asking a stand-in that tokenized their texts in one call
+        enc = _BatchEncoded(tokenizer, [t for i in ok for t in _mode_texts(mode, *texts[i])]) if _cuts_like_truncation(tokenizer) else tokenizer
+        for i in ok: texts[i] = one(m["encode"], enc, *texts[i], ml)
+        return texts
     prompts, answers = token_ids(tokenizer, [texts[i][0] for i in ok]), token_ids(tokenizer, [texts[i][1] for i in ok])
-    prefix, bare, ml = special_prefix(tokenizer), bare_context_ids(tokenizer, bare_context), max_length or m["max_length"]
+    prefix, bare = special_prefix(tokenizer), bare_context_ids(tokenizer, bare_context)
     for i, p_ids, a_ids in zip(ok, prompts, answers): texts[i] = one(_exact_passes, prefix, p_ids, a_ids, bare, ml)
     return texts
 

@@ -112,3 +112,29 @@ def test_kernel_backends_equal_reference_scorer(backend):
         np.testing.assert_allclose(b["token_losses_cond"], a["token_losses_cond"], rtol=1e-5, atol=1e-5)
         np.testing.assert_allclose(b["token_losses_bare"], a["token_losses_bare"], rtol=1e-5, atol=1e-5)
         np.testing.assert_allclose(b["ifd"], a["ifd"], rtol=1e-5)
+
+
+@pytest.mark.parametrize("specials", ["none", "bos", "eos"])
+def test_batched_mode_encodings_equal_the_per_sample_encoders(alpaca_rows, specials):
+    """The engine's batched tokenizing (`encode_samples`) gives each compatibility mode's per-sample encoder's passes,
+    skips and truncation flags on 300 random Alpaca rows, at the modes' lengths and short ones that cut most answers,
+    for the embedded tokenizer as it is and made to add BOS in front (batched path) or EOS behind (per-text path)."""
+    from tokenizers.processors import TemplateProcessing
+    from ifd_nb.ifd import encode_samples, _cuts_like_truncation
+    from ifd_nb.data import SkipSample
+    from ifd_nb.models import load_tokenizer
+    tok = load_tokenizer("embedded")
+    if specials != "none":
+        tok = copy.deepcopy(tok)
+        single = {"bos": "<|im_start|> $A", "eos": "$A <|im_end|>"}[specials]
+        tok.backend_tokenizer.post_processor = TemplateProcessing(single=single, special_tokens=[("<|im_start|>", 1), ("<|im_end|>", 2)])
+    assert _cuts_like_truncation(tok) == (specials != "eos")
+    rows = random.Random().sample(alpaca_rows, 300)
+    for mode, ml in (("cherry", None), ("cherry", 160), ("superfiltering", None), ("superfiltering", 160)):
+        got, n_trunc = encode_samples(tok, rows, mode, max_length=ml), 0
+        for row, g in zip(rows, got):
+            try: want = encode_sample(tok, row, mode, max_length=ml)
+            except SkipSample as s: want = s
+            if isinstance(want, SkipSample): assert isinstance(g, SkipSample) and g.status == want.status
+            else: assert g == want; n_trunc += want.truncated
+        assert ml is None or n_trunc > 50  # the short lengths do cut answers
