@@ -33,8 +33,8 @@ cuDNN attention's host-side cost, 1.6 ms a call).
 `--engine` (~4-5 min, an estimate: not yet run on a GPU): first `packed_attention_check` (does PyTorch's variable-length flash kernel run for each model's
 dtype and heads, and do packed rows agree with single sequences; the kernel's error if not), then `host_check` (~30 s:
 the machine's CPUs and cgroup quota, the engine's host work per row with PyTorch's default CPU threads and with one,
-and the engine with `host_threads=1` against None: tokenizing took 0.5-0.7 ms a row there, 0.15 on 2 CPU cores here,
-unexplained), then step 2 one model a
+and the engine with `host_threads=1` against None: tokenizing took 0.5-0.7 ms a row there, 0.11-0.15 on 2 CPU cores here,
+unexplained; and the host work of `cherry` mode), then step 2 one model a
 step, the Qwen2-0.5B shape first (the engine runs three times: packed by default, padded, and packed with the backbone
 compiled, with the IFD differences against the first), then step 3, then the packed engine with Liger's fused
 RMSNorm, rotary and SwiGLU kernels patched in (`liger_engine`; carry `.whl`). Run this first in a new GPU session: it times the
@@ -162,6 +162,7 @@ def host_check(rows, tok, n=2000, model=None, dev="cuda"):
     import tokenizers
     r = cpu_facts() | dict(tokenizers=tokenizers.__version__, encode_batch_fast=hasattr(getattr(tok, "backend_tokenizer", None), "encode_batch_fast"))
     r["host_ms_per_row"] = {str(t or "default"): host_ms_per_row(rows, tok, n, threads=t) for t in (None, 1)}
+    r["host_ms_per_row_cherry_1_thread"] = host_ms_per_row(rows, tok, n, threads=1, mode="cherry")
     t = time.time(); encode_samples(tok, rows[:n]); r["encode_ms_per_row"] = (time.time() - t) / n * 1e3
     model = model if model is not None else model_of(benchmark_configs()["SmolLM2-135M (config, random weights)"], dev)
     runs = {"1": [], "default": []}
