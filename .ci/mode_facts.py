@@ -8,30 +8,24 @@ cuts like truncation (`_cuts_like_truncation`); "one at a time" is the encoders 
 did before (forced here by making that check fail). `host_ms_per_row` (05): tokenizing, packed layout and scored
 positions of the 3,111 Alpaca 5% rows, one PyTorch thread (as on a GPU); 3 alternating rounds, each the best of 3.
 """
-import datetime, json, platform
-import torch
 import ifd_nb.ifd as ifd
 from ifd_nb.data import read_rows, shared_data_path
-from ifd_nb.engine import host_ms_per_row, cpu_facts
+from ifd_nb.engine import host_ms_per_row
 from ifd_nb.models import load_tokenizer
+from host_facts import alternate, save  # .ci/ is this script's folder
 
 
-def main(rounds: int = 3):
+def main():
     rows, tok = read_rows(shared_data_path("alpaca_cherry_5pct.json")), load_tokenizer("embedded")
     real, out = ifd._cuts_like_truncation, {}
+    def measured(check, mode):  # ms a row in `mode` with `check` deciding whether texts are batched
+        ifd._cuts_like_truncation = check
+        try: return host_ms_per_row(rows, tok, n=len(rows), threads=1, mode=mode)
+        finally: ifd._cuts_like_truncation = real
     for mode in ("default", "cherry", "superfiltering"):
-        got = {"batched": [], "one at a time": []}
-        for _ in range(rounds):
-            for k, check in (("batched", real), ("one at a time", lambda t: False)):
-                ifd._cuts_like_truncation = check
-                got[k].append(host_ms_per_row(rows, tok, n=len(rows), threads=1, mode=mode))
-        ifd._cuts_like_truncation = real
-        out[mode] = got; print(mode, {k: min(v) for k, v in got.items()}, flush=True)
-    today = datetime.date.today().isoformat()
-    res = dict(date=today, machine=f"{platform.machine()} CPU", torch=torch.__version__, rows=len(rows), chunk_rows=512,
-               threads=1, ms_per_row=out, **cpu_facts())
-    path = f"nbs/bench_results/cpu_modes_{today}.json"
-    open(path, "w").write(json.dumps(res, indent=1) + "\n"); print("wrote", path)
+        out[mode] = alternate({"batched": lambda: measured(real, mode), "one at a time": lambda: measured(lambda t: False, mode)})
+        print(mode, {k: min(v) for k, v in out[mode].items()}, flush=True)
+    save("cpu_modes", dict(rows=len(rows), chunk_rows=512, threads=1, ms_per_row=out))
 
 
 if __name__ == "__main__": main()

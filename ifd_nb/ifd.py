@@ -102,8 +102,9 @@ def batch_layout(seqs: list[tuple[list[int], int]], pad_id: int = 0, packed: boo
     flat = concat_ids((ids for ids, _ in seqs), sum(lens))
     if packed:  # one row, sequences end to end; position ids restart at 0 for each sequence
         bounds = packed_boundaries(lens)
-        pos = (torch.arange(len(flat)) - torch.repeat_interleave(bounds["cu_seq_lens_q"][:-1].long(), torch.tensor(lens)))[None]
-        return flat[None], dict(position_ids=pos) | bounds, bounds["cu_seq_lens_q"][:-1].long()
+        starts = bounds["cu_seq_lens_q"][:-1].long()  # each sequence's flat offset
+        pos = (torch.arange(len(flat)) - torch.repeat_interleave(starts, torch.tensor(lens)))[None]
+        return flat[None], dict(position_ids=pos) | bounds, starts
     T = max(lens)
     x = torch.full((len(seqs), T), pad_id, dtype=torch.long)
     mask = torch.arange(T)[None] < torch.tensor(lens)[:, None]
