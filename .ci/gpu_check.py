@@ -30,26 +30,35 @@ the timed run (the row count is no longer specialized on), or host-side work; th
 engine's throughput under each scaled-dot-product-attention backend (`attention_backends`: the first profile showed
 cuDNN attention's host-side cost, 1.6 ms a call).
 
-`--engine` (~4-5 min, an estimate: not yet run on a GPU): first `packed_attention_check` (does PyTorch's variable-length flash kernel run for each model's
-dtype and heads, and do packed rows agree with single sequences; the kernel's error if not), then `host_check` (~30 s:
-the machine's CPUs and cgroup quota, the engine's host work per row with PyTorch's default CPU threads and with one,
-and the engine with `host_threads=1` against None: tokenizing took 0.5-0.7 ms a row there, 0.11-0.15 on 2 CPU cores here,
-unexplained; and the host work of `cherry` mode), then step 2 one model a
-step, the Qwen2-0.5B shape first (the engine runs three times: packed by default, padded, and packed with the backbone
-compiled, with the IFD differences against the first), then step 3, then the packed engine with Liger's fused
-RMSNorm, rotary and SwiGLU kernels patched in (`liger_engine`; carry `.whl`). Run this first in a new GPU session: it times the
-host-sync removals and packing of 27 November, and the compiled packed backbone and the pipelined chunks built later that day
-(`packed_attention` runs eagerly between the compiled pieces of each layer; on CPU one compile serves every batch).
+`--engine` (~5-7 min, an estimate: not yet run on a GPU; `GPU_CHECK_BUDGET_S` stops new steps): first
+`packed_attention_check` (does PyTorch's variable-length flash kernel run for each model's dtype and heads, and do
+packed rows agree with single sequences; the kernel's error if not), then `host_check` (~30 s: the machine's CPUs and
+cgroup quota, the engine's host work per row with PyTorch's default CPU threads and with one, and the engine with
+`host_threads=1` against None: tokenizing took 0.5-0.7 ms a row there, 0.11-0.15 on 2 CPU cores here, unexplained;
+and the host work of `cherry` mode), then `engine_step` one model a step: Qwen2-0.5B's shape, SmolLM2-135M's, then
+Qwen2-1.5B's (the widest the engine issue names: wider matrix products leave the element-wise work a smaller share).
+Each step runs the loop, then the engine packed (the default), padded and, but for 1.5B, packed with the backbone
+compiled, with IFD differences against the first; `steady_mfu` times the first half of the rows again and counts
+only the second half (what a long run sustains, without the per-call costs); then the packed engine with Liger's fused
+RMSNorm, rotary and SwiGLU kernels patched in (`liger_engine`, alternating with the plain model, best of 2; carry
+`.whl`), the modules Liger patches put back afterwards. Last, the profile (step 3). Run this first in a new GPU
+session: it times the host-sync removals and packing of 27 November, the compiled packed backbone and the pipelined
+chunks built later that day (`packed_attention` runs eagerly between the compiled pieces of each layer; on CPU one
+compile serves every batch) and the host-side work of the 27th's last sessions.
 
-On the device machine, from the repository root (carry `.devdata`, and `.whl` for Liger/CCE if wanted):
-    pip install -q --no-deps -e . && (pip install -q --no-deps .whl/*.whl || true)
-    IFD_NB_TOKENIZER_DIR=.devdata/tok python .ci/gpu_check.py
-`.devdata/tok` holds the embedded model's tokenizer files and config.json, `.devdata/alpaca_cherry_5pct.json` the
-data (both copied from this machine: the device cannot reach the hub). Everything is written under $OUT.
+First, on this machine, `bash .ci/device_payload.sh` writes `.devdata/tok` (the embedded model's tokenizer files and
+config.json), `.devdata/alpaca_cherry_5pct.json` (the data; the device cannot reach the hub) and `.whl` (Liger-Kernel
+and Cut Cross-Entropy wheels). Then one device call, carrying `.devdata` and `.whl`, from the repository root:
+    export PYTHONUNBUFFERED=1; python3 -m pip install -q --no-index --no-deps --target /tmp/site .whl/*.whl
+    export PYTHONPATH=$PWD:/tmp/site; IFD_NB_TOKENIZER_DIR=.devdata/tok GPU_CHECK_BUDGET_S=400 \
+        python3 .ci/gpu_check.py --engine 2>&1 | tee $OUT/log.txt
+with a timeout of about 540 s. Everything is written under $OUT.
 `python .ci/gpu_check.py --smoke` runs the `--engine` steps and the attention A/B on CPU with a tiny model (the
-engine step with its compile), to check the script before spending GPU time.
+engine step with its compile; ~90 s on 2 cores, without TRITON_INTERPRET: Liger's kernels then fail at launch, as
+they should on a CPU), to check the script before spending GPU time.
 """
-import json, os, sys, time, traceback
+import importlib, json, os, sys, time, traceback
+from contextlib import contextmanager
 from pathlib import Path
 import torch
 from ifd_nb.engine import _timed_scores, _max_diff, _sync  # timed runs, IFD differences, device waits: as the engine benchmark does them
@@ -176,27 +185,56 @@ def host_check(rows, tok, n=2000, model=None, dev="cuda"):
     return r
 
 
+@contextmanager
+def modules_restored(*names):
+    "Put every attribute of the named modules back as it was on exit (Liger patches classes and functions of transformers' modeling modules)."
+    mods = [importlib.import_module(n) for n in names]
+    saved = [dict(vars(m)) for m in mods]
+    try: yield
+    finally:
+        for m, before in zip(mods, saved):
+            for k in set(vars(m)) - set(before): delattr(m, k)
+            for k, v in before.items(): setattr(m, k, v)
+
+
 def liger_engine(rows, tok, n=2000, configs=None, dev="cuda"):
     """The packed engine on each model as it is, then with Liger's RMSNorm, rotary and SwiGLU kernels patched into it
-    (fused element-wise work without a compile): samples/s of both and their largest IFD difference. Benchmark only:
-    the package does not depend on Liger. Patching rotary embeddings is global for the model type, so this runs last."""
+    (fused element-wise work without a compile): samples/s of both (best of 2, alternating) and their largest IFD
+    difference. Benchmark only: the package does not depend on Liger. Liger patches the modeling modules of the model
+    type, not only the instance: they are put back afterwards, so later steps run the models as transformers has them."""
     from ifd_nb.engine import benchmark_configs, random_weight_model
     from liger_kernel.transformers.monkey_patch import _apply_liger_kernel_to_instance
     out = []
     for name, cfg in (configs or benchmark_configs()).items():
-        model = random_weight_model(cfg, dev)
         r = dict(model=name, n=n)
-        try:
-            _, t, plain = _timed_scores(rows, model, tok, n, batch_tokens=65536)
-            r["plain_samples_per_s"] = n / t
-            _apply_liger_kernel_to_instance(model=model, rope=True, rms_norm=True, swiglu=True,
-                                            cross_entropy=False, fused_linear_cross_entropy=False)
-            _, t, liger = _timed_scores(rows, model, tok, n, batch_tokens=65536)
-            r |= dict(liger_samples_per_s=n / t, max_ifd_diff_liger_vs_plain=_max_diff(liger, plain))
-        except Exception as e: r["error"] = f"{type(e).__name__}: {str(e)[:500]}"
+        with modules_restored("transformers.models.llama.modeling_llama", "transformers.models.qwen2.modeling_qwen2"):
+            try:
+                plain, liger = random_weight_model(cfg, dev), random_weight_model(cfg, dev)  # the same seeded weights
+                _apply_liger_kernel_to_instance(model=liger, rope=True, rms_norm=True, swiglu=True,
+                                                cross_entropy=False, fused_linear_cross_entropy=False)
+                times, ifds = {"plain": [], "liger": []}, {}
+                for _ in range(2):
+                    for key, model in (("plain", plain), ("liger", liger)):
+                        _, t, ifds[key] = _timed_scores(rows, model, tok, n, batch_tokens=65536)
+                        times[key].append(t)
+                r |= dict(plain_samples_per_s=n / min(times["plain"]), liger_samples_per_s=n / min(times["liger"]),
+                          max_ifd_diff_liger_vs_plain=_max_diff(ifds["liger"], ifds["plain"]))
+            except Exception as e: r["error"] = f"{type(e).__name__}: {str(e)[:500]}"
         out.append(r); print(r, flush=True)
-        del model
+        plain = liger = None
+        if dev == "cuda": torch.cuda.empty_cache()
     return out
+
+
+def engine_step(rows, tok, name, cfg, compile_backbone=True, dev="cuda", n_loop=100, n_engine=2000, batch_tokens=65536):
+    "One model: the engine against the loop, packed, padded (and compiled), with steady-state MFU, then the Liger A/B."
+    from ifd_nb.engine import gpu_engine_benchmark
+    r = gpu_engine_benchmark(rows, tok, n_loop=n_loop, n_engine=n_engine, batch_tokens=batch_tokens,
+                             compile_backbone=compile_backbone, configs={name: cfg}, device=dev)[0]
+    torch._dynamo.reset()  # the compiled graphs of this model go with it
+    try: r["liger"] = liger_engine(rows, tok, n=n_engine, configs={name: cfg}, dev=dev)[0]
+    except Exception as e: r["liger"] = dict(error=f"{type(e).__name__}: {str(e)[:500]}")
+    return r
 
 
 def main():
@@ -204,29 +242,30 @@ def main():
     save = lambda: (OUT/"gpu_check.json").write_text(json.dumps(res, indent=1, default=str))
     rows, tok = rows_and_tokenizer()
     steps = [("profile", lambda: profile_engine(rows, tok))]
-    if SMOKE:
+    if SMOKE:  # the --engine steps on CPU with a tiny model: packed-attention check, host, engine (compiled too) with Liger, profile
         from ifd_nb.models import tiny_model
-        steps.append(("attention", lambda: attention_backends(rows, tok, n=24, models={"tiny": tiny_model()}, dev="cpu")))
-        steps.append(("host", lambda: host_check(rows, tok, n=24, model=tiny_model(), dev="cpu")))
-        steps.append(("liger", lambda: liger_engine(rows, tok, n=24, configs={"tiny": tiny_model(n_kv_heads=2).config}, dev="cpu")))
-        steps.insert(0, ("packed_attention", lambda: packed_attention_check({"tiny": tiny_model(n_kv_heads=2)}, dev="cpu")))
-        from ifd_nb.engine import gpu_engine_benchmark  # the --engine step on CPU: loop, packed, padded, packed compiled
-        steps.insert(1, ("engine", lambda: gpu_engine_benchmark(rows, tok, n_loop=4, n_engine=48, batch_tokens=2048, compile_backbone=True,
-                                                                configs={"tiny": tiny_model(n_kv_heads=2).config}, device="cpu")))
+        tiny = tiny_model(n_kv_heads=2).config
+        steps = [("packed_attention", lambda: packed_attention_check({"tiny": tiny_model(n_kv_heads=2)}, dev="cpu")),
+                 ("host", lambda: host_check(rows, tok, n=24, model=tiny_model(), dev="cpu")),
+                 ("engine", lambda: engine_step(rows, tok, "tiny", tiny, dev="cpu", n_loop=4, n_engine=48, batch_tokens=2048)),
+                 ("attention", lambda: attention_backends(rows, tok, n=24, models={"tiny": tiny_model()}, dev="cpu")), *steps]
     else:
         from ifd_nb.engine import gpu_engine_benchmark
         from ifd_nb.kernel_bench import main as kernel_bench
-        if ENGINE:  # the engine against the loop, packed, padded and compiled, one model a step (the larger first); then the profile
-            from ifd_nb.engine import benchmark_configs
+        from ifd_nb.engine import benchmark_configs
+        if ENGINE:  # one model a step: 0.5B and 135M compiled too, then 1.5B eager only; then the profile
+            cfgs = benchmark_configs()
+            order = ["Qwen2-0.5B shape (random weights)", "SmolLM2-135M (config, random weights)", "Qwen2-1.5B shape (random weights)"]
             steps = [("packed_attention", packed_attention_check), ("host", lambda: host_check(rows, tok)),
-                     *[("engine", lambda n=n, c=c: gpu_engine_benchmark(rows, tok, n_loop=100, n_engine=2000, compile_backbone=True, configs={n: c}))
-                       for n, c in reversed(benchmark_configs().items())], *steps, ("liger", lambda: liger_engine(rows, tok))]
+                     *[("engine", lambda n=n: engine_step(rows, tok, n, cfgs[n], compile_backbone="1.5B" not in n)) for n in order],
+                     *steps]
         elif SHORT:
             steps = [("kernels", lambda: kernel_bench(str(OUT), k1_configs=((2048, 8),), k2_configs=((128, 256, 64, 8, 3, False),),
                                                       variants=False)),
                      ("attention", lambda: attention_backends(rows, tok))]
         else: steps = [("packed_attention", packed_attention_check), ("kernels", lambda: kernel_bench(str(OUT))),
-                 ("engine", lambda: gpu_engine_benchmark(rows, tok, n_loop=100, n_engine=2000, compile_backbone=True)),
+                 ("engine", lambda: gpu_engine_benchmark(rows, tok, n_loop=100, n_engine=2000, compile_backbone=True,
+                                                         configs={k: v for k, v in benchmark_configs().items() if "1.5B" not in k})),
                  *steps]
     names = [name for name, _ in steps]
     for name, fn in steps:

@@ -496,17 +496,21 @@ def engine_vs_loop(rows, model, tokenizer, batch_tokens: int = 16384, backend: s
 
 # %% ../nbs/05_engine.ipynb #53dd5571
 def benchmark_configs() -> dict:
-    "The GPU benchmark's model shapes: SmolLM2-135M's config (from `$IFD_NB_TOKENIZER_DIR`) and a Qwen2-0.5B-shaped one."
+    "The GPU benchmark's model shapes: SmolLM2-135M's config (from `$IFD_NB_TOKENIZER_DIR`), Qwen2-0.5B's and Qwen2-1.5B's."
     from transformers import LlamaConfig, Qwen2Config
+    qwen2 = lambda d, i, layers, heads: Qwen2Config(vocab_size=151936, hidden_size=d, intermediate_size=i, num_hidden_layers=layers,
+        num_attention_heads=heads, num_key_value_heads=2, max_position_embeddings=32768, tie_word_embeddings=True)
     return {"SmolLM2-135M (config, random weights)": LlamaConfig.from_dict(json.load(open(Path(os.environ["IFD_NB_TOKENIZER_DIR"])/"config.json"))),
-            "Qwen2-0.5B shape (random weights)": Qwen2Config(vocab_size=151936, hidden_size=896, intermediate_size=4864,
-                num_hidden_layers=24, num_attention_heads=14, num_key_value_heads=2, max_position_embeddings=32768, tie_word_embeddings=True)}
+            "Qwen2-0.5B shape (random weights)": qwen2(896, 4864, 24, 14),
+            "Qwen2-1.5B shape (random weights)": qwen2(1536, 8960, 28, 12)}
 
 def random_weight_model(config, device="cuda", dtype=None):
     "A causal LM built from `config` with seeded random weights, on `device`, in `dtype` (default: `default_dtype(device)`)."
     from transformers import AutoModelForCausalLM
     torch.manual_seed(0)
-    return AutoModelForCausalLM.from_config(config, dtype=dtype or default_dtype(device)).to(device).eval()
+    with torch.device(device):  # weights made where they run: a 1.5B model's random init takes seconds on a CPU
+        model = AutoModelForCausalLM.from_config(config, dtype=dtype or default_dtype(device))
+    return model.to(device).eval()
 
 def peak_matmul_rate(device, dtype) -> float:
     "FLOP/s of a large square matmul on `device` in `dtype` (8192³ on CUDA, median of Triton's timing; 2048³ elsewhere, best of 3)."
@@ -535,13 +539,15 @@ def gpu_engine_benchmark(rows, tokenizer, n_loop: int = 200, n_engine: int = 200
         runs = {packing: _timed_scores(rows, model, tokenizer, n_engine, batch_tokens=batch_tokens, packing=packing) for packing in ("auto", False)}
         t_eng = runs["auto"][1]
         lens, _ = _engine_lengths(rows[:n_engine], tokenizer)
-        fl = _backbone_flops(model, lens)
+        fl, fl_half = _backbone_flops(model, lens), _backbone_flops(model, _engine_lengths(rows[:n_engine // 2], tokenizer)[0])
+        steady = lambda t, **kw: (fl - fl_half) / (t - _timed_scores(rows, model, tokenizer, n_engine // 2, batch_tokens=batch_tokens, **kw)[1]) / peak
         own = matmul_rate(model, n=batch_tokens)  # the model's own MLP matmul at a full batch: the MFU a backbone could reach
         out.append(dict(model=name, params_M=sum(p.numel() for p in model.parameters()) / 1e6, n_loop=n_loop, n_engine=n_engine,
                         loop_samples_per_s=n_loop / t_loop, engine_samples_per_s=n_engine / t_eng,
                         speedup=(n_engine / t_eng) / (n_loop / t_loop), engine_tokens_per_s=sum(lens) / t_eng,
                         backbone_TFLOPs=fl / t_eng / 1e12, mfu_vs_measured_matmul=fl / t_eng / peak, matmul_TFLOPs=peak / 1e12,
                         model_matmul_TFLOPs=own / 1e12, packing=packing_plan(model) or "padded",
+                        steady_mfu=steady(t_eng),  # the second half's rows alone: what a long run sustains, fixed costs left out
                         padded_engine_samples_per_s=n_engine / runs[False][1],
                         max_ifd_diff_packed_vs_padded=_max_diff(runs["auto"][2], runs[False][2])))
         if compile_backbone:  # the same engine (default packing) with the backbone compiled: first the compile, then the same timed run
@@ -549,6 +555,7 @@ def gpu_engine_benchmark(rows, tokenizer, n_loop: int = 200, n_engine: int = 200
                 t_comp, t_c, ifd_c = _timed_scores(rows, model, tokenizer, n_engine, batch_tokens=batch_tokens, compile_backbone=True)
                 out[-1] |= dict(compile_s=t_comp, compiled_engine_samples_per_s=n_engine / t_c,
                                 compiled_speedup=(n_engine / t_c) / (n_loop / t_loop), compiled_mfu=fl / t_c / peak,
+                                compiled_steady_mfu=steady(t_c, compile_backbone=True),
                                 max_ifd_diff_compiled_vs_eager=_max_diff(ifd_c, runs["auto"][2]))
             except Exception as e: out[-1]["compiled_error"] = f"{type(e).__name__}: {str(e)[:300]}"
         print(out[-1], flush=True)
