@@ -152,7 +152,14 @@ Against the engine issue's targets on an H100:
   default where `flash_varlen_ok` passes); later the same day, chunks in a pipeline (chunk k+1 queued on the device
   before chunk k is waited for and written) and a compiled backbone that keeps packed rows (attention outside the
   graph, one compile for every batch; 05). `.ci/gpu_check.py --engine` measures all of it: packed, padded and
-  packed-compiled in one run per model.
+  packed-compiled in one run per model, with Liger's kernels, and a Qwen2-1.5B shape.
+- **What the width allows** (an arithmetic bound from this card's measured ceilings, not a measurement; `mfu_bound` in
+  05): with every element-wise step of a layer fused into one pass, run at the copy rate after the products, the
+  backbone MFU can reach at most 46% for SmolLM2-135M's shape with its products at their measured 559 TFLOP/s (54% if
+  they ran at the 8192³ rate), 68% for Qwen2-0.5B's (products at their measured 728 TFLOP/s) and 80% for Qwen2-1.5B's
+  (at the 8192³ rate; its products not yet timed). So 50% on the 135M model would take folding the norms, activation
+  and residual adds into the products themselves; on the wider models it is a matter of fused element-wise kernels
+  and a fed GPU.
 """)
 r = json.load(open(R + 'h100_2026-11-26.json'))
 k1 = [x['pct_copy'] for x in r['kernel1'] if x.get('impl') == 'ours(bv=2048,w=8)' and 'ms' in x]

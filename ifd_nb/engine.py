@@ -19,7 +19,7 @@ from .models import load_model, default_dtype
 __all__ = ['LOOP_MAX_LENGTH', 'score_spec', 'sample_key', 'plan_batches', 'attention_heads', 'packing_plan', 'packed_rows_agree',
            'ShardStore', 'distributed_state', 'describe_model', 'float32_model', 'score_dataset', 'matmul_rate',
            'host_ms_per_row', 'cpu_facts', 'reference_loop', 'model_flops', 'engine_vs_loop', 'benchmark_configs',
-           'random_weight_model', 'peak_matmul_rate', 'gpu_engine_benchmark']
+           'random_weight_model', 'peak_matmul_rate', 'gpu_engine_benchmark', 'layer_cost', 'mfu_bound']
 
 # %% ../nbs/05_engine.ipynb #ee396232
 def score_spec(model_name: str, mode: str = "default", template=None, max_length=None, bare_context=None) -> dict:
@@ -496,11 +496,12 @@ def engine_vs_loop(rows, model, tokenizer, batch_tokens: int = 16384, backend: s
 
 # %% ../nbs/05_engine.ipynb #53dd5571
 def benchmark_configs() -> dict:
-    "The GPU benchmark's model shapes: SmolLM2-135M's config (from `$IFD_NB_TOKENIZER_DIR`), Qwen2-0.5B's and Qwen2-1.5B's."
+    "The GPU benchmark's model shapes: SmolLM2-135M's config (from `$IFD_NB_TOKENIZER_DIR`, else the embedded model), Qwen2-0.5B's and Qwen2-1.5B's."
     from transformers import LlamaConfig, Qwen2Config
+    from ifd_nb.models import embedded_model_dir
     qwen2 = lambda d, i, layers, heads: Qwen2Config(vocab_size=151936, hidden_size=d, intermediate_size=i, num_hidden_layers=layers,
         num_attention_heads=heads, num_key_value_heads=2, max_position_embeddings=32768, tie_word_embeddings=True)
-    return {"SmolLM2-135M (config, random weights)": LlamaConfig.from_dict(json.load(open(Path(os.environ["IFD_NB_TOKENIZER_DIR"])/"config.json"))),
+    return {"SmolLM2-135M (config, random weights)": LlamaConfig.from_dict(json.load(open(Path(os.environ.get("IFD_NB_TOKENIZER_DIR") or embedded_model_dir())/"config.json"))),
             "Qwen2-0.5B shape (random weights)": qwen2(896, 4864, 24, 14),
             "Qwen2-1.5B shape (random weights)": qwen2(1536, 8960, 28, 12)}
 
@@ -562,3 +563,21 @@ def gpu_engine_benchmark(rows, tokenizer, n_loop: int = 200, n_engine: int = 200
         del model
         if dev.type == "cuda": torch.cuda.empty_cache()
     return out
+
+# %% ../nbs/05_engine.ipynb #30cab287
+def layer_cost(config, seq_len: int = 512) -> dict:
+    "Per token and layer: the backbone's matrix-product FLOPs (attention over `seq_len` tokens included) and the fewest bytes its element-wise work moves in bf16."
+    d, I, L = config.hidden_size, config.intermediate_size, seq_len
+    kv = config.num_key_value_heads * (getattr(config, "head_dim", None) or d // config.num_attention_heads)
+    elements = 4 * d + 2 * (d + kv) + 3 * I + 6 * d + (2 * d + 2 * kv)  # norms, rotary, SwiGLU, residual adds, attention's q, k, v, out
+    return dict(product_flops=2 * d * (2 * d + 2 * kv) + 2 * 3 * d * I, attention_flops=2 * d * L, elementwise_bytes=2 * elements)
+
+# %% ../nbs/05_engine.ipynb #950d9a37
+def mfu_bound(config, matmul_rate: float, # FLOP/s the MFU is counted against (the 8192³ bf16 rate)
+              bandwidth: float, # bytes/s of the element-wise passes (the measured copy rate)
+              product_rate: float | None = None, # FLOP/s of the model's own products; `matmul_rate` if not given
+              seq_len: int = 512) -> float:
+    "The highest backbone MFU a model of `config`'s shape reaches with its element-wise work fused into single passes (see the markdown above)."
+    c = layer_cost(config, seq_len)
+    flops = c["product_flops"] + c["attention_flops"]
+    return flops / (flops / (product_rate or matmul_rate) + c["elementwise_bytes"] / bandwidth) / matmul_rate
