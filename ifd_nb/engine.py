@@ -541,7 +541,9 @@ def gpu_engine_benchmark(rows, tokenizer, n_loop: int = 200, n_engine: int = 200
         t_eng = runs["auto"][1]
         lens, _ = _engine_lengths(rows[:n_engine], tokenizer)
         fl, fl_half = _backbone_flops(model, lens), _backbone_flops(model, _engine_lengths(rows[:n_engine // 2], tokenizer)[0])
-        steady = lambda t, **kw: (fl - fl_half) / (t - _timed_scores(rows, model, tokenizer, n_engine // 2, batch_tokens=batch_tokens, **kw)[1]) / peak
+        def steady(t, **kw):  # MFU of the second half of the rows: the run of all of them less a run of the first half
+            dt = t - _timed_scores(rows, model, tokenizer, n_engine // 2, batch_tokens=batch_tokens, **kw)[1]
+            return (fl - fl_half) / dt / peak if dt > 0 else math.nan
         own = matmul_rate(model, n=batch_tokens)  # the model's own MLP matmul at a full batch: the MFU a backbone could reach
         out.append(dict(model=name, params_M=sum(p.numel() for p in model.parameters()) / 1e6, n_loop=n_loop, n_engine=n_engine,
                         loop_samples_per_s=n_loop / t_loop, engine_samples_per_s=n_engine / t_eng,
@@ -566,7 +568,7 @@ def gpu_engine_benchmark(rows, tokenizer, n_loop: int = 200, n_engine: int = 200
 
 # %% ../nbs/05_engine.ipynb #30cab287
 def layer_cost(config, seq_len: int = 512) -> dict:
-    "Per token and layer: the backbone's matrix-product FLOPs (attention over `seq_len` tokens included) and the fewest bytes its element-wise work moves in bf16."
+    "Per token and layer: the backbone's matrix-product FLOPs, its attention's FLOPs over `seq_len` tokens and the fewest bytes its element-wise work moves in bf16."
     d, I, L = config.hidden_size, config.intermediate_size, seq_len
     kv = config.num_key_value_heads * (getattr(config, "head_dim", None) or d // config.num_attention_heads)
     elements = 4 * d + 2 * (d + kv) + 3 * I + 6 * d + (2 * d + 2 * kv)  # norms, rotary, SwiGLU, residual adds, attention's q, k, v, out
