@@ -508,9 +508,11 @@ def benchmark_configs() -> dict:
 def random_weight_model(config, device="cuda", dtype=None):
     "A causal LM built from `config` with seeded random weights, on `device`, in `dtype` (default: `default_dtype(device)`)."
     from transformers import AutoModelForCausalLM
+    make = lambda: AutoModelForCausalLM.from_config(config, dtype=dtype or default_dtype(device))
     torch.manual_seed(0)
-    with torch.device(device):  # weights made where they run: a 1.5B model's random init takes seconds on a CPU
-        model = AutoModelForCausalLM.from_config(config, dtype=dtype or default_dtype(device))
+    try:
+        with torch.device(device): model = make()  # weights made where they run: a 1.5B model's random init takes seconds on a CPU
+    except Exception: torch.manual_seed(0); model = make()  # a transformers that builds elsewhere: made on the CPU, then moved
     return model.to(device).eval()
 
 def peak_matmul_rate(device, dtype) -> float:
