@@ -570,7 +570,7 @@ def gpu_engine_benchmark(rows, tokenizer, n_loop: int = 200, n_engine: int = 200
 
 # %% ../nbs/05_engine.ipynb #30cab287
 def layer_cost(config, seq_len: int = 512) -> dict:
-    "Per token and layer: the backbone's matrix-product FLOPs, its attention's FLOPs over `seq_len` tokens and the fewest bytes its element-wise work moves in bf16."
+    "Per token and layer of a Llama-style model (RMSNorm, rotary embedding, gated MLP): matrix-product FLOPs, attention FLOPs over `seq_len` tokens, fewest element-wise bytes in bf16."
     d, I, L = config.hidden_size, config.intermediate_size, seq_len
     kv = config.num_key_value_heads * (getattr(config, "head_dim", None) or d // config.num_attention_heads)
     elements = 4 * d + 2 * (d + kv) + 3 * I + 6 * d + (2 * d + 2 * kv)  # norms, rotary, SwiGLU, residual adds, attention's q, k, v, out
