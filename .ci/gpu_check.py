@@ -34,7 +34,7 @@ cuDNN attention's host-side cost, 1.6 ms a call).
 `packed_attention_check` (does PyTorch's variable-length flash kernel run for each model's dtype and heads, and do
 packed rows agree with single sequences; the kernel's error if not), then `host_check` (~30 s: the machine's CPUs and
 cgroup quota, the engine's host work per row with PyTorch's default CPU threads and with one, and the engine with
-`host_threads=1` against None: tokenizing took 0.5-0.7 ms a row there, 0.11-0.15 on 2 CPU cores here, unexplained;
+`host_threads=1` against None: tokenizing took 0.5-0.7 ms a row there, 0.11-0.21 on 2-core x86_64 CPUs, unexplained;
 and the host work of `cherry` mode), then `engine_step` one model a step: Qwen2-0.5B's shape, SmolLM2-135M's, then
 Qwen2-1.5B's (the widest the engine issue names: wider matrix products leave the element-wise work a smaller share).
 Each step runs the loop, then the engine packed (the default), padded and, but for 1.5B, packed with the backbone
@@ -62,6 +62,7 @@ from contextlib import contextmanager
 from pathlib import Path
 import torch
 from ifd_nb.engine import _timed_scores, _max_diff, _sync  # timed runs, IFD differences, device waits: as the engine benchmark does them
+from host_facts import alternate  # settings timed in turn, round after round (.ci/ is this script's folder)
 
 OUT = Path(os.environ.get("OUT", "gpu_check_out")); OUT.mkdir(parents=True, exist_ok=True)
 SMOKE, SHORT, ENGINE = "--smoke" in sys.argv, "--short" in sys.argv, "--engine" in sys.argv
@@ -174,11 +175,8 @@ def host_check(rows, tok, n=2000, model=None, dev="cuda"):
     r["host_ms_per_row_cherry_1_thread"] = host_ms_per_row(rows, tok, n, threads=1, mode="cherry")
     t = time.time(); encode_samples(tok, rows[:n]); r["encode_ms_per_row"] = (time.time() - t) / n * 1e3
     model = model if model is not None else model_of(benchmark_configs()["SmolLM2-135M (config, random weights)"], dev)
-    runs = {"1": [], "default": []}
-    for _ in range(2):
-        for key, threads in (("1", 1), ("default", None)):
-            _, secs, ifd = _timed_scores(rows, model, tok, n, batch_tokens=65536, host_threads=threads)
-            runs[key].append((secs, ifd))
+    runs = alternate({str(t or "default"): lambda t=t: _timed_scores(rows, model, tok, n, batch_tokens=65536, host_threads=t)[1:]
+                      for t in (1, None)}, rounds=2)  # {setting: [(seconds, IFDs) a round]}
     r["engine_samples_per_s"] = {k: n / min(secs for secs, _ in v) for k, v in runs.items()}
     r["max_ifd_diff_1_vs_default"] = _max_diff(runs["1"][0][1], runs["default"][0][1])
     print(r, flush=True)
@@ -212,13 +210,10 @@ def liger_engine(rows, tok, n=2000, configs=None, dev="cuda"):
                 plain, liger = random_weight_model(cfg, dev), random_weight_model(cfg, dev)  # the same seeded weights
                 _apply_liger_kernel_to_instance(model=liger, rope=True, rms_norm=True, swiglu=True,
                                                 cross_entropy=False, fused_linear_cross_entropy=False)
-                times, ifds = {"plain": [], "liger": []}, {}
-                for _ in range(2):
-                    for key, model in (("plain", plain), ("liger", liger)):
-                        _, t, ifds[key] = _timed_scores(rows, model, tok, n, batch_tokens=65536)
-                        times[key].append(t)
-                r |= dict(plain_samples_per_s=n / min(times["plain"]), liger_samples_per_s=n / min(times["liger"]),
-                          max_ifd_diff_liger_vs_plain=_max_diff(ifds["liger"], ifds["plain"]))
+                runs = alternate({k: lambda m=m: _timed_scores(rows, m, tok, n, batch_tokens=65536)[1:]
+                                  for k, m in (("plain", plain), ("liger", liger))}, rounds=2)  # {model: [(seconds, IFDs) a round]}
+                r |= dict(plain_samples_per_s=n / min(t for t, _ in runs["plain"]), liger_samples_per_s=n / min(t for t, _ in runs["liger"]),
+                          max_ifd_diff_liger_vs_plain=_max_diff(runs["liger"][0][1], runs["plain"][0][1]))
             except Exception as e: r["error"] = f"{type(e).__name__}: {str(e)[:500]}"
         out.append(r); print(r, flush=True)
         plain = liger = None

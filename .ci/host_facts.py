@@ -7,7 +7,7 @@ operations) while the device computes the chunk before; the device can go no fas
 threads keep spinning for a while after each CPU operation and take the cores the tokenizer's threads need, so
 `score_dataset` runs PyTorch on one CPU thread while a model wholly on GPUs scores. This measures both settings on the
 Alpaca 5% rows, alternating them (3 rounds, each the best of 3 passes over the rows) so that a drift in the machine
-affects both alike. `alternate` and `save` serve `.ci/mode_facts.py` too.
+affects both alike. `alternate` and `save` serve `.ci/mode_facts.py` too, `alternate` `.ci/gpu_check.py`'s A/B runs.
 """
 import datetime, json, platform, sys
 import torch
@@ -17,7 +17,7 @@ from ifd_nb.models import load_tokenizer
 
 
 def alternate(settings: dict, rounds: int = 3) -> dict:
-    "{label: [ms a row, one per round]} for `settings` ({label: a call measuring ms a row}), each round running every setting in turn."
+    "{label: [its measure's result, one per round]} for `settings` ({label: a call measuring it}), each round running every setting in turn."
     got = {k: [] for k in settings}
     for _ in range(rounds):
         for k, measure in settings.items(): got[k].append(measure())
