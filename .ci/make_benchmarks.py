@@ -187,6 +187,33 @@ for x in e['results']:
 out.append("\nAgainst the engine issue's targets on an H100 (≥ 30× the loop, ≥ 50% MFU): 28× and 39×; MFU 2.3% and 11.5%, far "
  "from 50%. At these sizes a 65k-token batch is a few milliseconds of matrix work and the engine's Python side "
  "(tokenizing, padding, bookkeeping) dominates; profiled on the 27th (above).\n")
+comp = results('cpu_compile')
+if comp:
+    x0 = comp[0][1]
+    out.append(f"## Scoring engine on CPU, eager and with a compiled backbone, against the loop ({x0['machine']}, {x0['cpu_count']} cores), {x0['date']}\n")
+    out.append(f"`.ci/cpu_compile_facts.py`, raw JSON `nbs/bench_results/cpu_compile_*.json`, torch {x0['torch']}, {x0['model']}, "
+               f"{x0['dtype']}, the first {x0['rows']} rows of alpaca_cherry_5pct.json, `batch_tokens` {x0['batch_tokens']:,}, packed rows. "
+               "In one process: the engine as it is (*eager*) and on a deep copy of the same model with its backbone compiled "
+               "(`compile_backbone=True`, `dynamic=True`), each after one warm-up run on 64 other rows (the compiled one compiles "
+               "there), then rounds that alternate the reference-style loop, the two engines and a float32 matmul: this shared "
+               "machine's speed drifts within minutes (the same MLP-shaped matmul ran at 216 GFLOP/s an hour before the first of these runs and at 315-401 during them), so only "
+               "figures of the same round compare. Samples/s per round; speed-ups from the best of each.\n")
+    out.append("| code | loop | engine, eager | engine, compiled | float32 matmul GFLOP/s | eager / loop | compiled / loop | compiled / eager | largest IFD difference |\n|---|---|---|---|---|---|---|---|---|")
+    for name, x in comp:
+        s = x['samples_per_s']
+        fmt = lambda k: ", ".join(f"{v:.2f}" for v in s[k])
+        mm = ", ".join(f"{v:.0f}" for v in s['matmul_float32']) if 'matmul_float32' in s else f"{x['matmul_GFLOP_per_s']['float32']:.0f} (after)"
+        loop = fmt('loop') if 'loop' in s else f"{x['loop_samples_per_s']:.2f} (once, after)"
+        out.append(f"| {x.get('code', 'as of 42718e1')} | {loop} | {fmt('eager')} | {fmt('compiled')} | {mm} | "
+                   f"{x['speedup_vs_loop']['eager']:.2f}× | {x['speedup_vs_loop']['compiled']:.2f}× | {x['compiled_over_eager']:.2f}× | {x['max_ifd_diff']:.1e} |")
+    last = comp[-1][1]
+    p = last['matmul_GFLOP_per_s']
+    out.append(f"\nWarm-up of the last run, 64 rows: {last['warmup_s']['eager']:.0f} s eager, {last['warmup_s']['compiled']:.0f} s compiled "
+               f"(its compile included). The same run's matmul by precision ([2048, 576] @ [576, 1536], best of 5): float32 "
+               f"{p['float32']:.0f}, bfloat16 {p['bfloat16']:.0f}, float16 {p['float16']:.0f} GFLOP/s. This CPU reports AVX-512 with "
+               "bf16 and fp16 instructions but no AMX (the hypervisor does not pass it through), and PyTorch's bf16 and fp16 "
+               "products are no faster than float32 here: a lower precision would not buy the engine speed on this machine, "
+               "besides changing the scores.\n")
 for name, x in sorted(results('cpu_engine'), key=lambda t: (t[0][11:21], t[1].get('time', '')), reverse=True):  # newest first
     out.append(f"## Scoring engine on CPU ({x['machine']}), {name[11:21]}\n")
     out.append(f"`engine_vs_loop` (exported from `nbs/05_engine.ipynb`), {x['model']}, {x['data']}, `batch_tokens` {x.get('batch_tokens', 8192)}"

@@ -113,16 +113,18 @@ def batch_layout(seqs: list[tuple[list[int], int]], pad_id: int = 0, packed: boo
 
 # %% ../nbs/02_ifd.ipynb #a836ef1a
 PACKED_ATTENTION = "ifd_packed"  # the name `packed_attention` is registered under in transformers
+_SDPA_GQA = tuple(int(x) for x in torch.__version__.split(".")[:2]) >= (2, 5)  # scaled_dot_product_attention's enable_gqa
 
 def _per_sequence_attention(q, k, v, # [T, heads, D] each (k, v may have fewer heads)
                             bounds: list[int], scale=None):
     "Causal attention of each sequence of a packed row on its own: one `scaled_dot_product_attention` call per sequence."
     rep = q.shape[1] // k.shape[1]  # grouped-query heads: each key/value head serves `rep` query heads
-    if rep > 1: k, v = k.repeat_interleave(rep, 1), v.repeat_interleave(rep, 1)
+    gqa = dict(enable_gqa=True) if rep > 1 and q.device.type == "cpu" and _SDPA_GQA else {}  # the CPU kernel reads shared heads
+    if rep > 1 and not gqa: k, v = k.repeat_interleave(rep, 1), v.repeat_interleave(rep, 1)  # a copy of every key and value
     out = torch.empty_like(q)
     for a, b in zip(bounds[:-1], bounds[1:]):
         qs, ks, vs = (t[a:b].transpose(0, 1)[None] for t in (q, k, v))  # [1, heads, n, D]: 4-D takes PyTorch's CPU flash kernel
-        out[a:b] = F.scaled_dot_product_attention(qs, ks, vs, is_causal=True, scale=scale)[0].transpose(0, 1)
+        out[a:b] = F.scaled_dot_product_attention(qs, ks, vs, is_causal=True, scale=scale, **gqa)[0].transpose(0, 1)
     return out
 
 def _flash_varlen(q, k, v, # [T, heads, D] each, CUDA, fp16/bf16

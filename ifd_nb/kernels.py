@@ -622,21 +622,35 @@ def _apply_logit_transforms(z, bias, logit_scale, softcap):
     if softcap is not None: z = softcap * torch.tanh(z / softcap)
     return z
 
+def _apply_logit_transforms_(z, bias, logit_scale, softcap):
+    "`_apply_logit_transforms` in place, on float logits `z`."
+    if bias is not None: z.add_(bias.to(z.dtype))
+    if logit_scale != 1.0: z.mul_(logit_scale)
+    if softcap is not None: z.div_(softcap).tanh_().mul_(softcap)
+    return z
+
 def linear_ce_torch(hidden, weight, targets, segments=None, n_segments=None, bias=None, logit_scale: float = 1.0,
                     softcap: float | None = None, ignore_index: int = -100, out=None, budget_bytes: int = 64 << 20,
                     check: bool = True, # validate targets (a host sync on a GPU)
                    ):
-    "Kernel 2's result in PyTorch: logits of at most `budget_bytes` (float32) exist at any time."
+    "Kernel 2's result in PyTorch: one float32 logits buffer of at most `budget_bytes`, reused chunk after chunk."
     R, V = hidden.shape[0], weight.shape[0]
     tab = _validated_seg_table(targets, V, ignore_index, segments, n_segments, check=check)
     loss = out if out is not None else torch.empty(R, dtype=torch.float32, device=hidden.device)
     step = _chunk_rows(V, budget_bytes)
+    f = torch.float64 if hidden.dtype == torch.float64 else torch.float32  # accumulate in at least float32
+    buf = torch.empty(min(step, R), V, dtype=f, device=hidden.device)
     for k in range(0, R, step):
-        z = hidden[k:k+step] @ weight.T
-        z = _apply_logit_transforms(z if z.dtype == torch.float64 else z.float(), bias, logit_scale, softcap)
-        t = targets[k:k+step]; v = t != ignore_index
-        loss[k:k+step] = torch.where(v, torch.logsumexp(z, -1) - z.gather(1, torch.where(v, t, 0)[:, None].long())[:, 0], 0.0)
-        del z
+        h, t = hidden[k:k+step], targets[k:k+step]
+        z = buf[:len(h)]
+        if h.dtype == f == weight.dtype: torch.mm(h, weight.T, out=z)  # straight into the buffer
+        else: z.copy_(h @ weight.T)  # bf16/fp16 logits, as the model rounds them, then float32
+        _apply_logit_transforms_(z, bias, logit_scale, softcap)
+        v = t != ignore_index
+        target_logit = z.gather(1, torch.where(v, t, 0)[:, None].long())[:, 0]
+        m = z.amax(-1)
+        lse = z.sub_(m[:, None]).exp_().sum(-1).log_() + m  # log-sum-exp, every pass in place over the buffer
+        loss[k:k+step] = torch.where(v, lse - target_logit, 0.0)
     return (loss,) + _segment_sums_torch(loss, targets, ignore_index, tab)
 
 # %% ../nbs/03_kernels.ipynb #f844112e
