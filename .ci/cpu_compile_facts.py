@@ -10,24 +10,16 @@ same engine with the same weights both ways (a deep copy of the model, its backb
 `compile_backbone=True` does), after one warm-up run each (the compiled one pays its compile there), and the loop,
 alternating the three (and a float32 matmul) in ROUNDS rounds: this shared machine's speed drifts by a third within
 minutes, so a loop timed once, before or after, says little. It records the largest IFD difference. It also
-records this CPU's matmul rate in float32, bfloat16 and float16: whether a lower precision would be any faster here.
+records this CPU's rate for the model's MLP product (`matmul_rate`, 05) in float32, bfloat16 and float16: whether a
+lower precision would be any faster here.
 """
 import copy, sys, time
 import torch
 from ifd_nb.data import read_rows, shared_data_path
-from ifd_nb.engine import reference_loop, score_dataset, _compile_backbone, _max_diff, _best_seconds
+from ifd_nb.engine import reference_loop, score_dataset, _compile_backbone, _max_diff, matmul_rate
 from ifd_nb.models import load_model
 sys.path.insert(0, ".ci")
 from host_facts import alternate, save
-
-
-def matmul_rates(n: int = 2048, d: int = 576, i: int = 1536) -> dict:
-    "GFLOP/s of the embedded model's MLP product ([n, d] @ [d, i]) on this CPU per dtype, best of 5."
-    out = {}
-    for dt in (torch.float32, torch.bfloat16, torch.float16):
-        a, b = torch.randn(n, d, dtype=dt), torch.randn(d, i, dtype=dt)
-        out[str(dt).split(".")[1]] = 2 * n * d * i / _best_seconds(lambda: a @ b, "cpu", 5) / 1e9
-    return out
 
 
 def main(n: int = 200, rounds: int = 2, suffix: str = "", note: str = ""):
@@ -44,13 +36,14 @@ def main(n: int = 200, rounds: int = 2, suffix: str = "", note: str = ""):
         ifds[name] = torch.tensor(df.ifd.to_numpy(), dtype=torch.float64)
         return n / secs
     got = alternate({"loop": lambda: n / reference_loop(rows[:n], eager, tok), "eager": lambda: run("eager", eager),
-                     "compiled": lambda: run("compiled", compiled), "matmul_float32": lambda: matmul_rates()["float32"]}, rounds)
+                     "compiled": lambda: run("compiled", compiled), "matmul_float32": lambda: matmul_rate(eager) / 1e9}, rounds)
     best = {k: max(v) for k, v in got.items()}
     save("cpu_compile", dict(model="embedded SmolLM2-135M-Instruct", dtype="float32", rows=n, batch_tokens=8192,
                              threads=torch.get_num_threads(), warmup_rows=64, warmup_s=warm, samples_per_s=got, best=best,
                              speedup_vs_loop={k: best[k] / best["loop"] for k in ("eager", "compiled")},
                              compiled_over_eager=best["compiled"] / best["eager"],
-                             max_ifd_diff=_max_diff(ifds["eager"], ifds["compiled"]), matmul_GFLOP_per_s=matmul_rates(),
+                             max_ifd_diff=_max_diff(ifds["eager"], ifds["compiled"]),
+                             matmul_GFLOP_per_s={str(dt)[6:]: matmul_rate(eager, dtype=dt) / 1e9 for dt in (torch.float32, torch.bfloat16, torch.float16)},
                              note="engine: packed rows (packing='auto'); loop: batch 1, two model(labels=...) calls; "
                                   "warm-up on rows [N, N+64), then rounds alternating the loop, eager and compiled engine on rows [0, N) "
                                   "and the float32 matmul rate; best of the rounds", **(dict(code=note) if note else {})), suffix)

@@ -187,6 +187,7 @@ for x in e['results']:
 out.append("\nAgainst the engine issue's targets on an H100 (≥ 30× the loop, ≥ 50% MFU): 28× and 39×; MFU 2.3% and 11.5%, far "
  "from 50%. At these sizes a 65k-token batch is a few milliseconds of matrix work and the engine's Python side "
  "(tokenizing, padding, bookkeeping) dominates; profiled on the 27th (above).\n")
+cpu_engines = sorted(results('cpu_engine'), key=lambda t: (t[0][11:21], t[1].get('time', '')), reverse=True)  # newest first
 comp = results('cpu_compile')
 if comp:
     x0 = comp[0][1]
@@ -214,7 +215,7 @@ if comp:
                "bf16 and fp16 instructions but no AMX (the hypervisor does not pass it through), and PyTorch's bf16 and fp16 "
                "products are no faster than float32 here: a lower precision would not buy the engine speed on this machine, "
                "besides changing the scores.\n")
-    ref = sorted(results('cpu_engine'), key=lambda t: (t[0][11:21], t[1].get('time', '')))[-1][1]  # same rows and model: its FLOP count
+    ref = cpu_engines[0][1]  # the newest engine-vs-loop run: same rows and model, its FLOP count
     gflop = ref['engine_GFLOP_per_s'] / ref['engine_samples_per_s']  # the engine's GFLOP a sample
     bounds = [max(x['samples_per_s']['matmul_float32']) / gflop / max(x['samples_per_s']['loop']) for _, x in comp if 'loop' in x['samples_per_s']]
     out.append(f"Against the engine issue's CPU target (≥ 3× the loop): not met; the compiled engine is "
@@ -224,7 +225,7 @@ if comp:
                f"counted on the same rows on 27 November, all at the best matmul rate of a run, against that run's best loop): "
                f"{min(bounds):.2f}-{max(bounds):.2f}×. A faster matmul raises the bound, since the loop does not run at that rate, "
                "but not to 3×.\n")
-for name, x in sorted(results('cpu_engine'), key=lambda t: (t[0][11:21], t[1].get('time', '')), reverse=True):  # newest first
+for name, x in cpu_engines:
     out.append(f"## Scoring engine on CPU ({x['machine']}), {name[11:21]}\n")
     out.append(f"`engine_vs_loop` (exported from `nbs/05_engine.ipynb`), {x['model']}, {x['data']}, `batch_tokens` {x.get('batch_tokens', 8192)}"
                f"{', ' + x['note'] if 'note' in x else ''}: the reference-style loop {x['loop_samples_per_s']:.2f} samples/s, the engine "

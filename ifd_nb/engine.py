@@ -408,9 +408,9 @@ def _max_diff(a: torch.Tensor, b: torch.Tensor) -> float:
     "Largest absolute difference of two IFD columns (a NaN difference, a row skipped in either, counts as 0)."
     return float((a - b).abs().nan_to_num(0).max())
 
-def matmul_rate(model, n: int = 2048, reps: int = 5) -> float:
-    "FLOP/s of the model's own MLP-shaped matmul ([n, hidden] @ [hidden, intermediate]) in its dtype, best of `reps`."
-    dev, dt = next(model.parameters()).device, model.dtype
+def matmul_rate(model, n: int = 2048, reps: int = 5, dtype=None) -> float:
+    "FLOP/s of the model's own MLP-shaped matmul ([n, hidden] @ [hidden, intermediate]) in `dtype` (default: the model's), best of `reps`."
+    dev, dt = next(model.parameters()).device, dtype or model.dtype
     D = model.config.hidden_size; I = getattr(model.config, "intermediate_size", 4 * D)
     a, b = torch.randn(n, D, device=dev, dtype=dt), torch.randn(D, I, device=dev, dtype=dt)
     return 2 * n * D * I / _best_seconds(lambda: a @ b, dev, reps)
