@@ -212,7 +212,7 @@ if comp:
     out.append(f"\nWarm-up of the last run, 64 rows: {last['warmup_s']['eager']:.0f} s eager, {last['warmup_s']['compiled']:.0f} s compiled "
                f"(its compile included). The same run's matmul by precision ([2048, 576] @ [576, 1536], best of 5): float32 "
                f"{p['float32']:.0f}, bfloat16 {p['bfloat16']:.0f}, float16 {p['float16']:.0f} GFLOP/s. This CPU reports AVX-512 with "
-               "bf16 and fp16 instructions but no AMX (the hypervisor does not pass it through), and PyTorch's bf16 and fp16 "
+               "bf16 and fp16 instructions but no AMX (absent from its flags in this virtual machine), and PyTorch's bf16 and fp16 "
                "products are no faster than float32 here: a lower precision would not buy the engine speed on this machine, "
                "besides changing the scores.\n")
     ref = cpu_engines[0][1]  # the newest engine-vs-loop run: same rows and model, its FLOP count

@@ -338,7 +338,7 @@ def score_dataset(src, # rows, a file, a `datasets.Dataset` or a hub dataset nam
         if k not in seen: seen.add(k); todo.append(i)
     say(f"{len(rows)} rows: {len(done)} already scored, {len(todo)} to score on {world} process{'es' if world > 1 else ''}")
     if not compile_backbone and len(todo) >= 500 and all(p.device.type == "cpu" for p in model.parameters()):
-        say("on a CPU compile_backbone=True (CLI: --compile) scored 1.14-1.17x faster than eager after ~10 s of compiling (05)")
+        say("on a CPU compile_backbone=True (CLI: --compile) scored 1.14-1.17x faster than eager after ~10 s of compiling (2 cores, 05)")
     pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
     n_tok, t1, real, padded, n_retry = 0, time.time(), 0, 0, 0
     guard = fp16_guard and model.dtype == torch.float16 and not getattr(model, "hf_device_map", None)
