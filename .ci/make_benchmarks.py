@@ -188,24 +188,42 @@ out.append("\nAgainst the engine issue's targets on an H100 (≥ 30× the loop, 
  "from 50%. At these sizes a 65k-token batch is a few milliseconds of matrix work and the engine's Python side "
  "(tokenizing, padding, bookkeeping) dominates; profiled on the 27th (above).\n")
 cpu_engines = sorted(results('cpu_engine'), key=lambda t: (t[0][11:21], t[1].get('time', '')), reverse=True)  # newest first
+for name, x in results('cpu_batch'):
+    runs, kept, d = x['samples_per_s_and_faults_per_sample'], x['keep_heap_samples_per_s_and_faults_per_sample'], x.get('default_batch_tokens', 2048)
+    out.append(f"## The engine's batch budget on CPU: {x['model']} ({x['machine']}, {x['cpu_count']} cores), {x['date']}\n")
+    out.append(f"`.ci/cpu_batch_facts.py` (raw JSON `nbs/bench_results/{name}`), torch {x['torch']}, {x['dtype']}, the first {x['rows']} rows of "
+               "alpaca_cherry_5pct.json, packed rows; the budgets alternate in rounds, each run's minor page faults counted (`getrusage`). "
+               + ("This run is from the script's first version (32 warm-up rows, budgets 1,024 to 8,192, before `default_batch_tokens` existed). " if 'default_batch_tokens' not in x else "")
+               + f"`default_batch_tokens` (05) gives {d:,} for this model. Then a second process with glibc's malloc keeping what it frees "
+               "(" + " ".join(f"`{k}={v}`" for k, v in x['keep_heap_env'].items()) + ") at the default and at 8,192: only its ratio "
+               "compares with the first process's figures.\n")
+    out.append("| `batch_tokens` | samples/s per round | minor page faults per sample | kept heap: samples/s | kept heap: faults per sample |\n|---|---|---|---|---|")
+    for bt, v in runs.items():
+        k = kept.get(bt)
+        out.append(f"| {int(bt):,}{' (default)' if int(bt) == d else ''} | {', '.join(f'{a:.2f}' for a, _ in v)} | {', '.join(f'{b:,}' for _, b in v)} | "
+                   + (f"{', '.join(f'{a:.2f}' for a, _ in k)} | {', '.join(f'{b:,}' for _, b in k)} |" if k else "| |"))
+    b, kb = x['best'], x['keep_heap_best']
+    out.append(f"\nBest of the rounds: 8,192 is {b['8192'] / b[str(d)]:.2f}× the default's speed with the usual malloc and "
+               f"{kb['8192'] / kb[str(d)]:.2f}× with the heap kept.\n")
 comp = results('cpu_compile')
 if comp:
     x0 = comp[0][1]
     out.append(f"## Scoring engine on CPU, eager and with a compiled backbone, against the loop ({x0['machine']}, {x0['cpu_count']} cores), {x0['date']}\n")
     out.append(f"`.ci/cpu_compile_facts.py`, raw JSON `nbs/bench_results/cpu_compile_*.json`, torch {x0['torch']}, {x0['model']}, "
-               f"{x0['dtype']}, the first {x0['rows']} rows of alpaca_cherry_5pct.json, `batch_tokens` {x0['batch_tokens']:,}, packed rows. "
+               f"{x0['dtype']}, the first {x0['rows']} rows of alpaca_cherry_5pct.json, packed rows, `batch_tokens` as in the table. "
                "In one process: the engine as it is (*eager*) and on a deep copy of the same model with its backbone compiled "
                "(`compile_backbone=True`, `dynamic=True`), each after one warm-up run on 64 other rows (the compiled one compiles "
                "there), then rounds that alternate the reference-style loop, the two engines and a float32 matmul: this shared "
-               "machine's speed drifts within minutes (the same MLP-shaped matmul ran at 216 GFLOP/s an hour before the first of these runs and at 315-401 during them), so only "
+               "machine's speed drifts within minutes (the same MLP-shaped matmul ran at 216 GFLOP/s an hour before the first of these runs and at "
+               f"{min(v for _, x in comp for v in x['samples_per_s']['matmul_float32']):.0f}-{max(v for _, x in comp for v in x['samples_per_s']['matmul_float32']):.0f} during them), so only "
                "figures of the same round compare. Samples/s per round; speed-ups from the best of each.\n")
-    out.append("| code | loop | engine, eager | engine, compiled | float32 matmul GFLOP/s | eager / loop | compiled / loop | compiled / eager | largest IFD difference |\n|---|---|---|---|---|---|---|---|---|")
+    out.append("| code | `batch_tokens` | loop | engine, eager | engine, compiled | float32 matmul GFLOP/s | eager / loop | compiled / loop | compiled / eager | largest IFD difference |\n|---|---|---|---|---|---|---|---|---|---|")
     for name, x in comp:
         s = x['samples_per_s']
         fmt = lambda k: ", ".join(f"{v:.2f}" for v in s[k])
         mm = ", ".join(f"{v:.0f}" for v in s['matmul_float32']) if 'matmul_float32' in s else f"{x['matmul_GFLOP_per_s']['float32']:.0f} (after)"
         loop = fmt('loop') if 'loop' in s else f"{x['loop_samples_per_s']:.2f} (once, after)"
-        out.append(f"| {x.get('code', 'as of 42718e1')} | {loop} | {fmt('eager')} | {fmt('compiled')} | {mm} | "
+        out.append(f"| {x.get('code', 'as of 42718e1')} | {x['batch_tokens']:,} | {loop} | {fmt('eager')} | {fmt('compiled')} | {mm} | "
                    f"{x['speedup_vs_loop']['eager']:.2f}× | {x['speedup_vs_loop']['compiled']:.2f}× | {x['compiled_over_eager']:.2f}× | {x['max_ifd_diff']:.1e} |")
     last = comp[-1][1]
     p = last['matmul_GFLOP_per_s']
@@ -218,9 +236,11 @@ if comp:
     ref = cpu_engines[0][1]  # the newest engine-vs-loop run: same rows and model, its FLOP count
     gflop = ref['engine_GFLOP_per_s'] / ref['engine_samples_per_s']  # the engine's GFLOP a sample
     bounds = [max(x['samples_per_s']['matmul_float32']) / gflop / max(x['samples_per_s']['loop']) for _, x in comp if 'loop' in x['samples_per_s']]
-    out.append(f"Against the engine issue's CPU target (≥ 3× the loop): not met; the compiled engine is "
-               f"{min(x['speedup_vs_loop']['compiled'] for _, x in comp):.2f}-{max(x['speedup_vs_loop']['compiled'] for _, x in comp):.2f}× "
-               f"the loop, the eager one {min(x['speedup_vs_loop']['eager'] for _, x in comp):.2f}-{max(x['speedup_vs_loop']['eager'] for _, x in comp):.2f}×. "
+    by_bt = {bt: [x for _, x in comp if x['batch_tokens'] == bt] for bt in sorted({x['batch_tokens'] for _, x in comp})}
+    span = lambda xs, k: "-".join(dict.fromkeys(f"{f(x['speedup_vs_loop'][k] for x in xs):.2f}" for f in (min, max))) + "×"
+    out.append("Against the engine issue's CPU target (≥ 3× the loop): not met; " + "; ".join(
+               f"at `batch_tokens` {bt:,} the compiled engine is {span(xs, 'compiled')} the loop, the eager one {span(xs, 'eager')}"
+               for bt, xs in by_bt.items()) + ". "
                f"The FLOP bound of the sections below, recomputed with these rounds' faster matmul (the engine's {gflop:.0f} GFLOP a sample, "
                f"counted on the same rows on 27 November, all at the best matmul rate of a run, against that run's best loop): "
                f"{min(bounds):.2f}-{max(bounds):.2f}×. A faster matmul raises the bound, since the loop does not run at that rate, "

@@ -64,7 +64,8 @@ def _parser() -> argparse.ArgumentParser:
         q.add_argument("--template", default=None, help="alpaca | none | raw | chat | a format string with {instruction}")
         q.add_argument("--max-length", type=int, default=None, help="longest conditioned sequence, in tokens")
         q.add_argument("--limit", type=int, default=None, help="score only the first N rows")
-        q.add_argument("--batch-tokens", type=int, default=16384, help="token positions per forward pass (padded or packed)")
+        q.add_argument("--batch-tokens", type=int, default=None,
+                       help="token positions per forward pass (padded or packed); default 16384 on GPUs, fewer on a CPU (see default_batch_tokens)")
         q.add_argument("--chunk-rows", type=int, default=None, help="rows tokenized, scored and written as one shard together (default 512)")
         q.add_argument("--shard-dir", default=None, help="where resumable shards go (default: OUTPUT.shards)")
         q.add_argument("--no-resume", action="store_true", help="recompute everything, ignoring existing shards")

@@ -16,10 +16,11 @@ from .ifd import (encode_samples, sequence_token_losses, ifd_record, skipped_rec
 from .models import load_model, default_dtype
 
 # %% auto #0
-__all__ = ['LOOP_MAX_LENGTH', 'score_spec', 'sample_key', 'plan_batches', 'attention_heads', 'packing_plan', 'packed_rows_agree',
-           'ShardStore', 'distributed_state', 'describe_model', 'float32_model', 'score_dataset', 'matmul_rate',
-           'host_ms_per_row', 'cpu_facts', 'reference_loop', 'model_flops', 'engine_vs_loop', 'benchmark_configs',
-           'random_weight_model', 'peak_matmul_rate', 'gpu_engine_benchmark', 'layer_cost', 'mfu_bound']
+__all__ = ['CPU_ACTIVATION_BYTES', 'LOOP_MAX_LENGTH', 'score_spec', 'sample_key', 'plan_batches', 'attention_heads',
+           'packing_plan', 'packed_rows_agree', 'default_batch_tokens', 'ShardStore', 'distributed_state',
+           'describe_model', 'float32_model', 'score_dataset', 'matmul_rate', 'host_ms_per_row', 'cpu_facts',
+           'reference_loop', 'model_flops', 'engine_vs_loop', 'benchmark_configs', 'random_weight_model',
+           'peak_matmul_rate', 'gpu_engine_benchmark', 'layer_cost', 'mfu_bound']
 
 # %% ../nbs/05_engine.ipynb #ee396232
 def score_spec(model_name: str, mode: str = "default", template=None, max_length=None, bare_context=None) -> dict:
@@ -103,6 +104,17 @@ def packed_rows_agree(model, impl: str = PACKED_ATTENTION) -> bool:
     except (ValueError, RuntimeError, TypeError, AttributeError, KeyError): return False
     tol = 1e-4 if model.dtype == torch.float32 else 5e-2  # relative; a sequence seeing another is off by O(1)
     return got.shape == want.shape and bool((got - want.to(got.device)).norm() <= tol * want.norm())
+
+# %% ../nbs/05_engine.ipynb #2a86b72b
+CPU_ACTIVATION_BYTES = 16 << 20  # on a CPU, the widest activation a batch may make: well under glibc's 32 MiB mmap ceiling
+
+def default_batch_tokens(model) -> int:
+    "Token positions per forward pass when none is given: 16,384 on GPUs; on a CPU the most that keep the MLP's activation ≤ 16 MiB."
+    if input_device(model).type != "cpu": return 16384
+    cfg = _text_config(model)
+    width = max(getattr(cfg, "intermediate_size", None) or 4 * cfg.hidden_size, cfg.hidden_size)
+    fit = CPU_ACTIVATION_BYTES // (width * model.dtype.itemsize)
+    return min(16384, max(256, 1 << max(fit, 1).bit_length() - 1))  # a power of two, 256 to 16,384
 
 # %% ../nbs/05_engine.ipynb #e1d38c19
 class ShardStore:
@@ -284,7 +296,7 @@ def score_dataset(src, # rows, a file, a `datasets.Dataset` or a hub dataset nam
                   model="embedded", # a model name/path, or a loaded causal LM
                   tokenizer=None, # required when `model` is a loaded model
                   mode: str = "default", template=None, max_length: int | None = None, bare_context=None,
-                  batch_tokens: int = 16384, # token positions per forward pass (padded or packed)
+                  batch_tokens: int | None = None, # token positions per forward pass (padded or packed); default `default_batch_tokens`
                   backend: str = "auto", # cross-entropy path: 'auto', 'torch', 'triton' or 'reference'
                   packing="auto", # padding-free rows: True, False, or 'auto' (see `packing_plan`)
                   output=None, # write the merged table here (.parquet, .jsonl or .csv)
@@ -305,7 +317,7 @@ def score_dataset(src, # rows, a file, a `datasets.Dataset` or a hub dataset nam
     from ifd_nb.cli import scores_frame, write_scores, summarize
     t0 = time.time()
     chunk_rows = chunk_rows or int(os.environ.get("IFD_NB_CHUNK_ROWS", "512"))
-    for what, n in (("batch_tokens", batch_tokens), ("chunk_rows", chunk_rows)):
+    for what, n in (("batch_tokens", 1 if batch_tokens is None else batch_tokens), ("chunk_rows", chunk_rows)):
         if n < 1: raise ValueError(f"{what} must be a positive number, not {n}")
     state = distributed_state(device)
     rank, world = state.process_index, state.num_processes
@@ -319,8 +331,10 @@ def score_dataset(src, # rows, a file, a `datasets.Dataset` or a hub dataset nam
     elif tokenizer is None: raise ValueError("pass the tokenizer with a loaded model")
     impl = packing_plan(model, packing, say)
     packed = impl is not None
+    if batch_tokens is None: batch_tokens = default_batch_tokens(model)
     if compile_backbone: _compile_backbone(model)
-    say(f"model {name}: {describe_model(model)}; " + (f"packed batches ({impl} attention)" if packed else "padded batches"))
+    say(f"model {name}: {describe_model(model)}; " + (f"packed batches ({impl} attention)" if packed else "padded batches")
+        + f" of {batch_tokens:,} token positions")
     spec = score_spec(name, mode, template, max_length, bare_context)
     keys = [sample_key(r, spec) for r in rows]
     tmpdir = None
@@ -338,7 +352,7 @@ def score_dataset(src, # rows, a file, a `datasets.Dataset` or a hub dataset nam
         if k not in seen: seen.add(k); todo.append(i)
     say(f"{len(rows)} rows: {len(done)} already scored, {len(todo)} to score on {world} process{'es' if world > 1 else ''}")
     if not compile_backbone and len(todo) >= 500 and all(p.device.type == "cpu" for p in model.parameters()):
-        say("on a CPU compile_backbone=True (CLI: --compile) scored 1.14-1.17x faster than eager after ~10 s of compiling (2 cores, 05)")
+        say("on a CPU compile_backbone=True (CLI: --compile) scored 1.14-1.20x faster than eager after ~10 s of compiling (2 cores, 05)")
     pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
     n_tok, t1, real, padded, n_retry = 0, time.time(), 0, 0, 0
     guard = fp16_guard and model.dtype == torch.float16 and not getattr(model, "hf_device_map", None)
@@ -480,7 +494,7 @@ def model_flops(model, seq_lens, head_positions: int) -> float:
     return _backbone_flops(model, seq_lens) + 2 * V * D * head_positions
 
 # %% ../nbs/05_engine.ipynb #1fa8eda4
-def engine_vs_loop(rows, model, tokenizer, batch_tokens: int = 16384, backend: str = "auto", packing="auto") -> dict:
+def engine_vs_loop(rows, model, tokenizer, batch_tokens: int | None = None, backend: str = "auto", packing="auto") -> dict:
     "Samples/s of the reference-style loop and of the engine on the same rows, model and device, with their FLOP rates."
     t_loop = reference_loop(rows, model, tokenizer)
     t0 = time.time()

@@ -23,6 +23,15 @@ def test_engine_equals_reference_scorer_on_real_data(embedded, alpaca_rows):
         np.testing.assert_allclose(df.ifd, ref.ifd, rtol=0, atol=1e-5)
 
 
+def test_default_budget_is_said_and_scores_as_any_other(embedded, capsys):
+    model, tok = embedded
+    rows = read_rows(demo_data_path())[:6]
+    df = score_dataset(rows, model, tok, progress=False, verbose=True)
+    assert "of 2,048 token positions" in capsys.readouterr().out  # `default_batch_tokens` for SmolLM2-135M on a CPU
+    whole = score_dataset(rows, model, tok, batch_tokens=65536, progress=False, verbose=False)  # all rows in one batch
+    np.testing.assert_allclose(df.ifd, whole.ifd, rtol=0, atol=1e-5)
+    with pytest.raises(ValueError, match="positive"): score_dataset(rows, model, tok, batch_tokens=0, progress=False, verbose=False)
+
 def _score(inp, out, *extra, env=None):
     cmd = [EXE, "score", str(inp), "-o", str(out), "--model", "embedded", "--limit", "40", "-q", "--batch-tokens", "2048", *extra]
     return subprocess.run(cmd, capture_output=True, text=True, env={**os.environ, **(env or {})}, timeout=900)
