@@ -112,7 +112,9 @@ def default_batch_tokens(model) -> int:
     "Token positions per forward pass when none is given: 16,384 on GPUs; on a CPU the most that keep the MLP's activation ≤ 16 MiB."
     if input_device(model).type != "cpu": return 16384
     cfg = _text_config(model)
-    width = max(getattr(cfg, "intermediate_size", None) or 4 * cfg.hidden_size, cfg.hidden_size)
+    d = getattr(cfg, "hidden_size", None)
+    if not d: return 2048  # a config without the usual sizes: the budget measured for SmolLM2-135M
+    width = max(getattr(cfg, "intermediate_size", None) or 4 * d, d)
     fit = CPU_ACTIVATION_BYTES // (width * model.dtype.itemsize)
     return min(16384, max(256, 1 << max(fit, 1).bit_length() - 1))  # a power of two, 256 to 16,384
 
