@@ -43,8 +43,9 @@ only the second half (what a long run sustains, without the per-call costs); the
 RMSNorm, rotary and SwiGLU kernels patched in (`liger_engine`, alternating with the plain model, best of 2; carry
 `.whl`), the modules Liger patches put back afterwards. Last, the profile (step 3). Run this first in a new GPU
 session: it times the host-sync removals and packing of 27 November, the compiled packed backbone and the pipelined
-chunks built later that day (`packed_attention` runs eagerly between the compiled pieces of each layer; on CPU one
-compile serves every batch) and the host-side work of the 27th's last sessions.
+chunks built later that day (since 28 November the packed attention is an operator inside the compiled graph,
+no longer a break in every layer; on CPU one compile serves every batch) and the host-side work of the 27th's last
+sessions.
 
 First, on this machine, `bash .ci/device_payload.sh` writes `.devdata/tok` (the embedded model's tokenizer files and
 config.json), `.devdata/alpaca_cherry_5pct.json` (the data; the device cannot reach the hub) and `.whl` (Liger-Kernel

@@ -14,12 +14,12 @@ from tqdm.auto import tqdm
 from .data import SkipSample, prompt_and_answer, get_template, read_rows, PromptTemplate
 
 # %% auto #0
-__all__ = ['PACKED_ATTENTION', 'RECORD_FIELDS', 'MODES', 'Encoded', 'special_prefix', 'bare_context_ids', 'encode_exact',
-           'output_projection', 'concat_ids', 'packed_boundaries', 'batch_layout', 'flash_varlen_ok',
-           'packed_attention', 'register_packed_attention', 'attention_implementation', 'input_device',
-           'offloaded_head_losses', 'attention_order', 'to_device', 'forward_kwargs', 'scored_positions',
-           'sequence_token_losses', 'skipped_record', 'ifd_record', 'encode_cherry', 'encode_superfiltering',
-           'encode_sample', 'token_ids', 'encode_samples', 'score_rows']
+__all__ = ['PACKED_ATTENTION', 'packed_causal_attention', 'RECORD_FIELDS', 'MODES', 'Encoded', 'special_prefix',
+           'bare_context_ids', 'encode_exact', 'output_projection', 'concat_ids', 'packed_boundaries', 'batch_layout',
+           'flash_varlen_ok', 'packed_attention', 'register_packed_attention', 'attention_implementation',
+           'input_device', 'offloaded_head_losses', 'attention_order', 'to_device', 'forward_kwargs',
+           'scored_positions', 'sequence_token_losses', 'skipped_record', 'ifd_record', 'encode_cherry',
+           'encode_superfiltering', 'encode_sample', 'token_ids', 'encode_samples', 'score_rows']
 
 # %% ../nbs/02_ifd.ipynb #21b7e4db
 @dataclass
@@ -121,7 +121,7 @@ def _per_sequence_attention(q, k, v, # [T, heads, D] each (k, v may have fewer h
     rep = q.shape[1] // k.shape[1]  # grouped-query heads: each key/value head serves `rep` query heads
     gqa = dict(enable_gqa=True) if rep > 1 and q.device.type == "cpu" and _SDPA_GQA else {}  # the CPU kernel reads shared heads
     if rep > 1 and not gqa: k, v = k.repeat_interleave(rep, 1), v.repeat_interleave(rep, 1)  # a copy of every key and value
-    out = torch.empty_like(q)
+    out = q.new_empty(q.shape)  # contiguous whatever q's strides, as `packed_causal_attention` promises the compiler
     for a, b in zip(bounds[:-1], bounds[1:]):
         qs, ks, vs = (t[a:b].transpose(0, 1)[None] for t in (q, k, v))  # [1, heads, n, D]: 4-D takes PyTorch's CPU flash kernel
         out[a:b] = F.scaled_dot_product_attention(qs, ks, vs, is_causal=True, scale=scale, **gqa)[0].transpose(0, 1)
@@ -153,6 +153,30 @@ def flash_varlen_ok(device, dtype, heads: int, kv_heads: int, head_dim: int) -> 
         _FLASH_VARLEN_OK[key] = ok
     return _FLASH_VARLEN_OK[key]
 
+def _packed_causal_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, # [T, heads, D] each (k, v may have fewer heads)
+                             cu: torch.Tensor, # where each sequence starts, then T (int32, see `packed_boundaries`)
+                             max_len: int, # the longest sequence
+                             scale: float | None = None) -> torch.Tensor:
+    "Causal attention of each sequence of a packed row, [T, heads, D] contiguous: the flash kernel where it runs, else one call per sequence."
+    if flash_varlen_ok(q.device, q.dtype, q.shape[1], k.shape[1], q.shape[2]):
+        out = _flash_varlen(q.contiguous(), k.contiguous(), v.contiguous(), cu.to(q.device), max_len, scale)
+        return out.contiguous()  # the layout the compiler was promised, whatever the kernel returns
+    return _per_sequence_attention(q, k, v, cu.tolist(), scale)
+
+def _new_empty_like_q(q, k, v, cu, max_len, scale=None):
+    "What `torch.compile` needs to know of the operator's output without running it: shape, dtype, device, contiguous."
+    return q.new_empty(q.shape)
+
+def _as_operator(fn, fake, name: str):
+    "`fn` as the PyTorch operator `ifd_nb::name`, which `torch.compile` calls as it is (PyTorch < 2.4: `fn` behind `torch.compiler.disable`)."
+    if not hasattr(torch.library, "custom_op"): return torch.compiler.disable(fn)  # a graph break at every call
+    try: op = torch.library.custom_op(f"ifd_nb::{name}", mutates_args=())(fn)
+    except RuntimeError: return getattr(torch.ops.ifd_nb, name)  # an older PyTorch refuses a second registration (a rerun cell)
+    op.register_fake(fake)
+    return op
+
+packed_causal_attention = _as_operator(_packed_causal_attention, _new_empty_like_q, "packed_causal_attention")
+
 def packed_attention(module, query, key, value, # [1, heads, T, D], as transformers passes them
                      attention_mask=None, dropout: float = 0.0, scaling=None, **kw):
     "transformers attention over one packed row: each sequence attends causally to itself only (see `packed_boundaries`)."
@@ -164,12 +188,7 @@ def packed_attention(module, query, key, value, # [1, heads, T, D], as transform
     if kw.get("sliding_window") is not None and int(kw["max_length_q"]) > kw["sliding_window"]:
         raise ValueError("a sequence is longer than the model's sliding window: score with padded batches (packing=False)")
     q, k, v = (t[0].transpose(0, 1) for t in (query, key, value))  # [T, heads, D]
-    if flash_varlen_ok(q.device, q.dtype, q.shape[1], k.shape[1], q.shape[2]):
-        out = _flash_varlen(q.contiguous(), k.contiguous(), v.contiguous(), cu.to(q.device), int(kw["max_length_q"]), scaling)
-    else: out = _per_sequence_attention(q, k, v, cu.tolist(), scaling)
-    return out[None], None  # [1, T, heads, D]: transformers' layout for the output projection
-
-_PACKED_ATTENTION_EAGER = torch.compiler.disable(packed_attention)  # eager inside a compiled model (below)
+    return packed_causal_attention(q, k, v, cu, int(kw["max_length_q"]), scaling)[None], None  # [1, T, heads, D]: transformers' layout
 
 def register_packed_attention() -> bool:
     "Register `packed_attention` as transformers attention implementation `ifd_packed`; False where transformers cannot take it."
@@ -177,7 +196,7 @@ def register_packed_attention() -> bool:
         from transformers import AttentionInterface
         import transformers.masking_utils  # noqa: F401 (transformers that builds no mask for unknown implementations)
     except ImportError: return False
-    AttentionInterface.register(PACKED_ATTENTION, _PACKED_ATTENTION_EAGER)
+    AttentionInterface.register(PACKED_ATTENTION, packed_attention)
     return True
 
 @contextmanager
