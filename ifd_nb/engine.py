@@ -94,7 +94,7 @@ def packed_rows_agree(model, impl: str = PACKED_ATTENTION) -> bool:
     g = torch.Generator().manual_seed(0)
     V, dev = model.get_input_embeddings().num_embeddings, input_device(model)
     seqs = [(torch.randint(0, V, (n,), generator=g).tolist(), 1) for n in (9, 4, 17)]
-    run = model.base_model.forward  # not the compiled call, and held eager below (a compiled part): the check adds no graphs
+    run = model.base_model.forward  # the uncompiled forward, with any compiled part held eager: the check adds no graphs
     eager = lambda: torch.compiler.set_stance("force_eager") if hasattr(torch.compiler, "set_stance") else nullcontext()  # PyTorch >= 2.6
     with eager(): want = torch.cat([run(input_ids=torch.tensor([ids], device=dev), use_cache=False).last_hidden_state[0].float() for ids, _ in seqs])
     x, kw, _ = batch_layout(seqs, packed=True)

@@ -226,7 +226,7 @@ def test_compiled_backbone_gives_the_same_scores_and_compiles_once(packing):
     np.testing.assert_allclose(compiled.ifd, plain.ifd, rtol=0, atol=1e-5)
     graphs = counters["stats"]["unique_graphs"]
     assert graphs == 1  # the whole backbone, attention included
-    assert not counters["graph_break"], dict(counters["graph_break"])  # packed: the attention is inside the graph
+    assert not counters["graph_break"], dict(counters["graph_break"])  # no break (packed: the attention inside the graph)
     again = score_dataset(other, model, tok, batch_tokens=1024, packing=packing, compile_backbone=True, progress=False, verbose=False)
     assert counters["stats"]["unique_graphs"] == graphs  # no recompile for new batch shapes
     np.testing.assert_allclose(again.ifd, plain_other.ifd, rtol=0, atol=1e-5)
