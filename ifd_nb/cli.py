@@ -58,6 +58,9 @@ def _parser() -> argparse.ArgumentParser:
     s = sub.add_parser("score", help="score every row of a data set")
     s.add_argument("input", help="a .json/.jsonl/.parquet/.csv file, or a hub dataset name when online")
     s.add_argument("-o", "--output", required=True, help="output file: .parquet, .jsonl or .csv")
+    s.add_argument("--fields", default="auto",
+                   help="columns to read, e.g. instruction=question,output=response (default auto: instruction/input/output, else a known alias such as Dolly's context/response)")
+    s.add_argument("--split", default="train", help="the split of a hub dataset, e.g. train_sft")
     for q in (s, sub.add_parser("demo", help="score the bundled demo set with the embedded model")):
         q.add_argument("--model", default="embedded", help="'embedded' (default), a hub id or a local folder")
         q.add_argument("--mode", default="default", choices=sorted(MODES))
@@ -99,6 +102,7 @@ def run_score(args, src) -> pd.DataFrame | None:
     "Score `src` with the engine as the parsed command line says; the scores table on rank 0 (None on other ranks)."
     from ifd_nb.engine import score_dataset
     return score_dataset(src, args.model, mode=args.mode, template=args.template, max_length=args.max_length,
+                         fields=getattr(args, "fields", "auto"), split=getattr(args, "split", "train"),  # `demo` has neither
                          batch_tokens=args.batch_tokens, chunk_rows=args.chunk_rows, backend=args.backend, output=args.output,
                          shard_dir=args.shard_dir, resume=not args.no_resume, limit=args.limit, device=args.device,
                          packing={"on": True, "off": False}.get(args.packing, "auto"), device_map=args.device_map,

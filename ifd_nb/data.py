@@ -10,9 +10,9 @@ from pathlib import Path
 from typing import Any, Iterable
 
 # %% auto #0
-__all__ = ['ALPACA_PROMPT_NO_INPUT', 'ALPACA_PROMPT_INPUT', 'TEMPLATES', 'STATUSES', 'PromptTemplate', 'render_chat',
-           'get_template', 'SkipSample', 'prompt_and_answer', 'read_rows', 'package_dir', 'demo_data_path',
-           'shared_data_path']
+__all__ = ['ALPACA_PROMPT_NO_INPUT', 'ALPACA_PROMPT_INPUT', 'TEMPLATES', 'STATUSES', 'FIELD_ALIASES', 'PromptTemplate',
+           'render_chat', 'get_template', 'SkipSample', 'prompt_and_answer', 'read_rows', 'package_dir',
+           'demo_data_path', 'parse_fields', 'resolve_fields', 'rename_fields', 'describe_fields', 'shared_data_path']
 
 # %% ../nbs/01_data.ipynb #65cee1e1
 @dataclass(frozen=True)
@@ -180,6 +180,71 @@ def package_dir() -> Path:
 def demo_data_path() -> Path:
     "Path of the bundled demo set (JSON Lines, Alpaca fields plus `task` and `quality`)."
     return package_dir()/"data"/"demo.jsonl"
+
+# %% ../nbs/01_data.ipynb #14b3de25
+FIELD_ALIASES = {"instruction": ("prompt", "question", "query"),  # other names data sets give each field that `prompt_and_answer` reads
+                 "input": ("context",),
+                 "output": ("response", "completion", "answer")}
+_FIELDS = ("instruction", "input", "output", "messages")
+
+def parse_fields(spec: str, # comma-separated field=column pairs, e.g. 'instruction=question,output=response'
+                ) -> dict:
+    "A `--fields` string as a {field: column} dict."
+    out = {}
+    for part in filter(None, (p.strip() for p in spec.split(","))):
+        field, eq, col = (s.strip() for s in part.partition("="))
+        if not (eq and field and col): raise ValueError(f"fields are field=column pairs separated by commas, not {part!r}")
+        out[field] = col
+    return out
+
+# %% ../nbs/01_data.ipynb #9640f774
+def _columns(rows) -> list[str]:
+    "The keys of the dict rows, in order of first appearance (an unparsed line's marker left out)."
+    return list(dict.fromkeys(k for r in rows if isinstance(r, dict) for k in r if k != "__invalid_json__"))
+
+def resolve_fields(rows: list[dict], # input rows (see `read_rows`)
+                   fields: dict | str | None = "auto", # {field: column}, 'field=column,...', 'auto', or None: the rows as they are
+                  ) -> dict:
+    "The {field: column} renaming that lets `prompt_and_answer` read `rows`: empty when they use its names already."
+    cols = _columns(rows)
+    if fields is None: return {}
+    if isinstance(fields, str) and fields != "auto": fields = parse_fields(fields)
+    if isinstance(fields, dict):
+        for f, c in fields.items():
+            if f not in _FIELDS: raise ValueError(f"unknown field {f!r}: map one of {', '.join(_FIELDS)} to a column")
+            if c not in cols: raise ValueError(f"no column {c!r} in the rows (columns: {', '.join(cols[:20])})")
+        return {f: c for f, c in fields.items() if f != c}
+    if fields != "auto": raise TypeError(f"fields is a dict, a 'field=column,...' string, 'auto' or None, not {fields!r}")
+    if not cols or {"messages", "conversations"} & set(cols): return {}
+    mapping = {}
+    for f, aliases in FIELD_ALIASES.items():
+        found = [a for a in aliases if a in cols]
+        if f in cols or not found: continue
+        if len(found) > 1: raise ValueError(f"columns {', '.join(found)} could each be the {f!r}: name one, "
+                                            f"e.g. fields='{f}={found[0]}' (CLI: --fields {f}={found[0]})")
+        mapping[f] = found[0]
+    missing = [f for f in ("instruction", "output") if f not in cols and f not in mapping]
+    if missing: raise ValueError(f"no column for {' or '.join(map(repr, missing))} among the rows' columns "
+                                 f"({', '.join(cols[:20])}): name it, e.g. fields='{missing[0]}=COLUMN' (CLI: --fields {missing[0]}=COLUMN)")
+    return mapping
+
+# %% ../nbs/01_data.ipynb #b8657ba6
+def rename_fields(rows: list[dict], # input rows
+                  mapping: dict, # {field: column}, from `resolve_fields`
+                 ) -> list[dict]:
+    "The rows with each mapped column under its field's name (a field's own column dropped when another replaces it)."
+    if not mapping: return rows
+    back = {c: f for f, c in mapping.items()}
+    return [{back.get(k, k): v for k, v in r.items() if k in back or k not in mapping} if isinstance(r, dict) else r
+            for r in rows]
+
+def describe_fields(rows: list[dict], mapping: dict) -> str:
+    "One line saying which column each renamed field reads, and which text columns are not read."
+    if not mapping: return ""
+    read = set(mapping.values()) | {f for f in _FIELDS if f not in mapping}
+    unread = [c for c in _columns(rows) if c not in read and any(isinstance(r, dict) and isinstance(r.get(c), str) for r in rows[:100])]
+    return ("fields: " + ", ".join(f"{f} <- {c!r}" for f, c in mapping.items())
+            + (f"; text columns not read: {', '.join(unread)}" if unread else ""))
 
 # %% ../nbs/01_data.ipynb #9e3a541b
 def shared_data_path(name: str = "alpaca_cherry_5pct.json") -> Path | None:

@@ -9,7 +9,7 @@ from contextlib import contextmanager, nullcontext
 from pathlib import Path
 import torch
 from tqdm.auto import tqdm
-from .data import read_rows, SkipSample, get_template
+from .data import read_rows, SkipSample, get_template, resolve_fields, rename_fields, describe_fields
 from .ifd import (encode_samples, sequence_token_losses, ifd_record, skipped_record, MODES, input_device, batch_layout,
                         scored_positions,
                         PACKED_ATTENTION, register_packed_attention, flash_varlen_ok, attention_implementation, forward_kwargs)
@@ -299,6 +299,7 @@ def score_dataset(src, # rows, a file, a `datasets.Dataset` or a hub dataset nam
                   model="embedded", # a model name/path, or a loaded causal LM
                   tokenizer=None, # required when `model` is a loaded model
                   mode: str = "default", template=None, max_length: int | None = None, bare_context=None,
+                  fields="auto", # the columns read as instruction/input/output (see `resolve_fields`); the table keeps the originals
                   batch_tokens: int | None = None, # token positions per forward pass (padded or packed); default `default_batch_tokens`
                   backend: str = "auto", # cross-entropy path: 'auto', 'torch', 'triton' or 'reference'
                   packing="auto", # padding-free rows: True, False, or 'auto' (see `packing_plan`)
@@ -306,7 +307,9 @@ def score_dataset(src, # rows, a file, a `datasets.Dataset` or a hub dataset nam
                   shard_dir=None, # where shards go; default `<output>.shards`, or a temporary folder without `output`
                   resume: bool = True, # reuse shards already in `shard_dir`
                   chunk_rows: int | None = None, # samples per chunk and shard (default 512, or $IFD_NB_CHUNK_ROWS)
-                  limit: int | None = None, device=None, dtype=None,
+                  limit: int | None = None, # score only the first `limit` rows
+                  split: str = "train", # the split of a hub dataset
+                  device=None, dtype=None,
                   device_map=None, # e.g. 'auto': a model larger than one GPU, spread by accelerate
                   attn_implementation=None, # e.g. 'flash_attention_2' (packed through transformers' own path)
                   compile_backbone: bool = False, # `torch.compile` the backbone for any batch shape (see below)
@@ -325,7 +328,9 @@ def score_dataset(src, # rows, a file, a `datasets.Dataset` or a hub dataset nam
     state = distributed_state(device)
     rank, world = state.process_index, state.num_processes
     say = (lambda *a: print(*a, flush=True)) if (verbose and rank == 0) else (lambda *a: None)
-    rows = read_rows(src, limit=limit)
+    rows = read_rows(src, limit=limit, split=split)
+    mapping = resolve_fields(rows, fields)  # before the model loads: a file no column of which can be scored stops here
+    work = rename_fields(rows, mapping)  # what is hashed and scored
     name = _model_name(model)
     if isinstance(model, str):
         model, tokenizer = load_model(model, device=device if device is not None or world == 1 else state.device,
@@ -338,8 +343,9 @@ def score_dataset(src, # rows, a file, a `datasets.Dataset` or a hub dataset nam
     if compile_backbone: _compile_backbone(model)
     say(f"model {name}: {describe_model(model)}; " + (f"packed batches ({impl} attention)" if packed else "padded batches")
         + f" of {batch_tokens:,} token positions")
+    if mapping: say(describe_fields(rows, mapping))
     spec = score_spec(name, mode, template, max_length, bare_context)
-    keys = [sample_key(r, spec) for r in rows]
+    keys = [sample_key(r, spec) for r in work]
     tmpdir = None
     if shard_dir is None:
         if output is not None: shard_dir = str(output) + ".shards"
@@ -359,7 +365,7 @@ def score_dataset(src, # rows, a file, a `datasets.Dataset` or a hub dataset nam
     pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
     n_tok, t1, real, padded, n_retry = 0, time.time(), 0, 0, 0
     guard = fp16_guard and model.dtype == torch.float16 and not getattr(model, "hf_device_map", None)
-    share = _rank_share(rows, todo, rank, world)  # each rank tokenizes and scores only its own rows, shortest first
+    share = _rank_share(work, todo, rank, world)  # each rank tokenizes and scores only its own rows, shortest first
     covered = lambda n: round(min(n, len(share)) * len(todo) / max(len(share), 1))  # rank 0's rows, scaled to all ranks'
     bar = tqdm(total=len(todo), disable=not progress or rank != 0, desc=f"IFD ({mode})", unit="sample")  # all ranks' rows
     in_flight = []  # queued chunks not yet written: at most two
@@ -373,7 +379,7 @@ def score_dataset(src, # rows, a file, a `datasets.Dataset` or a hub dataset nam
           _host_threads(host_threads if _on_gpus(model) else None)):  # the CPU computes nothing but batches here: one thread
         try:
             for c in range(0, len(share), chunk_rows):  # chunk k+1 is tokenized and queued before chunk k is waited for
-                scored, skipped = _encode_chunk(tokenizer, rows, share[c:c+chunk_rows], keys, mode, template, max_length, bare_context)
+                scored, skipped = _encode_chunk(tokenizer, work, share[c:c+chunk_rows], keys, mode, template, max_length, bare_context)
                 in_flight.append(_launch_chunk(model, scored, batch_tokens, pad, backend, packed, guard))
                 in_flight[-1] |= dict(skipped=skipped, covers=covered(c + chunk_rows) - covered(c))
                 real += in_flight[-1]["real"]; padded += in_flight[-1]["padded"]

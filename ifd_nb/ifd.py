@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 import torch
 import torch.nn.functional as F
 from tqdm.auto import tqdm
-from .data import SkipSample, prompt_and_answer, get_template, read_rows, PromptTemplate
+from .data import SkipSample, prompt_and_answer, get_template, read_rows, PromptTemplate, resolve_fields, rename_fields
 
 # %% auto #0
 __all__ = ['PACKED_ATTENTION', 'packed_causal_attention', 'RECORD_FIELDS', 'MODES', 'Encoded', 'special_prefix',
@@ -431,6 +431,7 @@ def score_rows(rows, # input rows (see `read_rows`), or anything `read_rows` acc
                max_length: int | None = None, # default: the mode's
                batch_size: int = 1, # samples per forward pass (two sequences each)
                bare_context=None, # default mode only: see `bare_context_ids`
+               fields="auto", # the columns read as instruction/input/output (see `resolve_fields`)
                token_losses: bool = False, # also return the per-token losses of both passes
                sort_by_length: bool = True, # batch samples of similar length together (less padding; same numbers)
                backend: str = "auto", # 'reference' (full logits) or a kernels backend: 'auto', 'torch', 'triton'
@@ -438,6 +439,7 @@ def score_rows(rows, # input rows (see `read_rows`), or anything `read_rows` acc
               ) -> list[dict]:
     "Score every row's IFD with `model`: one record per row, in input order."
     rows = read_rows(rows) if not isinstance(rows, list) else rows
+    rows = rename_fields(rows, resolve_fields(rows, fields))
     recs: list[dict | None] = [None] * len(rows)
     todo = []
     for i, row in enumerate(rows):

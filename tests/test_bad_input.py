@@ -87,3 +87,68 @@ def test_demo_runs_and_ranks(tmp_path, capsys):
 def test_sizes_below_one_are_one_clear_error(bad_file, tmp_path, capsys, flag):
     assert main(["score", str(bad_file), "-o", str(tmp_path/"x.csv"), flag, "-2", "-q"]) == 2
     assert "must be a positive number" in capsys.readouterr().err
+
+
+DOLLY = [{"instruction": "Summarise the text.", "context": "Cats sleep up to sixteen hours a day.", "response": "Cats sleep a lot.",
+          "category": "summarization"},
+         {"instruction": "Name a prime number.", "context": "", "response": "Seven.", "category": "open_qa"},
+         {"instruction": "Say hi.", "context": "", "response": "   ", "category": "open_qa"}]
+ALPACA = [{"instruction": r["instruction"], "input": r["context"], "output": r["response"]} for r in DOLLY]
+
+
+def test_other_column_names_score_as_alpaca_and_resume(tmp_path, capsys):
+    from ifd_nb.engine import score_dataset
+    tok, model = load_tokenizer("embedded"), tiny_model()
+    want = score_rows(ALPACA, model, tok, progress=False)
+    assert score_rows(DOLLY, model, tok, progress=False) == want  # found by `FIELD_ALIASES`
+    assert [r["status"] for r in want] == ["ok", "ok", "empty_answer"]
+    kw = dict(tokenizer=tok, output=tmp_path/"s.parquet", progress=False)
+    df = score_dataset(DOLLY, model, **kw)
+    assert "fields: input <- 'context', output <- 'response'; text columns not read: category" in capsys.readouterr().out
+    assert list(df.columns[:5]) == ["index", "instruction", "context", "response", "category"]  # the table keeps the originals
+    assert list(df.status) == [r["status"] for r in want]
+    assert abs(df.ifd[:2] - [r["ifd"] for r in want[:2]]).max() < 1e-6
+    again = score_dataset(DOLLY, model, **kw)  # the renamed rows are what is hashed: the rerun reuses every shard
+    assert "3 rows: 3 already scored, 0 to score" in capsys.readouterr().out
+    pd.testing.assert_frame_equal(again, df)
+    named = [{"q": r["instruction"], "a": r["response"]} for r in DOLLY]
+    got = score_dataset(named, model, tokenizer=tok, fields="instruction=q,output=a", progress=False, verbose=False)
+    assert list(got.status) == [r["status"] for r in want]
+
+
+@pytest.mark.parametrize("rows,fields,message", [
+    ([{"id": 1, "prompt": "An evaluation prompt."}], "auto", "no column for 'output'"),
+    ([{"prompt": "p", "question": "q", "output": "o"}], "auto", "could each be the 'instruction'"),
+    (DOLLY, "output=answer", "no column 'answer'"),
+    (DOLLY, {"reply": "response"}, "unknown field 'reply'"),
+])
+def test_unreadable_columns_stop_before_the_model_loads(rows, fields, message):
+    from ifd_nb.engine import score_dataset
+    with pytest.raises(ValueError, match=message):  # a model that cannot load would raise `ModelNotFound` if reached
+        score_dataset(rows, "no-such-org/no-such-model", fields=fields, progress=False)
+
+
+def test_cli_fields_flag(tmp_path):
+    p = tmp_path/"qa.jsonl"
+    p.write_text("".join(json.dumps({"question": r["instruction"], "answer": r["response"], "response": "unused"}) + "\n" for r in DOLLY))
+    r = _cli("score", str(p), "-o", str(tmp_path/"x.csv"), "-q")  # answer and response could both be the output
+    assert r.returncode == 2 and "could each be the 'output'" in r.stderr and "(CLI: --fields output=response)" in r.stderr
+    r = _cli("score", str(p), "-o", str(tmp_path/"x.csv"), "-q", "--fields", "instruction=question,output=answer")
+    assert r.returncode == 0, r.stderr
+    assert "fields: instruction <- 'question', output <- 'answer'; text columns not read: response" in r.stdout + r.stderr
+    assert list(pd.read_csv(tmp_path/"x.csv").status) == ["ok", "ok", "empty_answer"]
+
+
+def test_cli_split_reaches_the_hub_loader(tmp_path, monkeypatch):
+    import datasets
+    calls = []
+    def fake_load(name, split=None, **kw):  # stands in for the hub, which tests cannot reach
+        calls.append((name, split))
+        if split != "train_sft": raise ValueError(f"Unknown split {split!r}. Should be one of ['train_sft', 'test_sft'].")
+        return datasets.Dataset.from_list(
+            [{"messages": [{"role": "user", "content": "Hi"}, {"role": "assistant", "content": "Hello!"}]}])
+    monkeypatch.setattr(datasets, "load_dataset", fake_load)
+    assert main(["score", "some-org/chat-set", "-o", str(tmp_path/"x.csv"), "-q"]) == 2  # default split: train
+    assert main(["score", "some-org/chat-set", "-o", str(tmp_path/"x.csv"), "-q", "--split", "train_sft"]) == 0
+    assert calls == [("some-org/chat-set", "train"), ("some-org/chat-set", "train_sft")]
+    assert list(pd.read_csv(tmp_path/"x.csv").status) == ["ok"]
