@@ -12,7 +12,7 @@ from .ifd import score_rows, RECORD_FIELDS, MODES
 from .models import load_model, ModelNotFound
 
 # %% auto #0
-__all__ = ['scores_frame', 'write_scores', 'summarize', 'run_score', 'run_select', 'show_ranked', 'main']
+__all__ = ['scores_frame', 'write_scores', 'summarize', 'run_score', 'run_experience', 'run_select', 'show_ranked', 'main']
 
 # %% ../nbs/10_cli.ipynb #91abfe6e
 def scores_frame(rows: list[dict], records: list[dict]) -> pd.DataFrame:
@@ -91,6 +91,23 @@ def _parser() -> argparse.ArgumentParser:
     sel.add_argument("--key", default=None, help="score column (default: ifd; ifd_ppl for --rule superfiltering)")
     sel.add_argument("--rule", default="top", choices=["top", "cherry", "superfiltering"],
                      help="top: highest scores among status ok and score < 1, input order; cherry / superfiltering: the papers' scripts")
+    ex = sub.add_parser("experience", help="the paper's brief experience: fine-tune a model once on a KMeans-diverse sample of the data")
+    ex.add_argument("input", help="the data set to be scored (as for score)")
+    ex.add_argument("-o", "--output", required=True, help="folder for the fine-tuned model; then: ifd_nb score INPUT --model FOLDER")
+    ex.add_argument("--model", default="embedded", help="the base model: 'embedded' (default), a hub id or a local folder")
+    ex.add_argument("--template", default="alpaca", help="the prompt template, as the scoring will use it")
+    ex.add_argument("--fields", default="auto", help="columns to read (as for score)")
+    ex.add_argument("--split", default="train", help="the split of a hub dataset")
+    ex.add_argument("--limit", type=int, default=None, help="use only the first N rows")
+    ex.add_argument("--clusters", type=int, default=100, help="KMeans clusters of the prompt embeddings (paper: 100)")
+    ex.add_argument("--per-cluster", type=int, default=10, help="rows fine-tuned on per cluster (paper: 10)")
+    ex.add_argument("--method", default="reference", choices=["reference", "random"], help="within-cluster rule: the reference code's, or a seeded random draw")
+    ex.add_argument("--epochs", type=int, default=1); ex.add_argument("--lr", type=float, default=2e-5)
+    ex.add_argument("--batch-size", type=int, default=4); ex.add_argument("--max-length", type=int, default=512)
+    ex.add_argument("--seed", type=int, default=0)
+    ex.add_argument("--lora", action="store_true", help="LoRA adapters (peft), merged into the saved weights, for models too large to fine-tune fully")
+    ex.add_argument("--device", default=None, help="cpu, cuda, cuda:1 ... (default: a GPU if there is one)")
+    ex.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
     pl = sub.add_parser("plot", help="write the standard plots of a scores file (PNG) into a folder")
     pl.add_argument("scores"); pl.add_argument("-o", "--output", required=True, help="folder for the PNG files")
     rp = sub.add_parser("report", help="write one self-contained HTML report of a scores file")
@@ -108,6 +125,32 @@ def run_score(args, src) -> pd.DataFrame | None:
                          packing={"on": True, "off": False}.get(args.packing, "auto"), device_map=args.device_map,
                          attn_implementation=args.attn, compile_backbone=args.compile,
                          progress=not args.quiet)
+
+# %% ../nbs/10_cli.ipynb #c2b36718
+def run_experience(args) -> Path:
+    "Build and save the pre-experienced model as the parsed command line says; the folder it was saved in."
+    import torch
+    from ifd_nb.data import resolve_fields, rename_fields
+    from ifd_nb.experience import brief_experience, save_model
+    rows = read_rows(args.input, limit=args.limit, split=args.split)
+    rows = rename_fields(rows, resolve_fields(rows, args.fields))
+    for what, n in (("clusters", args.clusters), ("per-cluster", args.per_cluster), ("epochs", args.epochs), ("batch-size", args.batch_size)):
+        if n < 1: raise ValueError(f"--{what} must be a positive number, not {n}")
+    import importlib.util
+    if args.lora and importlib.util.find_spec("peft") is None: raise ValueError("--lora needs peft: pip install peft")
+    model, tok = load_model(args.model, device=args.device, dtype=None if args.lora else torch.float32)  # full fine-tuning: float32 weights
+    t0 = time.time()
+    model, chosen = brief_experience(model, tok, rows, args.template, args.clusters, args.per_cluster, args.method, args.epochs,
+                                     args.lr, args.batch_size, args.max_length, args.seed, args.lora, progress=not args.quiet)
+    info = dict(base_model=args.model, input=str(args.input), rows=len(rows), template=args.template, clusters=args.clusters,
+                per_cluster=args.per_cluster, method=args.method, epochs=args.epochs, lr=args.lr, batch_size=args.batch_size,
+                max_length=args.max_length, seed=args.seed, lora=args.lora, trained_on=model.sft_examples,
+                train_loss=model.sft_loss, chosen=[int(i) for i in chosen])
+    out = save_model(model, tok, args.output, info)
+    print(f"brief experience: {len(chosen)} of {len(rows)} rows chosen ({args.clusters} clusters x {args.per_cluster}), "
+          f"{model.sft_examples} trained on for {args.epochs} epoch(s), mean loss {model.sft_loss:.3f}, {time.time() - t0:.0f} s\n"
+          f"saved to {out}; score with it: ifd_nb score {args.input} -o scores.parquet --model {out}", file=sys.stderr)
+    return out
 
 # %% ../nbs/10_cli.ipynb #9255acfb
 def run_select(args) -> pd.DataFrame:
@@ -145,6 +188,8 @@ def main(argv: list[str] | None = None) -> int:
             run_score(args, args.input)
         elif args.command == "select":
             run_select(args)
+        elif args.command == "experience":
+            run_experience(args)
         elif args.command in ("plot", "report"):
             import matplotlib; matplotlib.use("Agg")
             from ifd_nb.analysis import plot_all, html_report

@@ -4,7 +4,8 @@
 
 # %% ../nbs/08_experience.ipynb #9cdae742
 from __future__ import annotations
-import copy, math, random
+import copy, json, math, random
+from pathlib import Path
 import numpy as np
 import torch
 import torch.nn.functional as F
@@ -12,12 +13,13 @@ from .data import get_template, prompt_and_answer, SkipSample
 from .ifd import special_prefix, input_device, encode_samples, sequence_token_losses
 
 # %% auto #0
-__all__ = ['instruction_features', 'brief_experience_sample', 'sft_example', 'fine_tune', 'answer_loss', 'experience_effect']
+__all__ = ['instruction_features', 'brief_experience_sample', 'sft_example', 'fine_tune', 'answer_loss', 'experience_effect',
+           'brief_experience', 'save_model']
 
 # %% ../nbs/08_experience.ipynb #c17fedd0
 @torch.no_grad()
 def instruction_features(model, tokenizer, rows: list[dict], template="alpaca", batch_size: int = 16,
-                         max_length: int = 512) -> tuple[np.ndarray, np.ndarray]:
+                         max_length: int = 512, progress: bool = False) -> tuple[np.ndarray, np.ndarray]:
     "Mean last hidden state over each row's prompt tokens ([n, D] float32) and the prompt's perplexity ([n])."
     dev = input_device(model)
     head = model.get_output_embeddings() if hasattr(model, "get_output_embeddings") else None  # None: an encoder
@@ -30,7 +32,8 @@ def instruction_features(model, tokenizer, rows: list[dict], template="alpaca", 
         ids.append((prefix + tokenizer(q, add_special_tokens=False).input_ids)[:max_length] or [tokenizer.eos_token_id])
     emb, ppl = np.zeros((len(rows), model.config.hidden_size), np.float32), np.full(len(rows), np.nan)
     order = np.argsort([len(x) for x in ids])
-    for k in range(0, len(rows), batch_size):
+    from tqdm.auto import tqdm
+    for k in tqdm(range(0, len(rows), batch_size), disable=not progress, desc="prompt features", unit="batch"):
         b = order[k:k+batch_size]; T = max(len(ids[i]) for i in b)
         x = torch.full((len(b), T), tokenizer.pad_token_id or 0, dtype=torch.long)
         m = torch.zeros((len(b), T), dtype=torch.long)
@@ -81,14 +84,15 @@ def sft_example(tokenizer, row, template="alpaca", max_length: int = 512) -> tup
 
 def fine_tune(model, tokenizer, rows: list[dict], template="alpaca", epochs: int = 1, lr: float = 2e-5,
               batch_size: int = 4, max_length: int = 512, seed: int = 0, lora: bool = False, progress: bool = False):
-    "Fine-tune `model` (in place, returned) on `rows` with answer-only loss; the mean training loss is `model.sft_loss`."
+    "Fine-tune `model` (in place, returned) on `rows` with answer-only loss; `model.sft_loss` is the mean training loss."
     from tqdm.auto import tqdm
+    torch.manual_seed(seed)  # before the adapters' random initialisation too
     if lora:
         from peft import LoraConfig, get_peft_model
         model = get_peft_model(model, LoraConfig(r=16, lora_alpha=32, target_modules="all-linear", task_type="CAUSAL_LM"))
     dev = next(model.parameters()).device
     data = [x for x in (sft_example(tokenizer, r, template, max_length) for r in rows) if x is not None]
-    torch.manual_seed(seed); order = list(range(len(data))); random.Random(seed).shuffle(order)
+    order = list(range(len(data))); random.Random(seed).shuffle(order)
     steps = max(1, math.ceil(len(data) / batch_size) * epochs)
     opt = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=lr, weight_decay=0.0)
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: 1 - s / steps)
@@ -102,7 +106,9 @@ def fine_tune(model, tokenizer, rows: list[dict], template="alpaca", epochs: int
                 x[j, :len(ids)] = torch.tensor(ids); y[j, :len(lab)] = torch.tensor(lab); m[j, :len(ids)] = 1
             loss = model(input_ids=x.to(dev), attention_mask=m.to(dev), labels=y.to(dev)).loss
             loss.backward(); opt.step(); sched.step(); opt.zero_grad(); losses.append(loss.item())
+    if lora: model = model.merge_and_unload()  # the adapters merged into the weights: a plain model the scorer reads
     model.eval(); model.sft_loss = float(np.mean(losses)) if losses else math.nan
+    model.sft_examples = len(data)  # the rows that gave a training example
     return model
 
 # %% ../nbs/08_experience.ipynb #99c76403
@@ -128,3 +134,27 @@ def experience_effect(base_scores, experienced_scores, key: str = "ifd", top: fl
     k = max(1, int(np.isfinite(a).sum() * top))
     r = scorer_agreement(a, b, ks=[k])
     return dict(n=r["n"], spearman=r["spearman"], kendall=r["kendall"], top_overlap=r["overlap"].get(k, math.nan), k=k)
+
+# %% ../nbs/08_experience.ipynb #60911caf
+def brief_experience(model, tokenizer, rows: list[dict], # the rows to be scored; the brief-experience set is drawn from them
+                     template="alpaca", n_clusters: int = 100, per_cluster: int = 10,
+                     method: str = "reference", # within-cluster rule (see `brief_experience_sample`)
+                     epochs: int = 1, lr: float = 2e-5, batch_size: int = 4, max_length: int = 512, seed: int = 0,
+                     lora: bool = False, # fine-tune LoRA adapters (peft) instead of every weight
+                     progress: bool = False):
+    "The paper's step 1, `model` fine-tuned in place: prompt features, a KMeans-diverse sample of the rows, one pass on it: (model, chosen indices)."
+    emb, ppl = instruction_features(model, tokenizer, rows, template, max_length=max_length, progress=progress)
+    chosen = brief_experience_sample(emb, ppl, n_clusters, per_cluster, method=method, seed=seed)
+    model = fine_tune(model, tokenizer, [rows[i] for i in chosen], template, epochs, lr, batch_size, max_length, seed, lora, progress)
+    return model, chosen
+
+# %% ../nbs/08_experience.ipynb #6ece5299
+def save_model(model, tokenizer, folder, # where `load_model(folder)` will find them
+               info: dict | None = None, # written as `brief_experience.json` beside the weights
+              ) -> Path:
+    "Save a (fine-tuned) causal LM and its tokenizer as a folder that `load_model` reads; LoRA adapters are merged first."
+    folder = Path(folder); folder.mkdir(parents=True, exist_ok=True)
+    if hasattr(model, "merge_and_unload"): model = model.merge_and_unload()  # a peft model
+    model.save_pretrained(folder); tokenizer.save_pretrained(folder)
+    if info is not None: (folder/"brief_experience.json").write_text(json.dumps(info, indent=1, default=str))
+    return folder

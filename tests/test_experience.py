@@ -1,0 +1,66 @@
+"""`ifd_nb experience`: the brief-experience model built on the command line is the one `brief_experience` builds,
+and `ifd_nb score --model FOLDER` scores with it."""
+import json
+import pandas as pd
+import pytest
+import torch
+from ifd_nb.cli import main
+from ifd_nb.data import read_rows, demo_data_path
+from ifd_nb.experience import brief_experience, save_model
+from ifd_nb.ifd import score_rows
+from ifd_nb.models import load_model, load_tokenizer, tiny_model
+
+
+@pytest.fixture(scope="module")
+def base_folder(tmp_path_factory):
+    "A tiny random Llama with the embedded tokenizer, saved as a model folder (a stand-in for a hub id)."
+    return save_model(tiny_model(), load_tokenizer("embedded"), tmp_path_factory.mktemp("base"))
+
+
+def test_experience_command_saves_the_model_that_scores(base_folder, tmp_path, capsys):
+    out = tmp_path/"pre"
+    args = ["--model", str(base_folder), "--limit", "24", "--clusters", "3", "--per-cluster", "2", "--lr", "1e-3", "--seed", "1"]
+    assert main(["experience", str(demo_data_path()), "-o", str(out), "-q", *args]) == 0
+    err = capsys.readouterr().err
+    assert "6 of 24 rows chosen (3 clusters x 2)" in err and f"--model {out}" in err
+    info = json.loads((out/"brief_experience.json").read_text())
+    assert info["trained_on"] == 6 and len(info["chosen"]) == 6 and info["base_model"] == str(base_folder)
+
+    rows = read_rows(demo_data_path())[:24]
+    base, tok = load_model(str(base_folder), device="cpu", dtype=torch.float32)
+    want_base = pd.DataFrame(score_rows(rows[:6], base, tok, progress=False))
+    model, chosen = brief_experience(base, tok, rows, n_clusters=3, per_cluster=2, lr=1e-3, seed=1)  # the same step in Python
+    assert chosen.tolist() == info["chosen"]
+    want = pd.DataFrame(score_rows(rows[:6], model, tok, progress=False))
+    assert (want.ifd - want_base.ifd).abs().max() > 1e-4  # the fine-tuning changed the scores ...
+
+    assert main(["score", str(demo_data_path()), "-o", str(tmp_path/"s.csv"), "--limit", "6", "--model", str(out), "-q",
+                 "--device", "cpu"]) == 0
+    got = pd.read_csv(tmp_path/"s.csv")
+    assert (got.ifd - want.ifd).abs().max() < 1e-5  # ... and the saved folder scores as the model in memory
+
+
+@pytest.mark.parametrize("flag,value,message", [("--clusters", "0", "--clusters must be a positive number"),
+                                                ("--fields", "output=reply", "no column 'reply'")])
+def test_experience_bad_arguments_are_one_clear_error(base_folder, tmp_path, capsys, flag, value, message):
+    assert main(["experience", str(demo_data_path()), "-o", str(tmp_path/"m"), "--model", str(base_folder), flag, value, "-q"]) == 2
+    assert message in capsys.readouterr().err
+    assert not (tmp_path/"m").exists()
+
+
+def test_experience_with_lora_saves_a_plain_merged_model(base_folder, tmp_path):
+    pytest.importorskip("peft")  # a dev requirement: CI has it
+    out = tmp_path/"pre_lora"
+    args = ["--model", str(base_folder), "--limit", "24", "--clusters", "3", "--per-cluster", "2", "--lr", "1e-2", "--lora"]
+    assert main(["experience", str(demo_data_path()), "-o", str(out), "-q", "--device", "cpu", *args]) == 0
+    assert not list(out.glob("adapter_*"))  # merged: no adapter files, a folder any loader reads
+    rows = read_rows(demo_data_path())[:6]
+    base, tok = load_model(str(base_folder), device="cpu", dtype=torch.float32)
+    want_base = pd.DataFrame(score_rows(rows, base, tok, progress=False))
+    model, _ = brief_experience(base, tok, read_rows(demo_data_path())[:24], n_clusters=3, per_cluster=2, lr=1e-2, lora=True)
+    want = pd.DataFrame(score_rows(rows, model, tok, progress=False))
+    merged, mtok = load_model(str(out), device="cpu", dtype=torch.float32)
+    assert type(merged).__name__ == "LlamaForCausalLM"
+    got = pd.DataFrame(score_rows(rows, merged, mtok, progress=False))
+    assert (want.ifd - want_base.ifd).abs().max() > 1e-3
+    assert (got.ifd - want.ifd).abs().max() < 1e-5  # merging the adapters changes no score
