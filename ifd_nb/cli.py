@@ -132,12 +132,12 @@ def run_experience(args) -> Path:
     import torch
     from ifd_nb.data import resolve_fields, rename_fields
     from ifd_nb.experience import brief_experience, save_model
-    rows = read_rows(args.input, limit=args.limit, split=args.split)
-    rows = rename_fields(rows, resolve_fields(rows, args.fields))
+    import importlib.util
     for what, n in (("clusters", args.clusters), ("per-cluster", args.per_cluster), ("epochs", args.epochs), ("batch-size", args.batch_size)):
         if n < 1: raise ValueError(f"--{what} must be a positive number, not {n}")
-    import importlib.util
     if args.lora and importlib.util.find_spec("peft") is None: raise ValueError("--lora needs peft: pip install peft")
+    rows = read_rows(args.input, limit=args.limit, split=args.split)  # after the checks: a hub data set can take a while
+    rows = rename_fields(rows, resolve_fields(rows, args.fields))
     model, tok = load_model(args.model, device=args.device, dtype=None if args.lora else torch.float32)  # full fine-tuning: float32 weights
     t0 = time.time()
     model, chosen = brief_experience(model, tok, rows, args.template, args.clusters, args.per_cluster, args.method, args.epochs,
