@@ -12,7 +12,8 @@ from .ifd import score_rows, RECORD_FIELDS, MODES
 from .models import load_model, ModelNotFound
 
 # %% auto #0
-__all__ = ['scores_frame', 'write_scores', 'summarize', 'run_score', 'run_experience', 'run_select', 'show_ranked', 'main']
+__all__ = ['SCORE_SUFFIXES', 'scores_frame', 'check_scores_path', 'write_scores', 'summarize', 'run_score', 'run_experience',
+           'run_select', 'show_ranked', 'main']
 
 # %% ../nbs/10_cli.ipynb #91abfe6e
 def scores_frame(rows: list[dict], records: list[dict]) -> pd.DataFrame:
@@ -29,11 +30,17 @@ def scores_frame(rows: list[dict], records: list[dict]) -> pd.DataFrame:
     return df
 
 # %% ../nbs/10_cli.ipynb #d35b5af4
+SCORE_SUFFIXES = (".parquet", ".jsonl", ".csv")
+
+def check_scores_path(path) -> Path:
+    "`path` as a `Path`, or a ValueError when its suffix is not one `write_scores` writes."
+    path = Path(path)
+    if path.suffix not in SCORE_SUFFIXES: raise ValueError(f"output must end in .parquet, .jsonl or .csv, not {path.name!r}")
+    return path
+
 def write_scores(df: pd.DataFrame, path) -> Path:
     "Write a scores table to .parquet, .jsonl or .csv (by the file's suffix)."
-    path = Path(path)
-    if path.suffix not in (".parquet", ".jsonl", ".csv"):
-        raise ValueError(f"output must end in .parquet, .jsonl or .csv, not {path.name!r}")
+    path = check_scores_path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     if path.suffix == ".parquet": df.to_parquet(path, index=False)
     elif path.suffix == ".jsonl": df.to_json(path, orient="records", lines=True, force_ascii=False)
@@ -101,6 +108,7 @@ def _parser() -> argparse.ArgumentParser:
     ex.add_argument("--limit", type=int, default=None, help="use only the first N rows")
     ex.add_argument("--clusters", type=int, default=100, help="KMeans clusters of the prompt embeddings (paper: 100)")
     ex.add_argument("--per-cluster", type=int, default=10, help="rows fine-tuned on per cluster (paper: 10)")
+    ex.add_argument("--pool", type=int, default=100_000, help="embed and cluster a seeded draw of at most this many rows (0: every row)")
     ex.add_argument("--method", default="reference", choices=["reference", "random"], help="within-cluster rule: the reference code's, or a seeded random draw")
     ex.add_argument("--epochs", type=int, default=1); ex.add_argument("--lr", type=float, default=2e-5)
     ex.add_argument("--batch-size", type=int, default=4); ex.add_argument("--max-length", type=int, default=512)
@@ -130,24 +138,28 @@ def run_score(args, src) -> pd.DataFrame | None:
 def run_experience(args) -> Path:
     "Build and save the pre-experienced model as the parsed command line says; the folder it was saved in."
     import torch
-    from ifd_nb.data import resolve_fields, rename_fields
+    from ifd_nb.data import resolve_fields, rename_fields, describe_fields
     from ifd_nb.experience import brief_experience, save_model
     import importlib.util
     for what, n in (("clusters", args.clusters), ("per-cluster", args.per_cluster), ("epochs", args.epochs), ("batch-size", args.batch_size)):
         if n < 1: raise ValueError(f"--{what} must be a positive number, not {n}")
+    if args.pool < 0: raise ValueError(f"--pool must be a positive number (0: every row), not {args.pool}")
     if args.lora and importlib.util.find_spec("peft") is None: raise ValueError("--lora needs peft: pip install peft")
     rows = read_rows(args.input, limit=args.limit, split=args.split)  # after the checks: a hub data set can take a while
-    rows = rename_fields(rows, resolve_fields(rows, args.fields))
+    mapping = resolve_fields(rows, args.fields)
+    if mapping: print(describe_fields(rows, mapping), file=sys.stderr)  # as `score` says it
+    rows = rename_fields(rows, mapping)
     model, tok = load_model(args.model, device=args.device, dtype=None if args.lora else torch.float32)  # full fine-tuning: float32 weights
     t0 = time.time()
     model, chosen = brief_experience(model, tok, rows, args.template, args.clusters, args.per_cluster, args.method, args.epochs,
-                                     args.lr, args.batch_size, args.max_length, args.seed, args.lora, progress=not args.quiet)
+                                     args.lr, args.batch_size, args.max_length, args.seed, args.lora, args.pool, progress=not args.quiet)
     info = dict(base_model=args.model, input=str(args.input), rows=len(rows), template=args.template, clusters=args.clusters,
-                per_cluster=args.per_cluster, method=args.method, epochs=args.epochs, lr=args.lr, batch_size=args.batch_size,
+                per_cluster=args.per_cluster, pool=args.pool, method=args.method, epochs=args.epochs, lr=args.lr, batch_size=args.batch_size,
                 max_length=args.max_length, seed=args.seed, lora=args.lora, trained_on=model.sft_examples,
                 train_loss=model.sft_loss, chosen=[int(i) for i in chosen])
     out = save_model(model, tok, args.output, info)
-    print(f"brief experience: {len(chosen)} of {len(rows)} rows chosen ({args.clusters} clusters x {args.per_cluster}), "
+    drawn = f"a pool of {args.pool:,}, " if 0 < args.pool < len(rows) else ""
+    print(f"brief experience: {len(chosen)} of {len(rows)} rows chosen ({drawn}{args.clusters} clusters x {args.per_cluster}), "
           f"{model.sft_examples} trained on for {args.epochs} epoch(s), mean loss {model.sft_loss:.3f}, {time.time() - t0:.0f} s\n"
           f"saved to {out}; score with it: ifd_nb score {args.input} -o scores.parquet --model {out}", file=sys.stderr)
     return out

@@ -320,8 +320,9 @@ def score_dataset(src, # rows, a file, a `datasets.Dataset` or a hub dataset nam
                  ):
     "Score every row's IFD, batched and resumable, on one or many processes: the scores table (rank 0; None elsewhere)."
     import tempfile, shutil
-    from ifd_nb.cli import scores_frame, write_scores, summarize
+    from ifd_nb.cli import scores_frame, write_scores, summarize, check_scores_path
     t0 = time.time()
+    if output is not None: check_scores_path(output)  # a wrong suffix fails now, not after the whole run
     chunk_rows = chunk_rows or int(os.environ.get("IFD_NB_CHUNK_ROWS", "512"))
     for what, n in (("batch_tokens", 1 if batch_tokens is None else batch_tokens), ("chunk_rows", chunk_rows)):
         if n < 1: raise ValueError(f"{what} must be a positive number, not {n}")

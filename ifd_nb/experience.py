@@ -14,7 +14,7 @@ from .ifd import special_prefix, input_device, encode_samples, sequence_token_lo
 
 # %% auto #0
 __all__ = ['instruction_features', 'brief_experience_sample', 'sft_example', 'fine_tune', 'answer_loss', 'experience_effect',
-           'brief_experience', 'save_model']
+           'experience_pool', 'brief_experience', 'save_model']
 
 # %% ../nbs/08_experience.ipynb #c17fedd0
 @torch.no_grad()
@@ -135,16 +135,27 @@ def experience_effect(base_scores, experienced_scores, key: str = "ifd", top: fl
     r = scorer_agreement(a, b, ks=[k])
     return dict(n=r["n"], spearman=r["spearman"], kendall=r["kendall"], top_overlap=r["overlap"].get(k, math.nan), k=k)
 
+# %% ../nbs/08_experience.ipynb #e93b17ca
+def experience_pool(n_rows: int, # rows in the data set
+                    pool: int | None = 100_000, # at most this many rows are embedded and clustered (None or 0: all)
+                    seed: int = 0) -> np.ndarray:
+    "Sorted indices of the rows the brief-experience set is drawn from: every row, or a seeded uniform draw of `pool`."
+    if pool is not None and pool < 0: raise ValueError(f"pool must be a positive number (or 0 for every row), not {pool}")
+    if not pool or pool >= n_rows: return np.arange(n_rows)
+    return np.sort(np.random.default_rng(seed).choice(n_rows, pool, replace=False))
+
 # %% ../nbs/08_experience.ipynb #60911caf
 def brief_experience(model, tokenizer, rows: list[dict], # the rows to be scored; the brief-experience set is drawn from them
                      template="alpaca", n_clusters: int = 100, per_cluster: int = 10,
                      method: str = "reference", # within-cluster rule (see `brief_experience_sample`)
                      epochs: int = 1, lr: float = 2e-5, batch_size: int = 4, max_length: int = 512, seed: int = 0,
                      lora: bool = False, # fine-tune LoRA adapters (peft) instead of every weight
+                     pool: int | None = 100_000, # embed and cluster at most this many rows (see `experience_pool`)
                      progress: bool = False):
     "The paper's step 1, `model` fine-tuned in place: prompt features, a KMeans-diverse sample of the rows, one pass on it: (model, chosen indices)."
-    emb, ppl = instruction_features(model, tokenizer, rows, template, max_length=max_length, progress=progress)
-    chosen = brief_experience_sample(emb, ppl, n_clusters, per_cluster, method=method, seed=seed)
+    drawn = experience_pool(len(rows), pool, seed)
+    emb, ppl = instruction_features(model, tokenizer, [rows[i] for i in drawn], template, max_length=max_length, progress=progress)
+    chosen = drawn[brief_experience_sample(emb, ppl, n_clusters, per_cluster, method=method, seed=seed)]
     model = fine_tune(model, tokenizer, [rows[i] for i in chosen], template, epochs, lr, batch_size, max_length, seed, lora, progress)
     return model, chosen
 

@@ -6,7 +6,7 @@ import pytest
 import torch
 from ifd_nb.cli import main
 from ifd_nb.data import read_rows, demo_data_path
-from ifd_nb.experience import brief_experience, save_model
+from ifd_nb.experience import brief_experience, experience_pool, save_model
 from ifd_nb.ifd import score_rows
 from ifd_nb.models import load_model, load_tokenizer, tiny_model
 
@@ -40,7 +40,26 @@ def test_experience_command_saves_the_model_that_scores(base_folder, tmp_path, c
     assert (got.ifd - want.ifd).abs().max() < 1e-5  # ... and the saved folder scores as the model in memory
 
 
+def test_experience_draws_from_a_pool_and_reads_other_column_names(base_folder, tmp_path, capsys):
+    rows = read_rows(demo_data_path())[:24]
+    dolly = tmp_path/"dolly.jsonl"  # Dolly's column names: read as instruction/input/output, and said so
+    dolly.write_text("".join(json.dumps({"instruction": r["instruction"], "context": r.get("input", ""), "response": r["output"]}) + "\n"
+                             for r in rows))
+    out = tmp_path/"pooled"
+    args = ["--model", str(base_folder), "--clusters", "3", "--per-cluster", "2", "--lr", "1e-3", "--pool", "16", "--seed", "2"]
+    assert main(["experience", str(dolly), "-o", str(out), "-q", *args]) == 0
+    err = capsys.readouterr().err
+    assert "input <- 'context'" in err and "output <- 'response'" in err
+    info = json.loads((out/"brief_experience.json").read_text())
+    assert info["pool"] == 16 and f"{len(info['chosen'])} of 24 rows chosen (a pool of 16, 3 clusters x 2)" in err
+    base, tok = load_model(str(base_folder), device="cpu", dtype=torch.float32)
+    _, chosen = brief_experience(base, tok, rows, n_clusters=3, per_cluster=2, lr=1e-3, seed=2, pool=16)
+    assert chosen.tolist() == info["chosen"]
+    assert set(chosen.tolist()) <= set(experience_pool(24, 16, seed=2).tolist())
+
+
 @pytest.mark.parametrize("flag,value,message", [("--clusters", "0", "--clusters must be a positive number"),
+                                                ("--pool", "-5", "--pool must be a positive number"),
                                                 ("--fields", "output=reply", "no column 'reply'")])
 def test_experience_bad_arguments_are_one_clear_error(base_folder, tmp_path, capsys, flag, value, message):
     assert main(["experience", str(demo_data_path()), "-o", str(tmp_path/"m"), "--model", str(base_folder), flag, value, "-q"]) == 2
