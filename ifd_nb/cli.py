@@ -6,6 +6,7 @@
 from __future__ import annotations
 import argparse, json, sys, time, math
 from pathlib import Path
+import numpy as np
 import pandas as pd
 from .data import read_rows, demo_data_path, SkipSample
 from .ifd import score_rows, RECORD_FIELDS, MODES
@@ -13,7 +14,7 @@ from .models import load_model, ModelNotFound
 
 # %% auto #0
 __all__ = ['SCORE_SUFFIXES', 'scores_frame', 'check_scores_path', 'write_scores', 'summarize', 'run_score', 'run_experience',
-           'run_select', 'show_ranked', 'main']
+           'prompt_embeddings', 'diverse_selection', 'run_select', 'show_ranked', 'main']
 
 # %% ../nbs/10_cli.ipynb #91abfe6e
 def scores_frame(rows: list[dict], records: list[dict]) -> pd.DataFrame:
@@ -92,12 +93,22 @@ def _parser() -> argparse.ArgumentParser:
     sel = sub.add_parser("select", help="select rows of a scores file by IFD")
     sel.add_argument("scores", help="a scores file written by `ifd_nb score` (.parquet, .jsonl or .csv)")
     sel.add_argument("-o", "--output", required=True, help="output: .json (Alpaca list), .jsonl, .parquet or .csv")
-    g = sel.add_mutually_exclusive_group(required=True)
+    g = sel.add_mutually_exclusive_group()
     g.add_argument("--rate", type=float, help="keep this share of the eligible rows (rounded down)")
     g.add_argument("--top", type=int, help="keep this many rows")
     sel.add_argument("--key", default=None, help="score column (default: ifd; ifd_ppl for --rule superfiltering)")
-    sel.add_argument("--rule", default="top", choices=["top", "cherry", "superfiltering"],
-                     help="top: highest scores among status ok and score < 1, input order; cherry / superfiltering: the papers' scripts")
+    sel.add_argument("--rule", default="top", choices=["top", "cherry", "superfiltering", "per-cluster", "facility"],
+                     help="top: highest scores among status ok and score < 1, input order; cherry / superfiltering: the papers' scripts; "
+                          "per-cluster: the top --per-cluster of each of --clusters KMeans clusters; facility: a facility-location pick among the top --candidates share (Superfiltering-D)")
+    sel.add_argument("--clusters", type=int, default=100, help="per-cluster: KMeans clusters of the prompt embeddings")
+    sel.add_argument("--per-cluster", type=int, default=10, help="per-cluster: rows kept per cluster, highest score first")
+    sel.add_argument("--candidates", type=float, default=0.3, help="facility: the top share of eligible rows the pick is made among")
+    sel.add_argument("--embed-model", default="embedded",
+                     help="per-cluster, facility: the model that embeds a row's prompt (mean last hidden state): 'embedded', a hub id or a folder")
+    sel.add_argument("--template", default="alpaca", help="per-cluster, facility: the prompt template the embedded text is rendered with")
+    sel.add_argument("--fields", default="auto", help="per-cluster, facility: the columns read as instruction/input/output (as for score)")
+    sel.add_argument("--device", default=None, help="per-cluster, facility: where the embedding model runs")
+    sel.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     ex = sub.add_parser("experience", help="the paper's brief experience: fine-tune a model once on a KMeans-diverse sample of the data")
     ex.add_argument("input", help="the data set to be scored (as for score)")
     ex.add_argument("-o", "--output", required=True, help="folder for the fine-tuned model; then: ifd_nb score INPUT --model FOLDER")
@@ -165,9 +176,35 @@ def run_experience(args) -> Path:
     return out
 
 # %% ../nbs/10_cli.ipynb #9255acfb
+def prompt_embeddings(df: pd.DataFrame, args) -> np.ndarray:
+    "Prompt embeddings of the rows of a scores table ([len(df), D]) by `--embed-model`, as the brief experience embeds (08)."
+    from ifd_nb.data import resolve_fields, rename_fields
+    from ifd_nb.experience import instruction_features
+    rows = df.to_dict("records")
+    rows = rename_fields(rows, resolve_fields(rows, args.fields))
+    model, tok = load_model(args.embed_model, device=args.device)
+    return instruction_features(model, tok, rows, args.template, progress=not args.quiet)[0]
+
+def diverse_selection(df: pd.DataFrame, args, key: str) -> pd.DataFrame:
+    "The `per-cluster` or `facility` rule on a scores table; only the rows the rule looks at are embedded."
+    from ifd_nb.select import eligible, select_top_ifd, select_per_cluster, select_facility_location
+    if args.rule == "per-cluster":
+        pool = df[eligible(df, key)[0].values]
+        return select_per_cluster(pool, prompt_embeddings(pool, args), args.clusters, args.per_cluster, key=key)
+    pool, counts = select_top_ifd(df, rate=args.candidates, key=key)
+    n = args.top if args.top is not None else int(counts["eligible"] * args.rate)
+    return select_facility_location(pool, prompt_embeddings(pool, args), n, candidates=1.0, key=key)
+
 def run_select(args) -> pd.DataFrame:
     "Select rows of a scores file as the parsed command line says, write them, print the counts."
     from ifd_nb.select import select_top_ifd, select_cherry, select_superfiltering, export_selection
+    sized = (args.rate is not None) + (args.top is not None)
+    if args.rule == "per-cluster" and sized: raise ValueError("--rule per-cluster takes --clusters and --per-cluster, not --rate or --top")
+    if args.rule != "per-cluster" and not sized: raise ValueError(f"--rule {args.rule} needs --rate or --top")
+    if args.rule == "per-cluster" and min(args.clusters, args.per_cluster) < 1: raise ValueError("--clusters and --per-cluster must be positive")
+    if args.rule == "facility" and not 0 < args.candidates <= 1: raise ValueError(f"--candidates must be a share in (0, 1], not {args.candidates}")
+    if Path(args.output).suffix not in (".json", ".jsonl", ".parquet", ".csv"):  # before any embedding is computed
+        raise ValueError(f"selection output must end in .json, .jsonl, .parquet or .csv, not {Path(args.output).name!r}")
     df = pd.DataFrame(read_rows(args.scores))
     if "status" not in df or "ifd" not in df: raise ValueError(f"{args.scores} is not a scores file (no status/ifd columns)")
     key = args.key or ("ifd_ppl" if args.rule == "superfiltering" else "ifd")
@@ -175,7 +212,8 @@ def run_select(args) -> pd.DataFrame:
         sel, counts = select_top_ifd(df, rate=args.rate, top=args.top, key=key)
         print(", ".join(f"{k} {v}" for k, v in counts.items()), file=sys.stderr)
     elif args.rule == "cherry": sel = select_cherry(df, rate=args.rate or 0.0, number=args.top or 0, key=key)
-    else: sel = select_superfiltering(df, rate=args.rate if args.rate is not None else args.top / max(len(df), 1), key=key)
+    elif args.rule == "superfiltering": sel = select_superfiltering(df, rate=args.rate if args.rate is not None else args.top / max(len(df), 1), key=key)
+    else: sel = diverse_selection(df, args, key)
     out = Path(args.output)
     write_scores(sel, out) if out.suffix == ".csv" else export_selection(sel, out)
     print(f"selected {len(sel)} of {len(df)} rows by {key} ({args.rule}); wrote {out}", file=sys.stderr)

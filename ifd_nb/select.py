@@ -11,7 +11,7 @@ import pandas as pd
 
 # %% auto #0
 __all__ = ['eligible', 'select_top_ifd', 'select_cherry', 'select_superfiltering', 'select_random', 'select_per_cluster',
-           'select_facility_location', 'export_selection']
+           'facility_location_greedy', 'select_facility_location', 'export_selection']
 
 # %% ../nbs/06_select.ipynb #f93f4285
 def eligible(df: pd.DataFrame, key: str = "ifd", max_ifd: float | None = 1.0, strict: bool = True) -> tuple[pd.Series, dict]:
@@ -86,22 +86,40 @@ def select_per_cluster(df: pd.DataFrame, embeddings: np.ndarray, n_clusters: int
         keep += list(pos[order[:per_cluster]])
     return df.iloc[sorted(keep)]
 
+# %% ../nbs/06_select.ipynb #9ec8ee04
+def facility_location_greedy(x: np.ndarray, # [c, D] embeddings of the candidates
+                             n: int, # how many to pick
+                             batch: int = 32, # stale gains recomputed together, in one matrix product
+                             block_bytes: int = 1 << 29, # the largest block of similarities held at once
+                            ) -> list[int]:
+    "Greedy facility-location picks among the rows of `x` (cosine similarity clipped at 0), in pick order, by lazy evaluation."
+    import heapq
+    x = np.asarray(x, np.float32)
+    x = x / np.maximum(np.linalg.norm(x, axis=1, keepdims=True), 1e-12)
+    c = len(x); best = np.zeros(c, np.float32); chosen = []
+    block = max(1, block_bytes // (4 * max(c, 1)))
+    first = [np.clip(x @ x[k:k+block].T, 0, None).sum(0, dtype=np.float64) for k in range(0, c, block)]
+    heap = [(-float(g), j) for j, g in enumerate(np.concatenate(first) if first else [])]  # (-gain bound, position)
+    heapq.heapify(heap)
+    while heap and len(chosen) < n:
+        js = [heapq.heappop(heap)[1] for _ in range(min(batch, len(heap)))]  # the highest bounds
+        cols = np.clip(x @ x[js].T, 0, None)
+        gains = np.maximum(cols - best[:, None], 0).sum(0, dtype=np.float64)
+        fresh = sorted((-float(g), j, k) for k, (g, j) in enumerate(zip(gains, js)))
+        take = not heap or fresh[0][:2] <= heap[0]  # the best fresh gain beats every bound left: the greedy pick
+        for g, j, _ in fresh[take:]: heapq.heappush(heap, (g, j))
+        if take: chosen.append(fresh[0][1]); best = np.maximum(best, cols[:, fresh[0][2]])
+    return chosen
+
 # %% ../nbs/06_select.ipynb #900bb583
-def select_facility_location(df: pd.DataFrame, embeddings: np.ndarray, n: int, candidates: float = 0.3,
-                             key: str = "ifd") -> pd.DataFrame:
-    "Greedy facility-location pick of `n` rows among the top `candidates` share by `key` (Superfiltering-D style)."
+def select_facility_location(df: pd.DataFrame, embeddings: np.ndarray, # [len(df), D], one row per row of `df`
+                             n: int, candidates: float = 0.3, key: str = "ifd") -> pd.DataFrame:
+    "Facility-location pick of `n` rows among the top `candidates` share by `key` (Superfiltering-D style), in input order."
     cand, _ = select_top_ifd(df, rate=candidates, key=key)
     pos = np.flatnonzero(df.index.isin(cand.index))
     if n <= 0 or len(pos) == 0: return df.iloc[[]]
-    x = np.asarray(embeddings, dtype=np.float64)[pos]
-    x = x / np.maximum(np.linalg.norm(x, axis=1, keepdims=True), 1e-12)
-    sim = np.clip(x @ x.T, 0, None)
-    best = np.zeros(len(pos)); chosen = []
-    for _ in range(min(n, len(pos))):
-        gain = np.maximum(sim, best[:, None]).sum(0) - best.sum()
-        gain[chosen] = -np.inf
-        j = int(np.argmax(gain)); chosen.append(j); best = np.maximum(best, sim[:, j])
-    return df.iloc[np.sort(pos[chosen])]
+    if len(embeddings) != len(df): raise ValueError(f"{len(embeddings)} embeddings for {len(df)} rows")
+    return df.iloc[np.sort(pos[facility_location_greedy(np.asarray(embeddings)[pos], n)])]
 
 # %% ../nbs/06_select.ipynb #22268c06
 def export_selection(sel: pd.DataFrame, path=None):

@@ -22,3 +22,11 @@ def alpaca_rows():
     p = shared_data_path("alpaca_cherry_5pct.json")
     if p is None: pytest.skip("../shared/data/alpaca_cherry_5pct.json is not here")
     return read_rows(p)
+
+
+@pytest.fixture(scope="session")
+def tiny_model_folder(tmp_path_factory):
+    "A tiny random Llama with the embedded tokenizer, saved as a model folder (a stand-in for a hub id)."
+    from ifd_nb.experience import save_model
+    from ifd_nb.models import tiny_model, load_tokenizer
+    return save_model(tiny_model(), load_tokenizer("embedded"), tmp_path_factory.mktemp("tiny_model"))

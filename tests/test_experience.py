@@ -6,15 +6,14 @@ import pytest
 import torch
 from ifd_nb.cli import main
 from ifd_nb.data import read_rows, demo_data_path
-from ifd_nb.experience import brief_experience, experience_pool, save_model
+from ifd_nb.experience import brief_experience, experience_pool
 from ifd_nb.ifd import score_rows
-from ifd_nb.models import load_model, load_tokenizer, tiny_model
+from ifd_nb.models import load_model
 
 
 @pytest.fixture(scope="module")
-def base_folder(tmp_path_factory):
-    "A tiny random Llama with the embedded tokenizer, saved as a model folder (a stand-in for a hub id)."
-    return save_model(tiny_model(), load_tokenizer("embedded"), tmp_path_factory.mktemp("base"))
+def base_folder(tiny_model_folder):
+    return tiny_model_folder
 
 
 def test_experience_command_saves_the_model_that_scores(base_folder, tmp_path, capsys):

@@ -4,7 +4,8 @@ import numpy as np
 import pandas as pd
 import pytest
 from ifd_nb.cli import main
-from ifd_nb.select import select_top_ifd, select_cherry, select_superfiltering, select_random
+from ifd_nb.select import (select_top_ifd, select_cherry, select_superfiltering, select_random, select_per_cluster,
+                           select_facility_location)
 
 TABLE = pd.DataFrame({
     "index": range(10),
@@ -66,3 +67,61 @@ def test_cli_select(tmp_path, ext):
 def test_cli_select_rejects_a_non_scores_file(tmp_path):
     p = tmp_path/"x.jsonl"; p.write_text('{"instruction": "a", "output": "b"}\n')
     assert main(["select", str(p), "-o", str(tmp_path/"y.json"), "--rate", "0.1"]) == 2
+
+
+@pytest.fixture(scope="module")
+def demo_scores(tmp_path_factory):
+    "A scores file of 30 demo rows with seeded IFDs (two rows not ok), and the table."
+    from ifd_nb.data import read_rows, demo_data_path
+    df = pd.DataFrame(read_rows(demo_data_path())[:30])
+    rng = np.random.default_rng(7)
+    df = df.assign(index=range(30), ifd=rng.uniform(0.2, 1.1, 30), status=["ok"] * 28 + ["empty_answer", "non_text"])
+    path = tmp_path_factory.mktemp("scores")/"scores.parquet"
+    df.to_parquet(path, index=False)
+    return path, df
+
+
+def _all_embeddings(df, folder):
+    from ifd_nb.experience import instruction_features
+    from ifd_nb.models import load_model
+    model, tok = load_model(str(folder), device="cpu")
+    return instruction_features(model, tok, df.to_dict("records"))[0]
+
+
+def test_cli_facility_location_embeds_only_candidates_and_picks_as_on_all_rows(demo_scores, tiny_model_folder, tmp_path, capsys,
+                                                                                 monkeypatch):
+    import ifd_nb.experience
+    path, df = demo_scores
+    out, embedded, features = tmp_path/"fl.jsonl", [], ifd_nb.experience.instruction_features
+    monkeypatch.setattr(ifd_nb.experience, "instruction_features", lambda m, t, rows, *a, **k: embedded.append(len(rows)) or features(m, t, rows, *a, **k))
+    assert main(["select", str(path), "-o", str(out), "--rule", "facility", "--top", "5", "--candidates", "0.5",
+                 "--embed-model", str(tiny_model_folder), "--device", "cpu", "-q"]) == 0
+    got = pd.read_json(out, lines=True)
+    want = select_facility_location(df, _all_embeddings(df, tiny_model_folder), 5, candidates=0.5)
+    assert list(got["index"]) == list(want["index"]) and len(got) == 5
+    assert embedded[0] == len(select_top_ifd(df, rate=0.5)[0]) < 30  # the CLI embedded the candidates only
+    assert set(got["index"]) <= set(select_top_ifd(df, rate=0.5)[0]["index"]) and "selected 5 of 30 rows by ifd (facility)" in capsys.readouterr().err
+
+
+def test_cli_per_cluster(demo_scores, tiny_model_folder, tmp_path):
+    path, df = demo_scores
+    out = tmp_path/"pc.csv"
+    assert main(["select", str(path), "-o", str(out), "--rule", "per-cluster", "--clusters", "3", "--per-cluster", "2",
+                 "--embed-model", str(tiny_model_folder), "--device", "cpu", "-q"]) == 0
+    got = pd.read_csv(out)
+    want = select_per_cluster(df, _all_embeddings(df, tiny_model_folder), 3, 2)
+    assert list(got["index"]) == list(want["index"]) and len(got) == 6
+    assert (got.status == "ok").all() and (got.ifd < 1).all()
+
+
+@pytest.mark.parametrize("args,message", [
+    (["--rule", "per-cluster", "--rate", "0.1"], "takes --clusters and --per-cluster, not --rate or --top"),
+    (["--rule", "facility"], "needs --rate or --top"),
+    (["--rule", "facility", "--top", "3", "--candidates", "1.5"], "--candidates must be a share"),
+    (["--rule", "facility", "--top", "3", "-o", "sel.txt"], "selection output must end in"),
+])
+def test_cli_diverse_rules_fail_before_any_model_loads(demo_scores, tmp_path, capsys, args, message):
+    path, _ = demo_scores
+    out = ["-o", str(tmp_path/"sel.json")] if "-o" not in args else []
+    assert main(["select", str(path), *out, *args, "--embed-model", "no/such-model-anywhere"]) == 2
+    assert message in capsys.readouterr().err
