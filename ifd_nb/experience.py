@@ -10,11 +10,31 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from .data import get_template, prompt_and_answer, SkipSample
-from .ifd import special_prefix, input_device, encode_samples, sequence_token_losses
+from .ifd import (special_prefix, input_device, encode_samples, sequence_token_losses, scored_positions,
+                       output_projection, offloaded_head_losses)
+from .kernels import linear_cross_entropy
 
 # %% auto #0
-__all__ = ['instruction_features', 'brief_experience_sample', 'sft_example', 'fine_tune', 'answer_loss', 'experience_effect',
-           'experience_pool', 'brief_experience', 'save_model']
+__all__ = ['prompt_perplexities', 'instruction_features', 'brief_experience_sample', 'sft_example', 'fine_tune', 'answer_loss',
+           'experience_effect', 'experience_pool', 'brief_experience', 'save_model']
+
+# %% ../nbs/08_experience.ipynb #c05683f2
+def prompt_perplexities(model, hidden: torch.Tensor, # [B, T, D] last hidden states of right-padded prompts
+                        ids: list[list[int]], # each prompt's token ids
+                       ) -> np.ndarray:
+    "Each prompt's perplexity from its hidden states, through the fused output layer and cross-entropy (no [B, T, V] logits)."
+    n = [len(s) - 1 for s in ids]  # tokens predicted: the 2nd to the last
+    seqs = [(s, 1) for s in ids if len(s) > 1]
+    out = np.ones(len(ids))  # a one-token prompt predicts nothing: perplexity 1
+    if not seqs: return out
+    cnt, rows, tgt = scored_positions(seqs, torch.tensor([j * hidden.shape[1] for j, s in enumerate(ids) if len(s) > 1]))
+    h = hidden.reshape(-1, hidden.shape[-1])[rows.to(hidden.device)]
+    w, bias, scale, softcap = output_projection(model)
+    if w.device.type == "meta": loss = offloaded_head_losses(model, h, tgt, scale, softcap)
+    else: loss = linear_cross_entropy(h.to(w.device).contiguous(), w, tgt.to(w.device), bias=bias, logit_scale=scale, softcap=softcap)[0]
+    mean = torch.stack([l.double().mean() for l in loss.cpu().split(cnt.tolist())]).numpy()
+    out[[j for j, k in enumerate(n) if k > 0]] = np.exp(mean)
+    return out
 
 # %% ../nbs/08_experience.ipynb #c17fedd0
 @torch.no_grad()
@@ -38,15 +58,10 @@ def instruction_features(model, tokenizer, rows: list[dict], template="alpaca", 
         x = torch.full((len(b), T), tokenizer.pad_token_id or 0, dtype=torch.long)
         m = torch.zeros((len(b), T), dtype=torch.long)
         for j, i in enumerate(b): x[j, :len(ids[i])] = torch.tensor(ids[i]); m[j, :len(ids[i])] = 1
-        h = model.base_model(input_ids=x.to(dev), attention_mask=m.to(dev)).last_hidden_state.float()
+        h = model.base_model(input_ids=x.to(dev), attention_mask=m.to(dev)).last_hidden_state
         mf = m.to(h.device).unsqueeze(-1).float()
-        emb[b] = ((h * mf).sum(1) / mf.sum(1)).cpu().numpy()
-        if head is None: continue
-        logits = head(h[:, :-1].to(model.dtype)).float()
-        ld = logits.device  # with device_map the head may sit elsewhere
-        nll = F.cross_entropy(logits.transpose(1, 2), x[:, 1:].to(ld), reduction="none") * m[:, 1:].to(ld)
-        n = m[:, 1:].sum(1).clamp(min=1).to(ld)
-        ppl[b] = torch.exp(nll.sum(1) / n).cpu().numpy()
+        emb[b] = ((h.float() * mf).sum(1) / mf.sum(1)).cpu().numpy()
+        if head is not None: ppl[b] = prompt_perplexities(model, h, [ids[i] for i in b])
     return emb, ppl
 
 # %% ../nbs/08_experience.ipynb #0da0ccf0
