@@ -344,6 +344,28 @@ if hosts:
                "runs of the same code differ by up to 10% on this shared machine). "
                "On the H100 machines tokenizing alone took 0.5-0.7 ms a row (27 November), 3-5 times this machine's; "
                "`.ci/gpu_check.py --engine` measures both thread settings there.\n")
+for name, x in results('cpu_selection'):
+    out.append(f"## Diversity-aware selection and the brief experience's clustering, on CPU ({x['machine']}, {x['cpu_count']} cores), {x['date']}\n")
+    out.append(f"`.ci/selection_facts.py`, raw JSON `nbs/bench_results/{name}`, torch {x['torch']}. Facility location (06): the plain greedy "
+               f"(`facility_location_reference`: every gain at every pick, the c × c similarity matrix in float64) against the lazy greedy "
+               f"(`facility_location_greedy`: stale gains as bounds in a heap, 32 recomputed in one product, similarities a block of "
+               f"columns at a time), on the {x['rows']:,} Alpaca 5% prompts embedded by the embedded SmolLM2-135M-Instruct "
+               f"(`instruction_features`, D = {x['dim']}, {x['embed_s']:.0f} s; their mean cosine similarity is {x['mean_cosine']:.3f}); "
+               "the 30,000 candidates are those embeddings drawn again with 5% noise.\n")
+    out.append("| candidates | picks | plain greedy s | lazy greedy s | speed-up | the same picks |\n|---|---|---|---|---|---|")
+    for r in x['facility']:
+        if r['plain_s'] is None:
+            out.append(f"| {r['candidates']:,} | {r['picks']:,} | not run (its matrix alone: {r['plain_matrix_gb']} GB) | {r['lazy_s']} "
+                       f"(peak {r['peak_mb']:,} MB for the whole script) | | |")
+        else:
+            same = "all" if r['same_first_picks'] == r['picks'] else f"the first {r['same_first_picks']}, then a tie broken the other way"
+            out.append(f"| {r['candidates']:,} | {r['picks']:,} | {r['plain_s']} | {r['lazy_s']} | {r['plain_s'] / r['lazy_s']:.0f}× | {same} |")
+    out.append("\nscikit-learn's KMeans (100 clusters, 10 starts, float64), which the brief experience (08) runs on its pool's prompt "
+               "embeddings, on clustered random points of the same width:\n")
+    out.append("| rows | width | seconds | peak MB (whole script) |\n|---|---|---|---|")
+    for r in x['kmeans']: out.append(f"| {r['rows']:,} | {r['dim']} | {r['seconds']} | {r['peak_mb']:,} |")
+    out.append("\nSo `ifd_nb experience` embeds and clusters a seeded pool of at most 100,000 rows (`--pool`) instead of every row of "
+               "a million-row set; the 1,000 rows it fine-tunes on are drawn from that pool.\n")
 for name, x in results('cpu_modes'):
     out.append(f"## The compatibility modes' host work per row, batched or one text at a time, on CPU ({x['machine']}, {x['cpu_count']} cores), {x['date']}\n")
     out.append(f"`.ci/mode_facts.py`, raw JSON `nbs/bench_results/{name}`, torch {x['torch']}: `host_ms_per_row` (05) in each mode, one "

@@ -11,7 +11,7 @@ import pandas as pd
 
 # %% auto #0
 __all__ = ['eligible', 'select_top_ifd', 'select_cherry', 'select_superfiltering', 'select_random', 'select_per_cluster',
-           'facility_location_greedy', 'select_facility_location', 'export_selection']
+           'facility_location_reference', 'facility_location_greedy', 'select_facility_location', 'export_selection']
 
 # %% ../nbs/06_select.ipynb #f93f4285
 def eligible(df: pd.DataFrame, key: str = "ifd", max_ifd: float | None = 1.0, strict: bool = True) -> tuple[pd.Series, dict]:
@@ -85,6 +85,17 @@ def select_per_cluster(df: pd.DataFrame, embeddings: np.ndarray, n_clusters: int
         order = members[np.lexsort((pos[members], -vals[members]))]
         keep += list(pos[order[:per_cluster]])
     return df.iloc[sorted(keep)]
+
+# %% ../nbs/06_select.ipynb #ccd21981
+def facility_location_reference(x: np.ndarray, # [c, D] embeddings
+                                  n: int) -> list[int]:
+    "The plain greedy facility location on the rows of `x` (cosine similarity clipped at 0), the reference: the picks, in order."
+    x = x / np.maximum(np.linalg.norm(x, axis=1, keepdims=True), 1e-12)
+    sim = np.clip(x @ x.T, 0, None); best = np.zeros(len(x)); chosen = []
+    for _ in range(min(n, len(x))):
+        gain = np.maximum(sim - best[:, None], 0).sum(0); gain[chosen] = -np.inf
+        j = int(np.argmax(gain)); chosen.append(j); best = np.maximum(best, sim[:, j])
+    return chosen
 
 # %% ../nbs/06_select.ipynb #9ec8ee04
 def facility_location_greedy(x: np.ndarray, # [c, D] embeddings of the candidates
