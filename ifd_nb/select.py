@@ -88,7 +88,7 @@ def select_per_cluster(df: pd.DataFrame, embeddings: np.ndarray, n_clusters: int
 
 # %% ../nbs/06_select.ipynb #ccd21981
 def facility_location_reference(x: np.ndarray, # [c, D] embeddings
-                                  n: int) -> list[int]:
+                                n: int) -> list[int]:
     "The plain greedy facility location on the rows of `x` (cosine similarity clipped at 0), the reference: the picks, in order."
     x = x / np.maximum(np.linalg.norm(x, axis=1, keepdims=True), 1e-12)
     sim = np.clip(x @ x.T, 0, None); best = np.zeros(len(x)); chosen = []
