@@ -70,14 +70,19 @@ def select_random(df: pd.DataFrame, n: int, seed: int = 0, only_eligible: bool =
 
 # %% ../nbs/06_select.ipynb #d4c9403c
 def select_per_cluster(df: pd.DataFrame, embeddings: np.ndarray, n_clusters: int = 100, per_cluster: int = 10,
-                       key: str = "ifd", seed: int = 0) -> pd.DataFrame:
+                       key: str = "ifd", seed: int = 0,
+                       fit_rows: int | None = 100_000, # KMeans is fitted on a seeded sample of at most this many eligible rows (None: all)
+                      ) -> pd.DataFrame:
     "The top `per_cluster` eligible rows by `key` in each of `n_clusters` KMeans clusters of `embeddings`, in input order."
     from sklearn.cluster import KMeans
     mask, _ = eligible(df, key)
     pos = np.arange(len(df))[mask.values]
     if len(pos) == 0: return df.iloc[[]]
     k = min(n_clusters, len(pos))
-    labels = KMeans(n_clusters=k, n_init=10, random_state=seed).fit_predict(np.asarray(embeddings)[pos])
+    x = np.asarray(embeddings)[pos]
+    km = KMeans(n_clusters=k, n_init=10, random_state=seed)
+    if fit_rows is None or len(pos) <= fit_rows: labels = km.fit_predict(x)
+    else: labels = km.fit(x[np.sort(np.random.default_rng(seed).choice(len(pos), fit_rows, replace=False))]).predict(x)
     vals = df[key].astype(float).values[pos]
     keep = []
     for c in range(k):
