@@ -125,6 +125,8 @@ def _parser() -> argparse.ArgumentParser:
     ex.add_argument("--batch-size", type=int, default=4); ex.add_argument("--max-length", type=int, default=512)
     ex.add_argument("--seed", type=int, default=0)
     ex.add_argument("--lora", action="store_true", help="LoRA adapters (peft), merged into the saved weights, for models too large to fine-tune fully")
+    ex.add_argument("--save-dtype", default="auto", choices=["auto", "float32", "bfloat16", "float16"],
+                    help="dtype of the saved weights; auto: the one scoring on this device uses (float32 on CPU, bfloat16 on most GPUs)")
     ex.add_argument("--device", default=None, help="cpu, cuda, cuda:1 ... (default: a GPU if there is one)")
     ex.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
     pl = sub.add_parser("plot", help="write the standard plots of a scores file (PNG) into a folder")
@@ -151,6 +153,8 @@ def run_experience(args) -> Path:
     import torch
     from ifd_nb.data import resolve_fields, rename_fields, describe_fields
     from ifd_nb.experience import brief_experience, save_model
+    from ifd_nb.models import default_dtype
+    from ifd_nb.ifd import input_device
     import importlib.util
     for what, n in (("clusters", args.clusters), ("per-cluster", args.per_cluster), ("epochs", args.epochs), ("batch-size", args.batch_size)):
         if n < 1: raise ValueError(f"--{what} must be a positive number, not {n}")
@@ -168,7 +172,8 @@ def run_experience(args) -> Path:
                 per_cluster=args.per_cluster, pool=args.pool, method=args.method, epochs=args.epochs, lr=args.lr, batch_size=args.batch_size,
                 max_length=args.max_length, seed=args.seed, lora=args.lora, trained_on=model.sft_examples,
                 train_loss=model.sft_loss, chosen=[int(i) for i in chosen])
-    out = save_model(model, tok, args.output, info)
+    save_dtype = default_dtype(input_device(model)) if args.save_dtype == "auto" else getattr(torch, args.save_dtype)
+    out = save_model(model.to(save_dtype), tok, args.output, {**info, "saved_dtype": str(save_dtype).removeprefix("torch.")})
     drawn = f"a pool of {args.pool:,}, " if 0 < args.pool < len(rows) else ""
     print(f"brief experience: {len(chosen)} of {len(rows)} rows chosen ({drawn}{args.clusters} clusters x {args.per_cluster}), "
           f"{model.sft_examples} trained on for {args.epochs} epoch(s), mean loss {model.sft_loss:.3f}, {time.time() - t0:.0f} s\n"

@@ -24,6 +24,7 @@ def test_experience_command_saves_the_model_that_scores(base_folder, tmp_path, c
     assert "6 of 24 rows chosen (3 clusters x 2)" in err and f"--model {out}" in err
     info = json.loads((out/"brief_experience.json").read_text())
     assert info["trained_on"] == 6 and len(info["chosen"]) == 6 and info["base_model"] == str(base_folder)
+    assert info["saved_dtype"] == "float32"  # --save-dtype auto: what scoring on this device (a CPU) uses
 
     rows = read_rows(demo_data_path())[:24]
     base, tok = load_model(str(base_folder), device="cpu", dtype=torch.float32)
@@ -82,3 +83,14 @@ def test_experience_with_lora_saves_a_plain_merged_model(base_folder, tmp_path):
     got = pd.DataFrame(score_rows(rows, merged, mtok, progress=False))
     assert (want.ifd - want_base.ifd).abs().max() > 1e-3
     assert (got.ifd - want.ifd).abs().max() < 1e-5  # merging the adapters changes no score
+
+
+def test_experience_saves_in_the_dtype_asked(base_folder, tmp_path):
+    out = tmp_path/"pre_bf16"
+    args = ["--model", str(base_folder), "--limit", "24", "--clusters", "3", "--per-cluster", "2", "--lr", "1e-3", "--device", "cpu"]
+    assert main(["experience", str(demo_data_path()), "-o", str(out), "-q", "--save-dtype", "bfloat16", *args]) == 0
+    assert json.loads((out/"brief_experience.json").read_text())["saved_dtype"] == "bfloat16"
+    size = lambda folder: sum(p.stat().st_size for p in folder.glob("*.safetensors"))
+    assert 0.45 < size(out) / size(base_folder) < 0.55  # half the bytes of the float32 base
+    loaded, tok = load_model(str(out), device="cpu", dtype=torch.bfloat16)
+    assert next(loaded.parameters()).dtype == torch.bfloat16
