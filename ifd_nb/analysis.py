@@ -14,7 +14,7 @@ import seaborn as sns
 
 # %% auto #0
 __all__ = ['make_mismatched', 'plot_ifd_distribution', 'plot_cond_vs_bare', 'plot_ifd_vs_length', 'plot_token_losses',
-           'mismatch_report', 'scorer_agreement', 'plot_agreement', 'leading_verb', 'task_breakdown',
+           'mismatch_report', 'scorer_agreement', 'plot_agreement', 'compare_scores', 'leading_verb', 'task_breakdown',
            'plot_task_breakdown', 'plot_all', 'html_report']
 
 # %% ../nbs/07_analysis.ipynb #9ce897e3
@@ -125,6 +125,28 @@ def plot_agreement(a, b, labels=("scorer A", "scorer B"), path=None):
     axs[1].plot(ks, [k / r["n"] for k in ks], ls=":", color="gray", label="chance")
     axs[1].set(xscale="log", xlabel="k", ylabel="top-k overlap", ylim=(0, 1.05)); axs[1].legend(fontsize=8)
     return _save(fig, path)
+
+# %% ../nbs/07_analysis.ipynb #e3fdcddf
+def compare_scores(a: pd.DataFrame, b: pd.DataFrame, # two scores tables of the same input (joined on `index`)
+                   key: str = "ifd", # the score column compared
+                   rates=(0.05, 0.10), # selection shares whose overlap is reported
+                  ) -> dict:
+    "Rows matched, Spearman and Kendall on the rows scored in both, and the share of each top-`rate` selection both make."
+    from ifd_nb.select import select_top_ifd
+    for name, t in (("first", a), ("second", b)):
+        if not {"index", key, "status"} <= set(t.columns): raise ValueError(f"the {name} table is not a scores table with {key!r}")
+        if t["index"].duplicated().any(): raise ValueError(f"the {name} table has repeated `index` values")
+    common = set(a["index"]) & set(b["index"])
+    if not common: raise ValueError("the two tables share no `index`: they do not score the same input")
+    a, b = (t[t["index"].isin(common)].assign(**{key: pd.to_numeric(t[key], errors="coerce")}) for t in (a, b))
+    both = a[["index", key, "status"]].merge(b[["index", key, "status"]], on="index", suffixes=("_a", "_b"))
+    ok = (both.status_a == "ok") & (both.status_b == "ok")
+    r = scorer_agreement(both[f"{key}_a"][ok], both[f"{key}_b"][ok])
+    out = dict(matched=len(both), scored_in_both=r["n"], spearman=r["spearman"], kendall=r["kendall"])
+    for rate in rates:
+        sa, sb = (set(select_top_ifd(t, rate=rate, key=key)[0]["index"]) for t in (a, b))
+        out[f"top {rate:g}: kept by both"] = len(sa & sb) / max(len(sa), len(sb), 1)
+    return out
 
 # %% ../nbs/07_analysis.ipynb #d2f3d12e
 def leading_verb(instruction: str) -> str:

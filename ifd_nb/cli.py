@@ -14,7 +14,7 @@ from .models import load_model, ModelNotFound
 
 # %% auto #0
 __all__ = ['SCORE_SUFFIXES', 'scores_frame', 'check_scores_path', 'write_scores', 'summarize', 'run_score', 'run_experience',
-           'prompt_embeddings', 'diverse_selection', 'run_select', 'show_ranked', 'main']
+           'prompt_embeddings', 'diverse_selection', 'run_select', 'run_compare', 'show_ranked', 'main']
 
 # %% ../nbs/10_cli.ipynb #91abfe6e
 def scores_frame(rows: list[dict], records: list[dict]) -> pd.DataFrame:
@@ -129,6 +129,11 @@ def _parser() -> argparse.ArgumentParser:
                     help="dtype of the saved weights; auto: the one scoring on this device uses (float32 on CPU, bfloat16 on most GPUs)")
     ex.add_argument("--device", default=None, help="cpu, cuda, cuda:1 ... (default: a GPU if there is one)")
     ex.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
+    cp = sub.add_parser("compare", help="how two scores files of the same input agree: correlations and shared selections")
+    cp.add_argument("a", help="a scores file"); cp.add_argument("b", help="another scores file of the same input")
+    cp.add_argument("--key", default="ifd", help="the score column compared (ifd, ifd_ppl, loss_cond ...)")
+    cp.add_argument("--rates", default="0.05,0.1", help="selection shares whose overlap is reported, comma-separated")
+    cp.add_argument("--plot", default=None, help="also write the agreement plot (PNG) here")
     pl = sub.add_parser("plot", help="write the standard plots of a scores file (PNG) into a folder")
     pl.add_argument("scores"); pl.add_argument("-o", "--output", required=True, help="folder for the PNG files")
     rp = sub.add_parser("report", help="write one self-contained HTML report of a scores file")
@@ -224,6 +229,25 @@ def run_select(args) -> pd.DataFrame:
     print(f"selected {len(sel)} of {len(df)} rows by {key} ({args.rule}); wrote {out}", file=sys.stderr)
     return sel
 
+# %% ../nbs/10_cli.ipynb #23907b8a
+def run_compare(args) -> dict:
+    "Compare two scores files as the parsed command line says and print the agreement."
+    from ifd_nb.analysis import compare_scores, plot_agreement
+    rates = [float(x) for x in args.rates.split(",") if x.strip()]
+    a, b = (pd.DataFrame(read_rows(f)) for f in (args.a, args.b))
+    r = compare_scores(a, b, key=args.key, rates=rates)
+    print(f"{args.a} vs {args.b} ({args.key}): {r['matched']} rows matched, {r['scored_in_both']} scored in both; "
+          f"Spearman {r['spearman']:.3f}, Kendall {r['kendall']:.3f}", file=sys.stderr)
+    for rate in rates: print(f"top {rate:g} by each: {r[f'top {rate:g}: kept by both']:.0%} kept by both", file=sys.stderr)
+    if args.plot:
+        import matplotlib; matplotlib.use("Agg")
+        both = a.merge(b, on="index", suffixes=("_a", "_b"))
+        both = both[(both.status_a == "ok") & (both.status_b == "ok")]
+        plot_agreement(pd.to_numeric(both[f"{args.key}_a"], errors="coerce"), pd.to_numeric(both[f"{args.key}_b"], errors="coerce"),
+                       (Path(args.a).name, Path(args.b).name), path=args.plot)
+        print(f"wrote {args.plot}", file=sys.stderr)
+    return r
+
 # %% ../nbs/10_cli.ipynb #7eb1ff8b
 def show_ranked(df: pd.DataFrame, n: int = 10) -> str:
     "The `n` highest- and lowest-IFD scored rows as a text table."
@@ -245,6 +269,8 @@ def main(argv: list[str] | None = None) -> int:
             run_select(args)
         elif args.command == "experience":
             run_experience(args)
+        elif args.command == "compare":
+            run_compare(args)
         elif args.command in ("plot", "report"):
             import matplotlib; matplotlib.use("Agg")
             from ifd_nb.analysis import plot_all, html_report

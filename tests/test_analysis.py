@@ -6,7 +6,7 @@ import pandas as pd
 import pytest
 from ifd_nb.analysis import (plot_ifd_distribution, plot_cond_vs_bare, plot_ifd_vs_length, plot_token_losses,
                              plot_agreement, plot_task_breakdown, scorer_agreement, mismatch_report, make_mismatched,
-                             task_breakdown)
+                             task_breakdown, compare_scores)
 from ifd_nb.cli import main
 
 
@@ -69,3 +69,17 @@ def test_plot_and_report_commands(table, tmp_path):
     assert main(["report", str(p), "-o", str(tmp_path/"r.html")]) == 0
     html = (tmp_path/"r.html").read_text()
     assert html.count("data:image/png;base64,") == 4 and "Highest IFD" in html
+
+
+def test_compare_command_matches_rows_by_index(table, tmp_path, capsys):
+    rng = np.random.default_rng()
+    other = table.assign(ifd=table.ifd * rng.uniform(0.9, 1.1, len(table))).iloc[::-1]  # another scorer, rows reversed
+    table.to_parquet(tmp_path/"a.parquet", index=False); other.to_csv(tmp_path/"b.csv", index=False)
+    assert main(["compare", str(tmp_path/"a.parquet"), str(tmp_path/"b.csv"), "--rates", "0.1", "--plot", str(tmp_path/"agree.png")]) == 0
+    err = capsys.readouterr().err
+    want = scorer_agreement(table.ifd.values, other.set_index("index").ifd.reindex(table["index"]).values)
+    assert f"120 rows matched, {want['n']} scored in both; Spearman {want['spearman']:.3f}" in err and want["n"] == 115
+    assert "kept by both" in err and (tmp_path/"agree.png").stat().st_size > 0
+    r = compare_scores(table, other, rates=[0.1])
+    assert 0 <= r["top 0.1: kept by both"] <= 1 and abs(r["spearman"] - want["spearman"]) < 1e-12
+    assert main(["compare", str(tmp_path/"a.parquet"), str(tmp_path/"nope.csv")]) == 2
