@@ -104,7 +104,7 @@ def _parser() -> argparse.ArgumentParser:
     sel.add_argument("--per-cluster", type=int, default=10, help="per-cluster: rows kept per cluster, highest score first")
     sel.add_argument("--candidates", type=float, default=0.3, help="facility: the top share of eligible rows the pick is made among")
     sel.add_argument("--embed-model", default="embedded",
-                     help="per-cluster, facility: the model that embeds a row's prompt (mean last hidden state): 'embedded', a hub id or a folder")
+                     help="per-cluster, facility: the model that embeds a row's prompt (mean last hidden state): 'embedded', a causal LM or a sentence encoder (hub id or folder)")
     sel.add_argument("--template", default="alpaca", help="per-cluster, facility: the prompt template the embedded text is rendered with")
     sel.add_argument("--fields", default="auto", help="per-cluster, facility: the columns read as instruction/input/output (as for score)")
     sel.add_argument("--device", default=None, help="per-cluster, facility: where the embedding model runs")
@@ -190,9 +190,10 @@ def prompt_embeddings(df: pd.DataFrame, args) -> np.ndarray:
     "Prompt embeddings of the rows of a scores table ([len(df), D]) by `--embed-model`, as the brief experience embeds (08)."
     from ifd_nb.data import resolve_fields, rename_fields
     from ifd_nb.experience import instruction_features
+    from ifd_nb.models import load_embedder
     rows = df.to_dict("records")
     rows = rename_fields(rows, resolve_fields(rows, args.fields))
-    model, tok = load_model(args.embed_model, device=args.device)
+    model, tok = load_embedder(args.embed_model, device=args.device)
     return instruction_features(model, tok, rows, args.template, progress=not args.quiet)[0]
 
 def diverse_selection(df: pd.DataFrame, args, key: str) -> pd.DataFrame:

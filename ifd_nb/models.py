@@ -10,7 +10,8 @@ import torch
 
 # %% auto #0
 __all__ = ['EMBEDDED_NAME', 'EMBEDDED_GGUF', 'default_device', 'default_dtype', 'ModelNotFound', 'embedded_gguf_path',
-           'cache_dir', 'embedded_model_dir', 'load_tokenizer', 'load_model', 'tiny_model', 'tiny_gpt2']
+           'cache_dir', 'embedded_model_dir', 'load_tokenizer', 'load_model', 'load_embedder', 'tiny_model',
+           'tiny_gpt2']
 
 # %% ../nbs/00_models.ipynb #0b8bcbee
 def default_device() -> torch.device:
@@ -102,6 +103,19 @@ def load_model(name: str = "embedded", # 'embedded', a local folder or a Hugging
     if device_map is None: model = model.to(device)
     model.eval()
     return model, tok
+
+# %% ../nbs/00_models.ipynb #6344b9fa
+def load_embedder(name: str = "embedded", # 'embedded', a local folder or a hub id: a causal LM or a sentence encoder
+                  device=None):
+    "A model and tokenizer to embed prompts with: a causal LM through `load_model`, or an encoder through `AutoModel`."
+    if name == "embedded": return load_model(name, device=device)
+    from transformers import AutoConfig, AutoModel
+    try: archs = getattr(AutoConfig.from_pretrained(name), "architectures", None) or []
+    except (OSError, ValueError) as e: raise ModelNotFound(f"cannot load model '{name}': {str(e).splitlines()[0]}") from None
+    if not archs or any(a.endswith(("ForCausalLM", "LMHeadModel")) for a in archs): return load_model(name, device=device)
+    device = torch.device(device) if device is not None else default_device()
+    tok = load_tokenizer(name)
+    return AutoModel.from_pretrained(name, dtype=default_dtype(device)).to(device).eval(), tok
 
 # %% ../nbs/00_models.ipynb #fe3e95ee
 def tiny_model(vocab_size: int = 49152, # vocabulary size (the embedded tokenizer's by default)

@@ -114,6 +114,22 @@ def test_cli_per_cluster(demo_scores, tiny_model_folder, tmp_path):
     assert (got.status == "ok").all() and (got.ifd < 1).all()
 
 
+def test_cli_facility_location_with_a_sentence_encoder(demo_scores, tmp_path):
+    "A non-causal checkpoint (a tiny random BERT folder standing in for a sentence-transformers one) embeds through AutoModel."
+    from transformers import BertConfig, BertModel
+    from ifd_nb.experience import instruction_features
+    from ifd_nb.models import load_tokenizer
+    path, df = demo_scores
+    enc_dir, tok = tmp_path/"encoder", load_tokenizer("embedded")
+    enc = BertModel(BertConfig(vocab_size=len(tok), hidden_size=32, num_hidden_layers=1, num_attention_heads=2, intermediate_size=64)).eval()
+    enc.save_pretrained(enc_dir); tok.save_pretrained(enc_dir)
+    assert main(["select", str(path), "-o", str(tmp_path/"fl.json"), "--rule", "facility", "--top", "4", "--candidates", "0.5",
+                 "--embed-model", str(enc_dir), "--device", "cpu", "-q"]) == 0
+    got = pd.DataFrame(json.loads((tmp_path/"fl.json").read_text()))
+    want = select_facility_location(df, instruction_features(enc, tok, df.to_dict("records"))[0], 4, candidates=0.5)
+    assert list(got["index"]) == list(want["index"])
+
+
 @pytest.mark.parametrize("args,message", [
     (["--rule", "per-cluster", "--rate", "0.1"], "takes --clusters and --per-cluster, not --rate or --top"),
     (["--rule", "facility"], "needs --rate or --top"),
