@@ -172,7 +172,9 @@ def run_experience(args) -> Path:
     model, tok = load_model(args.model, device=args.device, dtype=None if args.lora else torch.float32)  # full fine-tuning: float32 weights
     t0 = time.time()
     model, chosen = brief_experience(model, tok, rows, args.template, args.clusters, args.per_cluster, args.method, args.epochs,
-                                     args.lr, args.batch_size, args.max_length, args.seed, args.lora, args.pool, progress=not args.quiet)
+                                     args.lr, args.batch_size, args.max_length, args.seed, args.lora, args.pool,
+                                     features_path=Path(args.output)/"prompt_features.npz",  # a rerun after a crash reads them back
+                                     progress=not args.quiet, say=lambda m: print(m, file=sys.stderr))
     info = dict(base_model=args.model, input=str(args.input), rows=len(rows), template=args.template, clusters=args.clusters,
                 per_cluster=args.per_cluster, pool=args.pool, method=args.method, epochs=args.epochs, lr=args.lr, batch_size=args.batch_size,
                 max_length=args.max_length, seed=args.seed, lora=args.lora, trained_on=model.sft_examples,

@@ -4,7 +4,7 @@
 
 # %% ../nbs/08_experience.ipynb #9cdae742
 from __future__ import annotations
-import copy, json, math, random
+import copy, json, math, os, random
 from pathlib import Path
 import numpy as np
 import torch
@@ -16,7 +16,7 @@ from .kernels import linear_cross_entropy
 
 # %% auto #0
 __all__ = ['prompt_perplexities', 'instruction_features', 'brief_experience_sample', 'sft_example', 'fine_tune', 'answer_loss',
-           'experience_effect', 'experience_pool', 'brief_experience', 'save_model']
+           'experience_effect', 'experience_pool', 'cached_instruction_features', 'brief_experience', 'save_model']
 
 # %% ../nbs/08_experience.ipynb #c05683f2
 def prompt_perplexities(model, hidden: torch.Tensor, # [B, T, D] last hidden states of right-padded prompts
@@ -159,6 +159,33 @@ def experience_pool(n_rows: int, # rows in the data set
     if not pool or pool >= n_rows: return np.arange(n_rows)
     return np.sort(np.random.default_rng(seed).choice(n_rows, pool, replace=False))
 
+# %% ../nbs/08_experience.ipynb #ec76c31f
+def _features_key(model, rows, template, max_length) -> str:
+    from ifd_nb.engine import sample_key
+    w = next(model.parameters())
+    who = [getattr(model.config, "_name_or_path", ""), sum(p.numel() for p in model.parameters()), float(w.detach().double().flatten()[:4096].sum())]
+    return sample_key({"rows": rows}, dict(model=who, template=str(template), max_length=max_length))
+
+def cached_instruction_features(model, tokenizer, rows: list[dict], template="alpaca", max_length: int = 512,
+                                path=None, # an .npz file to keep them in (None: not kept)
+                                progress: bool = False, say=None, # called with a line when the file is reused
+                               ) -> tuple[np.ndarray, np.ndarray]:
+    "`instruction_features`, kept in `path` and read back when the same rows, model, template and length come again."
+    import zipfile
+    if path is None: return instruction_features(model, tokenizer, rows, template, max_length=max_length, progress=progress)
+    path, key = Path(path), _features_key(model, rows, template, max_length)
+    try:
+        with np.load(path) as f:
+            if str(f["key"]) == key:
+                if say: say(f"prompt features of {len(rows):,} rows read back from {path}")
+                return f["emb"], f["ppl"]
+    except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile): pass  # no file, another format, or cut short: compute
+    emb, ppl = instruction_features(model, tokenizer, rows, template, max_length=max_length, progress=progress)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp.npz")
+    np.savez(tmp, emb=emb, ppl=ppl, key=np.array(key)); os.replace(tmp, path)  # whole or not at all
+    return emb, ppl
+
 # %% ../nbs/08_experience.ipynb #60911caf
 def brief_experience(model, tokenizer, rows: list[dict], # the rows to be scored; the brief-experience set is drawn from them
                      template="alpaca", n_clusters: int = 100, per_cluster: int = 10,
@@ -166,10 +193,11 @@ def brief_experience(model, tokenizer, rows: list[dict], # the rows to be scored
                      epochs: int = 1, lr: float = 2e-5, batch_size: int = 4, max_length: int = 512, seed: int = 0,
                      lora: bool = False, # fine-tune LoRA adapters (peft) instead of every weight
                      pool: int | None = 100_000, # embed and cluster at most this many rows (see `experience_pool`)
-                     progress: bool = False):
+                     features_path=None, # keep the prompt features in this .npz file (see `cached_instruction_features`)
+                     progress: bool = False, say=None):
     "The paper's step 1, `model` fine-tuned in place: prompt features, a KMeans-diverse sample of the rows, one pass on it: (model, chosen indices)."
     drawn = experience_pool(len(rows), pool, seed)
-    emb, ppl = instruction_features(model, tokenizer, [rows[i] for i in drawn], template, max_length=max_length, progress=progress)
+    emb, ppl = cached_instruction_features(model, tokenizer, [rows[i] for i in drawn], template, max_length, features_path, progress, say)
     chosen = drawn[brief_experience_sample(emb, ppl, n_clusters, per_cluster, method=method, seed=seed)]
     model = fine_tune(model, tokenizer, [rows[i] for i in chosen], template, epochs, lr, batch_size, max_length, seed, lora, progress)
     return model, chosen

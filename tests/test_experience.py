@@ -94,3 +94,25 @@ def test_experience_saves_in_the_dtype_asked(base_folder, tmp_path):
     assert 0.45 < size(out) / size(base_folder) < 0.55  # half the bytes of the float32 base
     loaded, tok = load_model(str(out), device="cpu", dtype=torch.bfloat16)
     assert next(loaded.parameters()).dtype == torch.bfloat16
+
+
+def test_experience_rerun_after_a_crash_reads_the_prompt_features_back(base_folder, tmp_path, capsys, monkeypatch):
+    import ifd_nb.experience
+    out = tmp_path/"pre"
+    args = ["experience", str(demo_data_path()), "-o", str(out), "-q", "--model", str(base_folder), "--limit", "24",
+            "--clusters", "3", "--per-cluster", "2", "--lr", "1e-3", "--device", "cpu"]
+    real_fine_tune = ifd_nb.experience.fine_tune
+    def out_of_memory(*a, **k): raise RuntimeError("CUDA out of memory (simulated)")
+    monkeypatch.setattr(ifd_nb.experience, "fine_tune", out_of_memory)
+    with pytest.raises(RuntimeError, match="simulated"): main(args)
+    assert (out/"prompt_features.npz").exists() and not (out/"config.json").exists()
+    monkeypatch.setattr(ifd_nb.experience, "fine_tune", real_fine_tune)
+    computed = []
+    real_features = ifd_nb.experience.instruction_features
+    monkeypatch.setattr(ifd_nb.experience, "instruction_features", lambda *a, **k: computed.append(1) or real_features(*a, **k))
+    capsys.readouterr()
+    assert main(args) == 0
+    assert "prompt features of 24 rows read back" in capsys.readouterr().err and computed == []
+    base, tok = load_model(str(base_folder), device="cpu", dtype=torch.float32)
+    _, chosen = brief_experience(base, tok, read_rows(demo_data_path())[:24], n_clusters=3, per_cluster=2, lr=1e-3)
+    assert json.loads((out/"brief_experience.json").read_text())["chosen"] == chosen.tolist()
