@@ -162,8 +162,9 @@ def experience_pool(n_rows: int, # rows in the data set
 # %% ../nbs/08_experience.ipynb #ec76c31f
 def _features_key(model, rows, template, max_length) -> str:
     from ifd_nb.engine import sample_key
-    w = next(model.parameters())
-    who = [getattr(model.config, "_name_or_path", ""), sum(p.numel() for p in model.parameters()), float(w.detach().double().flatten()[:4096].sum())]
+    w = next(model.parameters()).detach()
+    fingerprint = float(w.flatten()[:4096].double().sum()) if w.device.type != "meta" else 0.0  # an offloaded weight: name and size only
+    who = [getattr(model.config, "_name_or_path", ""), sum(p.numel() for p in model.parameters()), fingerprint]
     return sample_key({"rows": rows}, dict(model=who, template=str(template), max_length=max_length))
 
 def cached_instruction_features(model, tokenizer, rows: list[dict], template="alpaca", max_length: int = 512,
