@@ -14,8 +14,8 @@ import seaborn as sns
 
 # %% auto #0
 __all__ = ['make_mismatched', 'plot_ifd_distribution', 'plot_cond_vs_bare', 'plot_ifd_vs_length', 'plot_token_losses',
-           'mismatch_report', 'scorer_agreement', 'plot_agreement', 'compare_scores', 'leading_verb', 'task_breakdown',
-           'plot_task_breakdown', 'plot_all', 'html_report']
+           'mismatch_report', 'scorer_agreement', 'plot_agreement', 'matched_scores', 'compare_scores', 'leading_verb',
+           'task_breakdown', 'plot_task_breakdown', 'plot_all', 'html_report']
 
 # %% ../nbs/07_analysis.ipynb #9ce897e3
 def _save(fig, path=None):
@@ -127,12 +127,9 @@ def plot_agreement(a, b, labels=("scorer A", "scorer B"), path=None):
     return _save(fig, path)
 
 # %% ../nbs/07_analysis.ipynb #e3fdcddf
-def compare_scores(a: pd.DataFrame, b: pd.DataFrame, # two scores tables of the same input (joined on `index`)
-                   key: str = "ifd", # the score column compared
-                   rates=(0.05, 0.10), # selection shares whose overlap is reported
-                  ) -> dict:
-    "Rows matched, Spearman and Kendall on the rows scored in both, and the share of each top-`rate` selection both make."
-    from ifd_nb.select import select_top_ifd
+def matched_scores(a: pd.DataFrame, b: pd.DataFrame, # two scores tables of the same input (joined on `index`)
+                   key: str = "ifd") -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
+    "Both tables cut to the rows they share (by `index`, `key` as numbers), and the `key` pairs of the rows scored in both."
     for name, t in (("first", a), ("second", b)):
         if not {"index", key, "status"} <= set(t.columns): raise ValueError(f"the {name} table is not a scores table with {key!r}")
         if t["index"].duplicated().any(): raise ValueError(f"the {name} table has repeated `index` values")
@@ -140,9 +137,17 @@ def compare_scores(a: pd.DataFrame, b: pd.DataFrame, # two scores tables of the 
     if not common: raise ValueError("the two tables share no `index`: they do not score the same input")
     a, b = (t[t["index"].isin(common)].assign(**{key: pd.to_numeric(t[key], errors="coerce")}) for t in (a, b))
     both = a[["index", key, "status"]].merge(b[["index", key, "status"]], on="index", suffixes=("_a", "_b"))
-    ok = (both.status_a == "ok") & (both.status_b == "ok")
-    r = scorer_agreement(both[f"{key}_a"][ok], both[f"{key}_b"][ok])
-    out = dict(matched=len(both), scored_in_both=r["n"], spearman=r["spearman"], kendall=r["kendall"])
+    return a, b, both.loc[(both.status_a == "ok") & (both.status_b == "ok"), [f"{key}_a", f"{key}_b"]]
+
+def compare_scores(a: pd.DataFrame, b: pd.DataFrame, # two scores tables of the same input (joined on `index`)
+                   key: str = "ifd", # the score column compared
+                   rates=(0.05, 0.10), # selection shares whose overlap is reported
+                  ) -> dict:
+    "Rows matched, Spearman and Kendall on the rows scored in both, and the share of each top-`rate` selection both make."
+    from ifd_nb.select import select_top_ifd
+    a, b, pairs = matched_scores(a, b, key)
+    r = scorer_agreement(pairs[f"{key}_a"], pairs[f"{key}_b"])
+    out = dict(matched=len(a), scored_in_both=r["n"], spearman=r["spearman"], kendall=r["kendall"])
     for rate in rates:
         sa, sb = (set(select_top_ifd(t, rate=rate, key=key)[0]["index"]) for t in (a, b))
         out[f"top {rate:g}: kept by both"] = len(sa & sb) / max(len(sa), len(sb), 1)

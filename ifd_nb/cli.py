@@ -235,7 +235,7 @@ def run_select(args) -> pd.DataFrame:
 # %% ../nbs/10_cli.ipynb #23907b8a
 def run_compare(args) -> dict:
     "Compare two scores files as the parsed command line says and print the agreement."
-    from ifd_nb.analysis import compare_scores, plot_agreement
+    from ifd_nb.analysis import compare_scores, matched_scores, plot_agreement
     rates = [float(x) for x in args.rates.split(",") if x.strip()]
     a, b = (pd.DataFrame(read_rows(f)) for f in (args.a, args.b))
     r = compare_scores(a, b, key=args.key, rates=rates)
@@ -244,10 +244,8 @@ def run_compare(args) -> dict:
     for rate in rates: print(f"top {rate:g} by each: {r[f'top {rate:g}: kept by both']:.0%} kept by both", file=sys.stderr)
     if args.plot:
         import matplotlib; matplotlib.use("Agg")
-        both = a.merge(b, on="index", suffixes=("_a", "_b"))
-        both = both[(both.status_a == "ok") & (both.status_b == "ok")]
-        plot_agreement(pd.to_numeric(both[f"{args.key}_a"], errors="coerce"), pd.to_numeric(both[f"{args.key}_b"], errors="coerce"),
-                       (Path(args.a).name, Path(args.b).name), path=args.plot)
+        pairs = matched_scores(a, b, args.key)[2]
+        plot_agreement(pairs[f"{args.key}_a"], pairs[f"{args.key}_b"], (Path(args.a).name, Path(args.b).name), path=args.plot)
         print(f"wrote {args.plot}", file=sys.stderr)
     return r
 

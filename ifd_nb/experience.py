@@ -11,8 +11,7 @@ import torch
 import torch.nn.functional as F
 from .data import get_template, prompt_and_answer, SkipSample
 from .ifd import (special_prefix, input_device, encode_samples, sequence_token_losses, scored_positions,
-                       output_projection, offloaded_head_losses)
-from .kernels import linear_cross_entropy
+                       head_token_losses)
 
 # %% auto #0
 __all__ = ['prompt_perplexities', 'instruction_features', 'brief_experience_sample', 'sft_example', 'fine_tune', 'answer_loss',
@@ -23,17 +22,12 @@ def prompt_perplexities(model, hidden: torch.Tensor, # [B, T, D] last hidden sta
                         ids: list[list[int]], # each prompt's token ids
                        ) -> np.ndarray:
     "Each prompt's perplexity from its hidden states, through the fused output layer and cross-entropy (no [B, T, V] logits)."
-    n = [len(s) - 1 for s in ids]  # tokens predicted: the 2nd to the last
-    seqs = [(s, 1) for s in ids if len(s) > 1]
     out = np.ones(len(ids))  # a one-token prompt predicts nothing: perplexity 1
-    if not seqs: return out
-    cnt, rows, tgt = scored_positions(seqs, torch.tensor([j * hidden.shape[1] for j, s in enumerate(ids) if len(s) > 1]))
-    h = hidden.reshape(-1, hidden.shape[-1])[rows.to(hidden.device)]
-    w, bias, scale, softcap = output_projection(model)
-    if w.device.type == "meta": loss = offloaded_head_losses(model, h, tgt, scale, softcap)
-    else: loss = linear_cross_entropy(h.to(w.device).contiguous(), w, tgt.to(w.device), bias=bias, logit_scale=scale, softcap=softcap)[0]
-    mean = torch.stack([l.double().mean() for l in loss.cpu().split(cnt.tolist())]).numpy()
-    out[[j for j, k in enumerate(n) if k > 0]] = np.exp(mean)
+    keep = [j for j, s in enumerate(ids) if len(s) > 1]  # prompts that predict a token (the 2nd to the last)
+    if not keep: return out
+    cnt, rows, tgt = scored_positions([(ids[j], 1) for j in keep], torch.tensor([j * hidden.shape[1] for j in keep]))
+    loss = head_token_losses(model, hidden.reshape(-1, hidden.shape[-1])[rows.to(hidden.device)], tgt)
+    out[keep] = np.exp(torch.stack([l.double().mean() for l in loss.cpu().split(cnt.tolist())]).numpy())
     return out
 
 # %% ../nbs/08_experience.ipynb #c17fedd0

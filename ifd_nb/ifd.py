@@ -18,8 +18,8 @@ __all__ = ['PACKED_ATTENTION', 'packed_causal_attention', 'RECORD_FIELDS', 'MODE
            'bare_context_ids', 'encode_exact', 'output_projection', 'concat_ids', 'packed_boundaries', 'batch_layout',
            'flash_varlen_ok', 'packed_attention', 'register_packed_attention', 'attention_implementation',
            'input_device', 'offloaded_head_losses', 'attention_order', 'to_device', 'forward_kwargs',
-           'scored_positions', 'sequence_token_losses', 'skipped_record', 'ifd_record', 'encode_cherry',
-           'encode_superfiltering', 'encode_sample', 'token_ids', 'encode_samples', 'score_rows']
+           'scored_positions', 'head_token_losses', 'sequence_token_losses', 'skipped_record', 'ifd_record',
+           'encode_cherry', 'encode_superfiltering', 'encode_sample', 'token_ids', 'encode_samples', 'score_rows']
 
 # %% ../nbs/02_ifd.ipynb #21b7e4db
 @dataclass
@@ -260,6 +260,15 @@ def scored_positions(seqs: list[tuple[list[int], int]], # (token ids, index of t
     return n, rows, concat_ids((ids[start:] for ids, start in seqs), int(n.sum()))
 
 # %% ../nbs/02_ifd.ipynb #09a599af
+def head_token_losses(model, hidden: torch.Tensor, # [R, D] hidden states of the positions that predict `targets`
+                      targets: torch.Tensor, # [R] target ids
+                      backend: str = "auto", check: bool = True) -> torch.Tensor:
+    "Per-token cross-entropy of the output layer on `hidden`: fused (`linear_cross_entropy`), or through the module when it is offloaded."
+    w, bias, scale, softcap = output_projection(model)
+    if w.device.type == "meta": return offloaded_head_losses(model, hidden, targets, scale, softcap)
+    return linear_cross_entropy(hidden.to(w.device).contiguous(), w, to_device(targets, w.device), bias=bias,
+                                logit_scale=scale, softcap=softcap, backend=backend, check=check)[0]
+
 @torch.no_grad()
 def sequence_token_losses(model, # a causal LM
                           seqs: list[tuple[list[int], int]], # (token ids, index of the first scored token) per sequence
@@ -283,14 +292,11 @@ def sequence_token_losses(model, # a causal LM
             out.append(F.cross_entropy(lg, torch.tensor(ids[start:], device=lg.device), reduction="none").cpu())
         return out
     n, rows, tgt = scored_positions(seqs, offsets)
-    w, bias, scale, softcap = output_projection(model)
-    _check_targets(tgt, w.shape[0], -100)  # on the CPU: no wait for the GPU
+    _check_targets(tgt, output_projection(model)[0].shape[0], -100)  # on the CPU: no wait for the GPU
     with attention_order(dev):  # flash attention first on CUDA (above)
         hidden = model.base_model(input_ids=x, use_cache=False, **kw).last_hidden_state  # no KV cache: one pass only
     h = hidden.reshape(-1, hidden.shape[-1])[to_device(rows, hidden.device)]
-    if w.device.type == "meta": loss = offloaded_head_losses(model, h, tgt, scale, softcap)
-    else: loss = linear_cross_entropy(h.to(w.device).contiguous(), w, to_device(tgt, w.device), bias=bias,
-                                      logit_scale=scale, softcap=softcap, backend=backend, check=False)[0]
+    loss = head_token_losses(model, h, tgt, backend, check=False)
     return list((loss.cpu() if to_cpu else loss).split(n.tolist()))
 
 # %% ../nbs/02_ifd.ipynb #979b8609
