@@ -366,6 +366,19 @@ for name, x in results('cpu_selection'):
     for r in x['kmeans']: out.append(f"| {r['rows']:,} | {r['dim']} | {r['seconds']} | {r['peak_mb']:,} |")
     out.append("\nSo `ifd_nb experience` embeds and clusters a seeded pool of at most 100,000 rows (`--pool`) instead of every row of "
                "a million-row set; the 1,000 rows it fine-tunes on are drawn from that pool.\n")
+for name, x in results('cpu_cluster_memory'):
+    b, n = x['before'], x['now']
+    out.append(f"## Per-cluster selection at {x['rows']:,} rows: what it holds, on CPU ({x['machine']}, {x['cpu_count']} cores), {x['date']}\n")
+    out.append(f"`.ci/cluster_memory_facts.py`, raw JSON `nbs/bench_results/{name}`. `select_per_cluster` (06, 100 clusters, 10 a cluster, "
+               f"KMeans fitted on a seeded sample of 100,000 eligible rows) on {x['rows']:,} rows, {x['eligible']:,} of them eligible, with "
+               f"synthetic {x['dim']}-wide float32 embeddings (300 seeded centres plus noise; there is no million-row embedded set here), "
+               "each run in a fresh process: *before*, the code of commit " + x['before_commit'] + ", given every row's embedding in one array "
+               f"({x['array_mb']:,} MB), as `ifd_nb select --rule per-cluster` gave it; *now*, given a function that embeds the rows asked for, "
+               "as the command now does.\n")
+    out.append("| code | embeddings held at most | peak resident MB | seconds (the synthetic embeddings made inside) |\n|---|---|---|---|")
+    out.append(f"| before | every row's, then a copy of the eligible ones | {b['peak_mb']:,} | {b['seconds']} |")
+    out.append(f"| now | {n['largest_request']:,} rows (the KMeans sample; {n['requests']} requests in all) | {n['peak_mb']:,} | {n['seconds']} |")
+    out.append(f"\nThe same picks: {'yes' if x['same_picks'] else 'NO'}.\n")
 for name, x in results('cpu_modes'):
     out.append(f"## The compatibility modes' host work per row, batched or one text at a time, on CPU ({x['machine']}, {x['cpu_count']} cores), {x['date']}\n")
     out.append(f"`.ci/mode_facts.py`, raw JSON `nbs/bench_results/{name}`, torch {x['torch']}: `host_ms_per_row` (05) in each mode, one "

@@ -14,7 +14,8 @@ from .models import load_model, ModelNotFound
 
 # %% auto #0
 __all__ = ['SCORE_SUFFIXES', 'scores_frame', 'check_scores_path', 'write_scores', 'summarize', 'run_score', 'run_experience',
-           'prompt_embeddings', 'diverse_selection', 'run_select', 'run_compare', 'show_ranked', 'main']
+           'prompt_embedder', 'prompt_embeddings', 'diverse_selection', 'run_select', 'run_compare', 'show_ranked',
+           'main']
 
 # %% ../nbs/10_cli.ipynb #91abfe6e
 def scores_frame(rows: list[dict], records: list[dict]) -> pd.DataFrame:
@@ -87,6 +88,8 @@ def _parser() -> argparse.ArgumentParser:
         q.add_argument("--attn", default=None, help="attention implementation: sdpa, eager, flash_attention_2 ...")
         q.add_argument("--device-map", default=None, help="e.g. auto: spread a model too large for one GPU (accelerate)")
         q.add_argument("--compile", action="store_true", help="torch.compile the backbone: one compile for every batch shape (see BENCHMARKS.md for what it gains)")
+        q.add_argument("--host-threads", type=int, default=1,
+                       help="PyTorch CPU threads while a model wholly on GPUs scores (default 1: the CPU only prepares batches there; 0: PyTorch's own count)")
         q.add_argument("--device", default=None, help="cpu, cuda, cuda:1 ... (default: a GPU if there is one)")
         q.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     sub.choices["demo"].add_argument("-o", "--output", default="ifd_scores_demo.csv", help="where to write the scores")
@@ -102,6 +105,8 @@ def _parser() -> argparse.ArgumentParser:
                           "per-cluster: the top --per-cluster of each of --clusters KMeans clusters; facility: a facility-location pick among the top --candidates share (Superfiltering-D)")
     sel.add_argument("--clusters", type=int, default=100, help="per-cluster: KMeans clusters of the prompt embeddings")
     sel.add_argument("--per-cluster", type=int, default=10, help="per-cluster: rows kept per cluster, highest score first")
+    sel.add_argument("--fit-rows", type=int, default=100_000,
+                     help="per-cluster: KMeans is fitted on a seeded sample of at most this many eligible rows; the others are embedded and assigned a chunk at a time")
     sel.add_argument("--candidates", type=float, default=0.3, help="facility: the top share of eligible rows the pick is made among")
     sel.add_argument("--embed-model", default="embedded",
                      help="per-cluster, facility: the model that embeds a row's prompt (mean last hidden state): 'embedded', a causal LM or a sentence encoder (hub id or folder)")
@@ -144,12 +149,13 @@ def _parser() -> argparse.ArgumentParser:
 def run_score(args, src) -> pd.DataFrame | None:
     "Score `src` with the engine as the parsed command line says; the scores table on rank 0 (None on other ranks)."
     from ifd_nb.engine import score_dataset
+    if args.host_threads < 0: raise ValueError(f"--host-threads must be 0 (PyTorch's own count) or more, not {args.host_threads}")
     return score_dataset(src, args.model, mode=args.mode, template=args.template, max_length=args.max_length,
                          fields=getattr(args, "fields", "auto"), split=getattr(args, "split", "train"),  # `demo` has neither
                          batch_tokens=args.batch_tokens, chunk_rows=args.chunk_rows, backend=args.backend, output=args.output,
                          shard_dir=args.shard_dir, resume=not args.no_resume, limit=args.limit, device=args.device,
                          packing={"on": True, "off": False}.get(args.packing, "auto"), device_map=args.device_map,
-                         attn_implementation=args.attn, compile_backbone=args.compile,
+                         attn_implementation=args.attn, compile_backbone=args.compile, host_threads=args.host_threads or None,
                          progress=not args.quiet)
 
 # %% ../nbs/10_cli.ipynb #c2b36718
@@ -188,22 +194,28 @@ def run_experience(args) -> Path:
     return out
 
 # %% ../nbs/10_cli.ipynb #9255acfb
-def prompt_embeddings(df: pd.DataFrame, args) -> np.ndarray:
-    "Prompt embeddings of the rows of a scores table ([len(df), D]) by `--embed-model`, as the brief experience embeds (08)."
+def prompt_embedder(df: pd.DataFrame, args):
+    "A function from positions in a scores table to their prompt embeddings by `--embed-model`, as the brief experience embeds (08)."
     from ifd_nb.data import resolve_fields, rename_fields
     from ifd_nb.experience import instruction_features
     from ifd_nb.models import load_embedder
     rows = df.to_dict("records")
     rows = rename_fields(rows, resolve_fields(rows, args.fields))
-    model, tok = load_embedder(args.embed_model, device=args.device)
-    return instruction_features(model, tok, rows, args.template, progress=not args.quiet)[0]
+    model, tok = load_embedder(args.embed_model, device=args.device)  # once, for every call
+    return lambda pos: instruction_features(model, tok, [rows[i] for i in pos], args.template, progress=not args.quiet,
+                                             perplexities=False)[0]  # selection needs no perplexity
+
+def prompt_embeddings(df: pd.DataFrame, args) -> np.ndarray:
+    "Prompt embeddings of the rows of a scores table ([len(df), D]) by `--embed-model`."
+    return prompt_embedder(df, args)(range(len(df)))
 
 def diverse_selection(df: pd.DataFrame, args, key: str) -> pd.DataFrame:
     "The `per-cluster` or `facility` rule on a scores table; only the rows the rule looks at are embedded."
     from ifd_nb.select import eligible, select_top_ifd, select_per_cluster, select_facility_location
     if args.rule == "per-cluster":
         pool = df[eligible(df, key)[0].values]
-        return select_per_cluster(pool, prompt_embeddings(pool, args), args.clusters, args.per_cluster, key=key)
+        return select_per_cluster(pool, prompt_embedder(pool, args), args.clusters, args.per_cluster, key=key,
+                                  fit_rows=args.fit_rows)  # past --fit-rows, embedded a chunk at a time
     pool, counts = select_top_ifd(df, rate=args.candidates, key=key)
     n = args.top if args.top is not None else int(counts["eligible"] * args.rate)
     return select_facility_location(pool, prompt_embeddings(pool, args), n, candidates=1.0, key=key)
@@ -214,7 +226,8 @@ def run_select(args) -> pd.DataFrame:
     sized = (args.rate is not None) + (args.top is not None)
     if args.rule == "per-cluster" and sized: raise ValueError("--rule per-cluster takes --clusters and --per-cluster, not --rate or --top")
     if args.rule != "per-cluster" and not sized: raise ValueError(f"--rule {args.rule} needs --rate or --top")
-    if args.rule == "per-cluster" and min(args.clusters, args.per_cluster) < 1: raise ValueError("--clusters and --per-cluster must be positive")
+    if args.rule == "per-cluster" and min(args.clusters, args.per_cluster, args.fit_rows) < 1:
+        raise ValueError("--clusters, --per-cluster and --fit-rows must be positive")
     if args.rule == "facility" and not 0 < args.candidates <= 1: raise ValueError(f"--candidates must be a share in (0, 1], not {args.candidates}")
     if Path(args.output).suffix not in (".json", ".jsonl", ".parquet", ".csv"):  # before any embedding is computed
         raise ValueError(f"selection output must end in .json, .jsonl, .parquet or .csv, not {Path(args.output).name!r}")

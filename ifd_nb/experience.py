@@ -33,7 +33,9 @@ def prompt_perplexities(model, hidden: torch.Tensor, # [B, T, D] last hidden sta
 # %% ../nbs/08_experience.ipynb #c17fedd0
 @torch.no_grad()
 def instruction_features(model, tokenizer, rows: list[dict], template="alpaca", batch_size: int = 16,
-                         max_length: int = 512, progress: bool = False) -> tuple[np.ndarray, np.ndarray]:
+                         max_length: int = 512, progress: bool = False,
+                         perplexities: bool = True, # False: embeddings only, the output layer skipped (the perplexities NaN)
+                        ) -> tuple[np.ndarray, np.ndarray]:
     "Mean last hidden state over each row's prompt tokens ([n, D] float32) and the prompt's perplexity ([n])."
     dev = input_device(model)
     head = model.get_output_embeddings() if hasattr(model, "get_output_embeddings") else None  # None: an encoder
@@ -55,7 +57,7 @@ def instruction_features(model, tokenizer, rows: list[dict], template="alpaca", 
         h = model.base_model(input_ids=x.to(dev), attention_mask=m.to(dev)).last_hidden_state
         mf = m.to(h.device).unsqueeze(-1).float()
         emb[b] = ((h.float() * mf).sum(1) / mf.sum(1)).cpu().numpy()
-        if head is not None: ppl[b] = prompt_perplexities(model, h, [ids[i] for i in b])
+        if head is not None and perplexities: ppl[b] = prompt_perplexities(model, h, [ids[i] for i in b])
     return emb, ppl
 
 # %% ../nbs/08_experience.ipynb #0da0ccf0

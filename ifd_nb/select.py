@@ -10,8 +10,9 @@ import numpy as np
 import pandas as pd
 
 # %% auto #0
-__all__ = ['eligible', 'select_top_ifd', 'select_cherry', 'select_superfiltering', 'select_random', 'select_per_cluster',
-           'facility_location_reference', 'facility_location_greedy', 'select_facility_location', 'export_selection']
+__all__ = ['eligible', 'select_top_ifd', 'select_cherry', 'select_superfiltering', 'select_random', 'cluster_labels',
+           'select_per_cluster', 'facility_location_reference', 'facility_location_greedy', 'select_facility_location',
+           'export_selection']
 
 # %% ../nbs/06_select.ipynb #f93f4285
 def eligible(df: pd.DataFrame, key: str = "ifd", max_ifd: float | None = 1.0, strict: bool = True) -> tuple[pd.Series, dict]:
@@ -69,23 +70,41 @@ def select_random(df: pd.DataFrame, n: int, seed: int = 0, only_eligible: bool =
     return df.iloc[np.sort(rng.choice(pool, size=min(n, len(pool)), replace=False))]
 
 # %% ../nbs/06_select.ipynb #d4c9403c
-def select_per_cluster(df: pd.DataFrame, embeddings: np.ndarray, n_clusters: int = 100, per_cluster: int = 10,
-                       key: str = "ifd", seed: int = 0,
+def cluster_labels(embed, # `embed(positions)` → the embeddings of those rows, [len(positions), D]
+                   n: int, # how many rows (positions 0 … n-1)
+                   n_clusters: int = 100, seed: int = 0,
+                   fit_rows: int | None = 100_000, # KMeans is fitted on a seeded sample of at most this many rows (None: all)
+                   chunk_rows: int = 50_000, # past `fit_rows`, the other rows are embedded and assigned this many at a time
+                  ) -> np.ndarray:
+    "The KMeans cluster of each of `n` rows; at most `fit_rows + chunk_rows` embeddings are held at once."
+    from sklearn.cluster import KMeans
+    km = KMeans(n_clusters=min(n_clusters, n), n_init=10, random_state=seed)
+    if fit_rows is None or n <= fit_rows: return km.fit_predict(embed(np.arange(n)))
+    sample = np.sort(np.random.default_rng(seed).choice(n, fit_rows, replace=False))
+    x = embed(sample)
+    labels = np.empty(n, np.int64); labels[sample] = km.fit(x).predict(x); del x
+    rest = np.setdiff1d(np.arange(n), sample)
+    for k in range(0, len(rest), chunk_rows): labels[rest[k:k + chunk_rows]] = km.predict(embed(rest[k:k + chunk_rows]))
+    return labels
+
+# %% ../nbs/06_select.ipynb #d9b3a112
+def select_per_cluster(df: pd.DataFrame,
+                       embeddings, # [len(df), D] array, or a function from positions in `df` to their embeddings
+                       n_clusters: int = 100, per_cluster: int = 10, key: str = "ifd", seed: int = 0,
                        fit_rows: int | None = 100_000, # KMeans is fitted on a seeded sample of at most this many eligible rows (None: all)
+                       chunk_rows: int = 50_000, # past `fit_rows`, eligible rows embedded and assigned at a time
                       ) -> pd.DataFrame:
     "The top `per_cluster` eligible rows by `key` in each of `n_clusters` KMeans clusters of `embeddings`, in input order."
-    from sklearn.cluster import KMeans
     mask, _ = eligible(df, key)
     pos = np.arange(len(df))[mask.values]
     if len(pos) == 0: return df.iloc[[]]
-    k = min(n_clusters, len(pos))
-    x = np.asarray(embeddings)[pos]
-    km = KMeans(n_clusters=k, n_init=10, random_state=seed)
-    if fit_rows is None or len(pos) <= fit_rows: labels = km.fit_predict(x)
-    else: labels = km.fit(x[np.sort(np.random.default_rng(seed).choice(len(pos), fit_rows, replace=False))]).predict(x)
+    if not callable(embeddings):
+        if len(embeddings) != len(df): raise ValueError(f"{len(embeddings)} embeddings for {len(df)} rows")
+        x = embeddings; embeddings = lambda p: np.asarray(x[p])
+    labels = cluster_labels(lambda p: embeddings(pos[p]), len(pos), n_clusters, seed, fit_rows, chunk_rows)
     vals = df[key].astype(float).values[pos]
     keep = []
-    for c in range(k):
+    for c in range(labels.max() + 1):
         members = np.where(labels == c)[0]
         order = members[np.lexsort((pos[members], -vals[members]))]
         keep += list(pos[order[:per_cluster]])

@@ -304,3 +304,20 @@ def test_model_on_gpus_scores_with_one_host_thread(monkeypatch):
         with pytest.raises(KeyboardInterrupt): score_dataset(rows, model, tok, progress=False, verbose=False)
         assert torch.get_num_threads() == before
     finally: torch.set_num_threads(original)
+
+
+@pytest.mark.parametrize("flag,want", [([], 1), (["--host-threads", "3"], 3), (["--host-threads", "0"], None)])
+def test_cli_host_threads_reaches_the_engine(monkeypatch, tmp_path, flag, want):
+    "`ifd_nb score --host-threads N` is the engine's `host_threads` (0: None, PyTorch's own count)."
+    import ifd_nb.engine as E
+    from ifd_nb.cli import main
+    got = {}
+    monkeypatch.setattr(E, "score_dataset", lambda *a, **k: got.update(k) or None)
+    assert main(["score", str(demo_data_path()), "-o", str(tmp_path/"s.parquet"), *flag]) == 0
+    assert got["host_threads"] == want
+
+
+def test_cli_host_threads_must_not_be_negative(tmp_path, capsys):
+    from ifd_nb.cli import main
+    assert main(["score", str(demo_data_path()), "-o", str(tmp_path/"s.parquet"), "--host-threads", "-1"]) == 2
+    assert "--host-threads must be 0" in capsys.readouterr().err and not (tmp_path/"s.parquet").exists()

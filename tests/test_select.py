@@ -5,7 +5,7 @@ import pandas as pd
 import pytest
 from ifd_nb.cli import main
 from ifd_nb.select import (select_top_ifd, select_cherry, select_superfiltering, select_random, select_per_cluster,
-                           select_facility_location)
+                           select_facility_location, eligible)
 
 TABLE = pd.DataFrame({
     "index": range(10),
@@ -114,6 +114,20 @@ def test_cli_per_cluster(demo_scores, tiny_model_folder, tmp_path):
     assert (got.status == "ok").all() and (got.ifd < 1).all()
 
 
+def test_cli_per_cluster_past_fit_rows_embeds_a_sample_then_the_rest(demo_scores, tiny_model_folder, tmp_path, monkeypatch):
+    import ifd_nb.experience
+    path, df = demo_scores
+    out, embedded, features = tmp_path/"pc.jsonl", [], ifd_nb.experience.instruction_features
+    monkeypatch.setattr(ifd_nb.experience, "instruction_features", lambda m, t, rows, *a, **k: embedded.append(len(rows)) or features(m, t, rows, *a, **k))
+    assert main(["select", str(path), "-o", str(out), "--rule", "per-cluster", "--clusters", "3", "--per-cluster", "2",
+                 "--fit-rows", "8", "--embed-model", str(tiny_model_folder), "--device", "cpu", "-q"]) == 0
+    n = int(eligible(df)[0].sum())  # 24: ok and IFD < 1
+    assert embedded == [8, n - 8]  # the KMeans sample, then the other eligible rows; never all at once
+    got = pd.read_json(out, lines=True)
+    want = select_per_cluster(df, _all_embeddings(df, tiny_model_folder), 3, 2, fit_rows=8)
+    assert list(got["index"]) == list(want["index"]) and len(got) == 6
+
+
 def test_cli_facility_location_with_a_sentence_encoder(demo_scores, tmp_path):
     "A non-causal checkpoint (a tiny random BERT folder standing in for a sentence-transformers one) embeds through AutoModel."
     from transformers import BertConfig, BertModel
@@ -132,6 +146,7 @@ def test_cli_facility_location_with_a_sentence_encoder(demo_scores, tmp_path):
 
 @pytest.mark.parametrize("args,message", [
     (["--rule", "per-cluster", "--rate", "0.1"], "takes --clusters and --per-cluster, not --rate or --top"),
+    (["--rule", "per-cluster", "--fit-rows", "0"], "--fit-rows must be positive"),
     (["--rule", "facility"], "needs --rate or --top"),
     (["--rule", "facility", "--top", "3", "--candidates", "1.5"], "--candidates must be a share"),
     (["--rule", "facility", "--top", "3", "-o", "sel.txt"], "selection output must end in"),
