@@ -113,6 +113,8 @@ def _parser() -> argparse.ArgumentParser:
     sel.add_argument("--template", default="alpaca", help="per-cluster, facility: the prompt template the embedded text is rendered with")
     sel.add_argument("--fields", default="auto", help="per-cluster, facility: the columns read as instruction/input/output (as for score)")
     sel.add_argument("--device", default=None, help="per-cluster, facility: where the embedding model runs")
+    sel.add_argument("--embeddings-dir", default=None,
+                     help="per-cluster, facility: where prompt embeddings are kept and read back by later runs (default: SCORES.embeddings)")
     sel.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     ex = sub.add_parser("experience", help="the paper's brief experience: fine-tune a model once on a KMeans-diverse sample of the data")
     ex.add_argument("input", help="the data set to be scored (as for score)")
@@ -197,13 +199,14 @@ def run_experience(args) -> Path:
 def prompt_embedder(df: pd.DataFrame, args):
     "A function from positions in a scores table to their prompt embeddings by `--embed-model`, as the brief experience embeds (08)."
     from ifd_nb.data import resolve_fields, rename_fields
-    from ifd_nb.experience import instruction_features
+    from ifd_nb.experience import stored_prompt_embeddings
     from ifd_nb.models import load_embedder
     rows = df.to_dict("records")
     rows = rename_fields(rows, resolve_fields(rows, args.fields))
     model, tok = load_embedder(args.embed_model, device=args.device)  # once, for every call
-    return lambda pos: instruction_features(model, tok, [rows[i] for i in pos], args.template, progress=not args.quiet,
-                                             perplexities=False)[0]  # selection needs no perplexity
+    folder = args.embeddings_dir or str(args.scores) + ".embeddings"  # kept: a later selection on these scores reads them back
+    return lambda pos: stored_prompt_embeddings(model, tok, [rows[i] for i in pos], args.template, folder=folder,
+                                                progress=not args.quiet, say=lambda m: print(m, file=sys.stderr))
 
 def prompt_embeddings(df: pd.DataFrame, args) -> np.ndarray:
     "Prompt embeddings of the rows of a scores table ([len(df), D]) by `--embed-model`."

@@ -14,8 +14,9 @@ from .ifd import (special_prefix, input_device, encode_samples, sequence_token_l
                        head_token_losses)
 
 # %% auto #0
-__all__ = ['prompt_perplexities', 'instruction_features', 'brief_experience_sample', 'sft_example', 'fine_tune', 'answer_loss',
-           'experience_effect', 'experience_pool', 'cached_instruction_features', 'brief_experience', 'save_model']
+__all__ = ['prompt_perplexities', 'prompt_text', 'instruction_features', 'brief_experience_sample', 'sft_example', 'fine_tune',
+           'answer_loss', 'experience_effect', 'experience_pool', 'cached_instruction_features',
+           'stored_prompt_embeddings', 'brief_experience', 'save_model']
 
 # %% ../nbs/08_experience.ipynb #c05683f2
 def prompt_perplexities(model, hidden: torch.Tensor, # [B, T, D] last hidden states of right-padded prompts
@@ -30,6 +31,12 @@ def prompt_perplexities(model, hidden: torch.Tensor, # [B, T, D] last hidden sta
     out[keep] = np.exp(torch.stack([l.double().mean() for l in loss.cpu().split(cnt.tolist())]).numpy())
     return out
 
+# %% ../nbs/08_experience.ipynb #cb2b7d3e
+def prompt_text(row: dict, template="alpaca", tokenizer=None) -> str:
+    "The text of a row that is embedded: its rendered prompt, or its bare instruction where no prompt can be rendered."
+    try: return prompt_and_answer(row, template, tokenizer)[0]
+    except SkipSample: return str(row.get("instruction", ""))
+
 # %% ../nbs/08_experience.ipynb #c17fedd0
 @torch.no_grad()
 def instruction_features(model, tokenizer, rows: list[dict], template="alpaca", batch_size: int = 16,
@@ -42,8 +49,7 @@ def instruction_features(model, tokenizer, rows: list[dict], template="alpaca", 
     prefix = special_prefix(tokenizer)
     ids = []
     for r in rows:
-        try: q, _ = prompt_and_answer(r, template, tokenizer)
-        except SkipSample: q = str(r.get("instruction", ""))
+        q = prompt_text(r, template, tokenizer)
         if head is None: ids.append(tokenizer(q, truncation=True, max_length=max_length).input_ids); continue  # [CLS] ... [SEP]
         ids.append((prefix + tokenizer(q, add_special_tokens=False).input_ids)[:max_length] or [tokenizer.eos_token_id])
     emb, ppl = np.zeros((len(rows), model.config.hidden_size), np.float32), np.full(len(rows), np.nan)
@@ -156,12 +162,14 @@ def experience_pool(n_rows: int, # rows in the data set
     return np.sort(np.random.default_rng(seed).choice(n_rows, pool, replace=False))
 
 # %% ../nbs/08_experience.ipynb #ec76c31f
-def _features_key(model, rows, template, max_length) -> str:
-    from ifd_nb.engine import sample_key
+def _model_identity(model) -> list:
     w = next(model.parameters()).detach()
     fingerprint = float(w.flatten()[:4096].double().sum()) if w.device.type != "meta" else 0.0  # an offloaded weight: name and size only
-    who = [getattr(model.config, "_name_or_path", ""), sum(p.numel() for p in model.parameters()), fingerprint]
-    return sample_key({"rows": rows}, dict(model=who, template=str(template), max_length=max_length))
+    return [getattr(model.config, "_name_or_path", ""), sum(p.numel() for p in model.parameters()), fingerprint]
+
+def _features_key(model, rows, template, max_length) -> str:
+    from ifd_nb.engine import sample_key
+    return sample_key({"rows": rows}, dict(model=_model_identity(model), template=str(template), max_length=max_length))
 
 def cached_instruction_features(model, tokenizer, rows: list[dict], template="alpaca", max_length: int = 512,
                                 path=None, # an .npz file to keep them in (None: not kept)
@@ -182,6 +190,41 @@ def cached_instruction_features(model, tokenizer, rows: list[dict], template="al
     tmp = path.with_name(path.name + ".tmp.npz")
     np.savez(tmp, emb=emb, ppl=ppl, key=np.array(key)); os.replace(tmp, path)  # whole or not at all
     return emb, ppl
+
+# %% ../nbs/08_experience.ipynb #797cb064
+def stored_prompt_embeddings(model, tokenizer, rows: list[dict], template="alpaca", max_length: int = 512,
+                             folder=None, # where blocks of embeddings are kept (None: nothing kept)
+                             block_rows: int = 4096, # rows computed, then written, together
+                             progress: bool = False, say=None, # called with a line saying what was read back and computed
+                            ) -> np.ndarray:
+    "Prompt embeddings ([n, D] float32, as `instruction_features`), read back from `folder` where computed before, the rest computed and kept."
+    import hashlib, time, zipfile
+    from tqdm.auto import tqdm
+    embed = lambda rs: instruction_features(model, tokenizer, rs, template, max_length=max_length, perplexities=False)[0]
+    if folder is None or not rows: return embed(rows)
+    folder = Path(folder); folder.mkdir(parents=True, exist_ok=True)
+    who = json.dumps([_model_identity(model), max_length, "prompt embedding"])
+    keys = np.array([hashlib.sha256((who + prompt_text(r, template, tokenizer)).encode()).hexdigest()[:32] for r in rows])
+    out, found = np.zeros((len(rows), model.config.hidden_size), np.float32), np.zeros(len(rows), bool)
+    want = {k: i for i, k in enumerate(keys)}  # a repeated prompt: its last row stands for all (`rep`)
+    for f in sorted(folder.glob("block-*.npz")):
+        try:
+            with np.load(f) as z:
+                hit = [(i, want[k]) for i, k in enumerate(z["keys"]) if k in want]
+                if hit: a, b = map(list, zip(*hit)); out[b] = z["emb"][a]; found[b] = True
+        except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile):
+            os.replace(f, f.with_suffix(".unreadable")); print(f"ifd_nb: set aside unreadable block {f.name}; its rows will be computed again")
+    rep = np.array([want[k] for k in keys], dtype=np.int64)
+    todo = [i for i in range(len(rows)) if rep[i] == i and not found[i]]
+    with tqdm(total=len(todo), disable=not progress, desc="prompt embeddings", unit="row") as bar:
+        for k in range(0, len(todo), block_rows):
+            b = todo[k:k + block_rows]
+            out[b] = embed([rows[i] for i in b])
+            name = f"block-{time.time_ns()}-{keys[b[0]]}.npz"; tmp = folder/f".{name}.tmp.npz"
+            np.savez(tmp, keys=keys[b], emb=out[b]); os.replace(tmp, folder/name)  # whole or not at all
+            bar.update(len(b))
+    if say: say(f"prompt embeddings: {int(found[rep == np.arange(len(rows))].sum()):,} read back from {folder}, {len(todo):,} computed")
+    return out[rep]
 
 # %% ../nbs/08_experience.ipynb #60911caf
 def brief_experience(model, tokenizer, rows: list[dict], # the rows to be scored; the brief-experience set is drawn from them

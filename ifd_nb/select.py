@@ -78,6 +78,7 @@ def cluster_labels(embed, # `embed(positions)` → the embeddings of those rows,
                   ) -> np.ndarray:
     "The KMeans cluster of each of `n` rows; at most `fit_rows + chunk_rows` embeddings are held at once."
     from sklearn.cluster import KMeans
+    if min(n_clusters, chunk_rows, 1 if fit_rows is None else fit_rows) < 1: raise ValueError("n_clusters, fit_rows and chunk_rows must be positive")
     km = KMeans(n_clusters=min(n_clusters, n), n_init=10, random_state=seed)
     if fit_rows is None or n <= fit_rows: return km.fit_predict(embed(np.arange(n)))
     sample = np.sort(np.random.default_rng(seed).choice(n, fit_rows, replace=False))
@@ -99,8 +100,8 @@ def select_per_cluster(df: pd.DataFrame,
     pos = np.arange(len(df))[mask.values]
     if len(pos) == 0: return df.iloc[[]]
     if not callable(embeddings):
-        if len(embeddings) != len(df): raise ValueError(f"{len(embeddings)} embeddings for {len(df)} rows")
-        x = embeddings; embeddings = lambda p: np.asarray(x[p])
+        x = np.asarray(embeddings); embeddings = lambda p: x[p]
+        if len(x) != len(df): raise ValueError(f"{len(x)} embeddings for {len(df)} rows")
     labels = cluster_labels(lambda p: embeddings(pos[p]), len(pos), n_clusters, seed, fit_rows, chunk_rows)
     vals = df[key].astype(float).values[pos]
     keep = []

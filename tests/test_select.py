@@ -95,7 +95,7 @@ def test_cli_facility_location_embeds_only_candidates_and_picks_as_on_all_rows(d
     out, embedded, features = tmp_path/"fl.jsonl", [], ifd_nb.experience.instruction_features
     monkeypatch.setattr(ifd_nb.experience, "instruction_features", lambda m, t, rows, *a, **k: embedded.append(len(rows)) or features(m, t, rows, *a, **k))
     assert main(["select", str(path), "-o", str(out), "--rule", "facility", "--top", "5", "--candidates", "0.5",
-                 "--embed-model", str(tiny_model_folder), "--device", "cpu", "-q"]) == 0
+                 "--embed-model", str(tiny_model_folder), "--device", "cpu", "-q", "--embeddings-dir", str(tmp_path/"emb")]) == 0
     got = pd.read_json(out, lines=True)
     want = select_facility_location(df, _all_embeddings(df, tiny_model_folder), 5, candidates=0.5)
     assert list(got["index"]) == list(want["index"]) and len(got) == 5
@@ -107,7 +107,7 @@ def test_cli_per_cluster(demo_scores, tiny_model_folder, tmp_path):
     path, df = demo_scores
     out = tmp_path/"pc.csv"
     assert main(["select", str(path), "-o", str(out), "--rule", "per-cluster", "--clusters", "3", "--per-cluster", "2",
-                 "--embed-model", str(tiny_model_folder), "--device", "cpu", "-q"]) == 0
+                 "--embed-model", str(tiny_model_folder), "--device", "cpu", "-q", "--embeddings-dir", str(tmp_path/"emb")]) == 0
     got = pd.read_csv(out)
     want = select_per_cluster(df, _all_embeddings(df, tiny_model_folder), 3, 2)
     assert list(got["index"]) == list(want["index"]) and len(got) == 6
@@ -120,7 +120,7 @@ def test_cli_per_cluster_past_fit_rows_embeds_a_sample_then_the_rest(demo_scores
     out, embedded, features = tmp_path/"pc.jsonl", [], ifd_nb.experience.instruction_features
     monkeypatch.setattr(ifd_nb.experience, "instruction_features", lambda m, t, rows, *a, **k: embedded.append(len(rows)) or features(m, t, rows, *a, **k))
     assert main(["select", str(path), "-o", str(out), "--rule", "per-cluster", "--clusters", "3", "--per-cluster", "2",
-                 "--fit-rows", "8", "--embed-model", str(tiny_model_folder), "--device", "cpu", "-q"]) == 0
+                 "--fit-rows", "8", "--embed-model", str(tiny_model_folder), "--device", "cpu", "-q", "--embeddings-dir", str(tmp_path/"emb")]) == 0
     n = int(eligible(df)[0].sum())  # 24: ok and IFD < 1
     assert embedded == [8, n - 8]  # the KMeans sample, then the other eligible rows; never all at once
     got = pd.read_json(out, lines=True)
@@ -138,10 +138,37 @@ def test_cli_facility_location_with_a_sentence_encoder(demo_scores, tmp_path):
     enc = BertModel(BertConfig(vocab_size=len(tok), hidden_size=32, num_hidden_layers=1, num_attention_heads=2, intermediate_size=64)).eval()
     enc.save_pretrained(enc_dir); tok.save_pretrained(enc_dir)
     assert main(["select", str(path), "-o", str(tmp_path/"fl.json"), "--rule", "facility", "--top", "4", "--candidates", "0.5",
-                 "--embed-model", str(enc_dir), "--device", "cpu", "-q"]) == 0
+                 "--embed-model", str(enc_dir), "--device", "cpu", "-q", "--embeddings-dir", str(tmp_path/"emb")]) == 0
     got = pd.DataFrame(json.loads((tmp_path/"fl.json").read_text()))
     want = select_facility_location(df, instruction_features(enc, tok, df.to_dict("records"))[0], 4, candidates=0.5)
     assert list(got["index"]) == list(want["index"])
+
+
+def test_cli_selection_embeddings_are_kept_and_a_stopped_run_resumes(demo_scores, tiny_model_folder, tmp_path, monkeypatch, capsys):
+    """A per-cluster run stopped while embedding the rows after its KMeans sample keeps the sample's embeddings: run
+    again, it embeds only the rest and selects what an uninterrupted run selects; a facility pick after it embeds nothing."""
+    import ifd_nb.experience
+    path, df = demo_scores
+    calls, features = [], ifd_nb.experience.instruction_features
+    def stopping(m, t, rows, *a, **k):
+        calls.append(len(rows))
+        if len(calls) == 2 and stop: raise KeyboardInterrupt  # the second block: the rows after the sample
+        return features(m, t, rows, *a, **k)
+    monkeypatch.setattr(ifd_nb.experience, "instruction_features", stopping)
+    args = lambda out, folder: ["select", str(path), "-o", str(out), "--rule", "per-cluster", "--clusters", "3", "--per-cluster", "2",
+                                "--fit-rows", "8", "--embed-model", str(tiny_model_folder), "--device", "cpu", "-q", "--embeddings-dir", str(folder)]
+    n = int(eligible(df)[0].sum())
+    stop = True
+    assert main(args(tmp_path/"a.jsonl", tmp_path/"emb")) == 130 and calls == [8, n - 8] and not (tmp_path/"a.jsonl").exists()
+    stop, calls[:] = False, []
+    assert main(args(tmp_path/"a.jsonl", tmp_path/"emb")) == 0 and calls == [n - 8]  # the sample read back
+    assert "prompt embeddings: 8 read back" in capsys.readouterr().err
+    assert main(args(tmp_path/"b.jsonl", tmp_path/"fresh")) == 0  # uninterrupted, from nothing
+    assert list(pd.read_json(tmp_path/"a.jsonl", lines=True)["index"]) == list(pd.read_json(tmp_path/"b.jsonl", lines=True)["index"])
+    calls[:] = []
+    assert main(["select", str(path), "-o", str(tmp_path/"f.json"), "--rule", "facility", "--top", "3", "--embed-model", str(tiny_model_folder),
+                 "--device", "cpu", "-q", "--embeddings-dir", str(tmp_path/"emb")]) == 0
+    assert calls == []  # its candidates are eligible rows, all embedded before
 
 
 @pytest.mark.parametrize("args,message", [
