@@ -1,5 +1,5 @@
 """BENCHMARKS.md from the raw JSON in nbs/bench_results/ (run from anywhere: `python .ci/make_benchmarks.py`)."""
-import json
+import json, re
 from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 R = str(ROOT/"nbs"/"bench_results") + "/"
@@ -379,6 +379,16 @@ for name, x in results('cpu_cluster_memory'):
     out.append(f"| before | every row's, then a copy of the eligible ones | {b['peak_mb']:,} | {b['seconds']} |")
     out.append(f"| now | {n['largest_request']:,} rows (the KMeans sample; {n['requests']} requests in all) | {n['peak_mb']:,} | {n['seconds']} |")
     out.append(f"\nThe same picks: {'yes' if x['same_picks'] else 'NO'}.\n")
+for name, x in results('cpu_select_rerun'):
+    out.append(f"## `ifd_nb select` run again on the same scores: the kept prompt embeddings, on CPU ({x['machine']}, {x['cpu_count']} cores), {x['date']}\n")
+    out.append(f"`.ci/select_rerun_facts.py`, raw JSON `nbs/bench_results/{name}`, torch {x['torch']}: the {x['rows']:,} Alpaca 5% rows with seeded "
+               f"IFD values ({x['eligible']:,} eligible), the embedded SmolLM2-135M-Instruct embedding prompts on the CPU, each run a fresh process "
+               "(loading the model included), in this order; all but the last share one `--embeddings-dir` (`stored_prompt_embeddings`, 08).\n")
+    out.append("| run | what the store said | seconds |\n|---|---|---|")
+    for k, r in enumerate(x['runs']):
+        said = "; ".join(re.sub(r" from \S+,", ",", m) for m in r['store'])  # the temporary folder's name left out
+        out.append(f"| {k + 1}. `{r['rule']}`{' (a folder of its own)' if k == len(x['runs']) - 1 else ''} | {said} | {r['seconds']} |")
+    out.append(f"\nRuns 1, 2 and 5 picked the same rows: {'yes' if x['same_picks'] else 'NO'}.\n")
 for name, x in results('cpu_modes'):
     out.append(f"## The compatibility modes' host work per row, batched or one text at a time, on CPU ({x['machine']}, {x['cpu_count']} cores), {x['date']}\n")
     out.append(f"`.ci/mode_facts.py`, raw JSON `nbs/bench_results/{name}`, torch {x['torch']}: `host_ms_per_row` (05) in each mode, one "

@@ -16,11 +16,11 @@ from .ifd import (encode_samples, sequence_token_losses, ifd_record, skipped_rec
 from .models import load_model, default_dtype
 
 # %% auto #0
-__all__ = ['CPU_ACTIVATION_BYTES', 'LOOP_MAX_LENGTH', 'score_spec', 'sample_key', 'plan_batches', 'attention_heads',
-           'packing_plan', 'packed_rows_agree', 'default_batch_tokens', 'ShardStore', 'distributed_state',
-           'describe_model', 'float32_model', 'score_dataset', 'matmul_rate', 'host_ms_per_row', 'cpu_facts',
-           'reference_loop', 'model_flops', 'engine_vs_loop', 'benchmark_configs', 'random_weight_model',
-           'peak_matmul_rate', 'gpu_engine_benchmark', 'layer_cost', 'mfu_bound']
+__all__ = ['CPU_ACTIVATION_BYTES', 'LOOP_MAX_LENGTH', 'score_spec', 'sample_key', 'sample_keys', 'plan_batches',
+           'attention_heads', 'packing_plan', 'packed_rows_agree', 'default_batch_tokens', 'ShardStore',
+           'distributed_state', 'all_keys', 'describe_model', 'float32_model', 'score_dataset', 'matmul_rate',
+           'host_ms_per_row', 'cpu_facts', 'reference_loop', 'model_flops', 'engine_vs_loop', 'benchmark_configs',
+           'random_weight_model', 'peak_matmul_rate', 'gpu_engine_benchmark', 'layer_cost', 'mfu_bound']
 
 # %% ../nbs/05_engine.ipynb #ee396232
 def score_spec(model_name: str, mode: str = "default", template=None, max_length=None, bare_context=None) -> dict:
@@ -34,6 +34,12 @@ def sample_key(row: dict, spec: dict) -> str:
     "A stable hash of one row and the scoring spec."
     blob = json.dumps([row, spec], sort_keys=True, ensure_ascii=False, default=str)
     return hashlib.sha256(blob.encode()).hexdigest()[:32]
+
+def sample_keys(rows: list[dict], spec: dict) -> list[str]:
+    "`sample_key` of each row, the same keys, with the spec serialized once instead of once a row."
+    tail = ", " + json.dumps(spec, sort_keys=True, ensure_ascii=False, default=str) + "]"  # json.dumps([row, spec]) = "[" + row + ", " + spec + "]"
+    dump = lambda r: "[" + json.dumps(r, sort_keys=True, ensure_ascii=False, default=str) + tail
+    return [hashlib.sha256(dump(r).encode()).hexdigest()[:32] for r in rows]
 
 # %% ../nbs/05_engine.ipynb #838ffcfd
 def plan_batches(seqs: list[tuple], batch_tokens: int, packed: bool = False) -> tuple[list[list[tuple]], int, int]:
@@ -161,6 +167,17 @@ def distributed_state(device=None):
     if int(os.environ.get("WORLD_SIZE", "1")) > 1:
         return PartialState(cpu=cpu, backend="gloo" if cpu else "nccl")
     return PartialState(cpu=cpu)
+
+def all_keys(rows: list[dict], spec: dict, state) -> list[str]:
+    "Every row's key on every process; with several, each hashes every `world`-th row and all exchange them."
+    world = state.num_processes
+    if world == 1: return sample_keys(rows, spec)
+    import torch.distributed as dist
+    parts = [None] * world
+    dist.all_gather_object(parts, sample_keys(rows[state.process_index::world], spec))
+    keys = [None] * len(rows)
+    for r, part in enumerate(parts): keys[r::world] = part
+    return keys
 
 def describe_model(model) -> str:
     "Class, dtype, parameter count, memory footprint and device of a model."
@@ -346,7 +363,7 @@ def score_dataset(src, # rows, a file, a `datasets.Dataset` or a hub dataset nam
         + f" of {batch_tokens:,} token positions")
     if mapping: say(describe_fields(rows, mapping))
     spec = score_spec(name, mode, template, max_length, bare_context)
-    keys = [sample_key(r, spec) for r in work]
+    keys = all_keys(work, spec, state)  # each rank hashes its share
     tmpdir = None
     if shard_dir is None:
         if output is not None: shard_dir = str(output) + ".shards"

@@ -110,6 +110,7 @@ def test_each_rank_tokenizes_only_its_share(counted, monkeypatch, tmp_path):
     import ifd_nb.engine as E
     model, tok, rows, whole, sizes = counted
     monkeypatch.setattr(E, "distributed_state", lambda device=None: _Rank(1, 2))
+    monkeypatch.setattr(E, "all_keys", lambda rows, spec, state: E.sample_keys(rows, spec))  # no process group to exchange keys in
     kw = dict(shard_dir=tmp_path, chunk_rows=3, progress=False, verbose=False)
     assert score_dataset(rows, model, tok, **kw) is None  # rank 1 writes its shards; rank 0 merges
     assert sizes == [3, 3, 3, 3, 3, 1]  # 16 of the 32 rows, in chunks of 3
