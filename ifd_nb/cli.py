@@ -225,15 +225,14 @@ def diverse_selection(df: pd.DataFrame, args, key: str) -> pd.DataFrame:
 
 def run_select(args) -> pd.DataFrame:
     "Select rows of a scores file as the parsed command line says, write them, print the counts."
-    from ifd_nb.select import select_top_ifd, select_cherry, select_superfiltering, export_selection
+    from ifd_nb.select import select_top_ifd, select_cherry, select_superfiltering, export_selection, check_selection_path
     sized = (args.rate is not None) + (args.top is not None)
     if args.rule == "per-cluster" and sized: raise ValueError("--rule per-cluster takes --clusters and --per-cluster, not --rate or --top")
     if args.rule != "per-cluster" and not sized: raise ValueError(f"--rule {args.rule} needs --rate or --top")
     if args.rule == "per-cluster" and min(args.clusters, args.per_cluster, args.fit_rows) < 1:
         raise ValueError("--clusters, --per-cluster and --fit-rows must be positive")
     if args.rule == "facility" and not 0 < args.candidates <= 1: raise ValueError(f"--candidates must be a share in (0, 1], not {args.candidates}")
-    if Path(args.output).suffix not in (".json", ".jsonl", ".parquet", ".csv"):  # before any embedding is computed
-        raise ValueError(f"selection output must end in .json, .jsonl, .parquet or .csv, not {Path(args.output).name!r}")
+    out = check_selection_path(args.output)  # before any embedding is computed
     df = pd.DataFrame(read_rows(args.scores))
     if "status" not in df or "ifd" not in df: raise ValueError(f"{args.scores} is not a scores file (no status/ifd columns)")
     key = args.key or ("ifd_ppl" if args.rule == "superfiltering" else "ifd")
@@ -243,8 +242,7 @@ def run_select(args) -> pd.DataFrame:
     elif args.rule == "cherry": sel = select_cherry(df, rate=args.rate or 0.0, number=args.top or 0, key=key)
     elif args.rule == "superfiltering": sel = select_superfiltering(df, rate=args.rate if args.rate is not None else args.top / max(len(df), 1), key=key)
     else: sel = diverse_selection(df, args, key)
-    out = Path(args.output)
-    write_scores(sel, out) if out.suffix == ".csv" else export_selection(sel, out)
+    export_selection(sel, out)
     print(f"selected {len(sel)} of {len(df)} rows by {key} ({args.rule}); wrote {out}", file=sys.stderr)
     return sel
 

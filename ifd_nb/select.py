@@ -10,9 +10,9 @@ import numpy as np
 import pandas as pd
 
 # %% auto #0
-__all__ = ['eligible', 'select_top_ifd', 'select_cherry', 'select_superfiltering', 'select_random', 'cluster_labels',
-           'select_per_cluster', 'facility_location_reference', 'facility_location_greedy', 'select_facility_location',
-           'export_selection']
+__all__ = ['SELECTION_SUFFIXES', 'eligible', 'select_top_ifd', 'select_cherry', 'select_superfiltering', 'select_random',
+           'cluster_labels', 'select_per_cluster', 'facility_location_reference', 'facility_location_greedy',
+           'select_facility_location', 'check_selection_path', 'export_selection']
 
 # %% ../nbs/06_select.ipynb #f93f4285
 def eligible(df: pd.DataFrame, key: str = "ifd", max_ifd: float | None = 1.0, strict: bool = True) -> tuple[pd.Series, dict]:
@@ -158,15 +158,24 @@ def select_facility_location(df: pd.DataFrame, embeddings: np.ndarray, # [len(df
     return df.iloc[np.sort(pos[facility_location_greedy(np.asarray(embeddings)[pos], n)])]
 
 # %% ../nbs/06_select.ipynb #22268c06
+SELECTION_SUFFIXES = (".json", ".jsonl", ".parquet", ".csv")
+
+def check_selection_path(path) -> Path:
+    "`path` as a `Path`, or a ValueError when `export_selection` does not write its suffix."
+    path = Path(path)
+    if path.suffix not in SELECTION_SUFFIXES: raise ValueError(f"selection output must end in .json, .jsonl, .parquet or .csv, not {path.name!r}")
+    return path
+
 def export_selection(sel: pd.DataFrame, path=None):
-    "Write a selection to .json (a list, as Alpaca), .jsonl or .parquet; with no path, return a `datasets.Dataset`."
+    "Write a selection to .json (a list, as Alpaca), .jsonl, .parquet or .csv; with no path, return a `datasets.Dataset`."
     if path is None:
         import datasets
         return datasets.Dataset.from_pandas(sel.reset_index(drop=True), preserve_index=False)
-    path = Path(path)
-    recs = json.loads(sel.to_json(orient="records", force_ascii=False))
+    path = check_selection_path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    recs = json.loads(sel.to_json(orient="records", force_ascii=False)) if path.suffix in (".json", ".jsonl") else None
     if path.suffix == ".json": path.write_text(json.dumps(recs, indent=1, ensure_ascii=False))
     elif path.suffix == ".jsonl": path.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in recs))
     elif path.suffix == ".parquet": sel.to_parquet(path, index=False)
-    else: raise ValueError(f"selection output must end in .json, .jsonl or .parquet, not {path.name!r}")
+    else: sel.to_csv(path, index=False)
     return path
