@@ -112,7 +112,7 @@ def _parser() -> argparse.ArgumentParser:
                      help="per-cluster, facility: the model that embeds a row's prompt (mean last hidden state): 'embedded', a causal LM or a sentence encoder (hub id or folder)")
     sel.add_argument("--template", default="alpaca", help="per-cluster, facility: the prompt template the embedded text is rendered with")
     sel.add_argument("--fields", default="auto", help="per-cluster, facility: the columns read as instruction/input/output (as for score)")
-    sel.add_argument("--device", default=None, help="per-cluster, facility: where the embedding model runs")
+    sel.add_argument("--device", default=None, help="per-cluster, facility: where the embedding model runs, and facility's similarities (default: a GPU if there is one)")
     sel.add_argument("--embeddings-dir", default=None,
                      help="per-cluster, facility: where prompt embeddings are kept and read back by later runs (default: SCORES.embeddings)")
     sel.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
@@ -221,7 +221,9 @@ def diverse_selection(df: pd.DataFrame, args, key: str) -> pd.DataFrame:
                                   fit_rows=args.fit_rows)  # past --fit-rows, embedded a chunk at a time
     pool, counts = select_top_ifd(df, rate=args.candidates, key=key)
     n = args.top if args.top is not None else int(counts["eligible"] * args.rate)
-    return select_facility_location(pool, prompt_embeddings(pool, args), n, candidates=1.0, key=key)
+    import torch
+    device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")  # similarities of many candidates: on a GPU
+    return select_facility_location(pool, prompt_embeddings(pool, args), n, candidates=1.0, key=key, device=device)
 
 def run_select(args) -> pd.DataFrame:
     "Select rows of a scores file as the parsed command line says, write them, print the counts."

@@ -123,39 +123,46 @@ def facility_location_reference(x: np.ndarray, # [c, D] embeddings
     return chosen
 
 # %% ../nbs/06_select.ipynb #9ec8ee04
-def facility_location_greedy(x: np.ndarray, # [c, D] embeddings of the candidates
+def facility_location_greedy(x, # [c, D] embeddings of the candidates (array or tensor)
                              n: int, # how many to pick
                              batch: int = 32, # stale gains recomputed together, in one matrix product
                              block_bytes: int = 1 << 29, # the largest block of similarities held at once
+                             device=None, # where the similarities are computed (default: the CPU; a GPU for many candidates)
                             ) -> list[int]:
     "Greedy facility-location picks among the rows of `x` (cosine similarity clipped at 0), in pick order, by lazy evaluation."
-    import heapq
-    x = np.asarray(x, np.float32)
-    x = x / np.maximum(np.linalg.norm(x, axis=1, keepdims=True), 1e-12)
-    c = len(x); best = np.zeros(c, np.float32); chosen = []
+    import heapq, torch
+    x = torch.as_tensor(np.asarray(x, np.float32), device=device)
+    x = x / x.norm(dim=1, keepdim=True).clamp_min(1e-12)
+    c = len(x); best = x.new_zeros(c); chosen = []
     block = max(1, block_bytes // (4 * max(c, 1)))
-    first = [np.clip(x @ x[k:k+block].T, 0, None).sum(0, dtype=np.float64) for k in range(0, c, block)]
-    heap = [(-float(g), j) for j, g in enumerate(np.concatenate(first) if first else [])]  # (-gain bound, position)
-    heapq.heapify(heap)
-    while heap and len(chosen) < n:
-        js = [heapq.heappop(heap)[1] for _ in range(min(batch, len(heap)))]  # the highest bounds
-        cols = np.clip(x @ x[js].T, 0, None)
-        gains = np.maximum(cols - best[:, None], 0).sum(0, dtype=np.float64)
-        fresh = sorted((-float(g), j, k) for k, (g, j) in enumerate(zip(gains, js)))
-        take = not heap or fresh[0][:2] <= heap[0]  # the best fresh gain beats every bound left: the greedy pick
-        for g, j, _ in fresh[take:]: heapq.heappush(heap, (g, j))
-        if take: chosen.append(fresh[0][1]); best = np.maximum(best, cols[:, fresh[0][2]])
+    precision = torch.get_float32_matmul_precision()
+    torch.set_float32_matmul_precision("highest")  # full float32 products, no TF32 on GPUs
+    try:
+        first = [(x @ x[k:k+block].T).clamp_min(0).sum(0, dtype=torch.float64) for k in range(0, c, block)]
+        heap = [(-g, j) for j, g in enumerate(torch.cat(first).tolist() if first else [])]  # (-gain bound, position)
+        heapq.heapify(heap)
+        while heap and len(chosen) < n:
+            js = [heapq.heappop(heap)[1] for _ in range(min(batch, len(heap)))]  # the highest bounds
+            cols = (x @ x[js].T).clamp_min(0)
+            gains = (cols - best[:, None]).clamp_min(0).sum(0, dtype=torch.float64).tolist()
+            fresh = sorted((-g, j, k) for k, (g, j) in enumerate(zip(gains, js)))
+            take = not heap or fresh[0][:2] <= heap[0]  # the best fresh gain beats every bound left: the greedy pick
+            for g, j, _ in fresh[take:]: heapq.heappush(heap, (g, j))
+            if take: chosen.append(fresh[0][1]); best = torch.maximum(best, cols[:, fresh[0][2]])
+    finally: torch.set_float32_matmul_precision(precision)
     return chosen
 
 # %% ../nbs/06_select.ipynb #900bb583
 def select_facility_location(df: pd.DataFrame, embeddings: np.ndarray, # [len(df), D], one row per row of `df`
-                             n: int, candidates: float = 0.3, key: str = "ifd") -> pd.DataFrame:
+                             n: int, candidates: float = 0.3, key: str = "ifd",
+                             device=None, # where the similarities are computed (see `facility_location_greedy`)
+                            ) -> pd.DataFrame:
     "Facility-location pick of `n` rows among the top `candidates` share by `key` (Superfiltering-D style), in input order."
     cand, _ = select_top_ifd(df, rate=candidates, key=key)
     pos = np.flatnonzero(df.index.isin(cand.index))
     if n <= 0 or len(pos) == 0: return df.iloc[[]]
     if len(embeddings) != len(df): raise ValueError(f"{len(embeddings)} embeddings for {len(df)} rows")
-    return df.iloc[np.sort(pos[facility_location_greedy(np.asarray(embeddings)[pos], n)])]
+    return df.iloc[np.sort(pos[facility_location_greedy(np.asarray(embeddings)[pos], n, device=device)])]
 
 # %% ../nbs/06_select.ipynb #22268c06
 SELECTION_SUFFIXES = (".json", ".jsonl", ".parquet", ".csv")
