@@ -45,7 +45,8 @@ RMSNorm, rotary and SwiGLU kernels patched in (`liger_engine`, alternating with 
 session: it times the host-sync removals and packing of 27 November, the compiled packed backbone and the pipelined
 chunks built later that day (since 28 November the packed attention is an operator inside the compiled graph,
 no longer a break in every layer; on CPU one compile serves every batch) and the host-side work of the 27th's last
-sessions.
+sessions. With `--engine`, last of all, selection's facility-location greedy on 100,000 candidates on the GPU
+(`facility_check`).
 
 First, on this machine, `bash .ci/device_payload.sh` writes `.devdata/tok` (the embedded model's tokenizer files and
 config.json), `.devdata/alpaca_cherry_5pct.json` (the data; the device cannot reach the hub) and `.whl` (Liger-Kernel
@@ -233,6 +234,17 @@ def engine_step(rows, tok, name, cfg, compile_backbone=True, dev="cuda", n_loop=
     return r
 
 
+def facility_check(dev="cuda", c=100_000, n=1000, d=576):
+    "Selection's facility-location greedy (06) on clustered random candidates on the device: its seconds (no CPU figure: ~95 s at 30,000 x 1,000 on 2 cores)."
+    import numpy as np
+    from ifd_nb.select import facility_location_greedy
+    rng = np.random.default_rng(0)
+    x = (rng.normal(size=(c, d)) + 2 * rng.normal(size=(c // 60, d))[rng.integers(0, c // 60, c)]).astype(np.float32)
+    facility_location_greedy(x[:2000], 10, device=dev)  # warm-up
+    _sync(dev); t = time.perf_counter(); picks = facility_location_greedy(x, n, device=dev); _sync(dev)
+    return dict(candidates=c, picks=n, dim=d, seconds=round(time.perf_counter() - t, 2), distinct=len(set(picks)) == n)
+
+
 def main():
     res = dict(device=torch.cuda.get_device_name() if torch.cuda.is_available() else "cpu", torch=torch.__version__)
     save = lambda: (OUT/"gpu_check.json").write_text(json.dumps(res, indent=1, default=str))
@@ -244,7 +256,8 @@ def main():
         steps = [("packed_attention", lambda: packed_attention_check({"tiny": tiny_model(n_kv_heads=2)}, dev="cpu")),
                  ("host", lambda: host_check(rows, tok, n=24, model=tiny_model(), dev="cpu")),
                  ("engine", lambda: engine_step(rows, tok, "tiny", tiny, dev="cpu", n_loop=4, n_engine=48, batch_tokens=2048)),
-                 ("attention", lambda: attention_backends(rows, tok, n=24, models={"tiny": tiny_model()}, dev="cpu")), *steps]
+                 ("attention", lambda: attention_backends(rows, tok, n=24, models={"tiny": tiny_model()}, dev="cpu")), *steps,
+                 ("facility", lambda: facility_check("cpu", c=3000, n=50))]
     else:
         from ifd_nb.engine import gpu_engine_benchmark
         from ifd_nb.kernel_bench import main as kernel_bench
@@ -254,7 +267,7 @@ def main():
             order = ["Qwen2-0.5B shape (random weights)", "SmolLM2-135M (config, random weights)", "Qwen2-1.5B shape (random weights)"]
             steps = [("packed_attention", packed_attention_check), ("host", lambda: host_check(rows, tok)),
                      *[("engine", lambda n=n: engine_step(rows, tok, n, cfgs[n], compile_backbone="1.5B" not in n)) for n in order],
-                     *steps]
+                     *steps, ("facility", facility_check)]  # last: seconds, if the budget leaves them
         elif SHORT:
             steps = [("kernels", lambda: kernel_bench(str(OUT), k1_configs=((2048, 8),), k2_configs=((128, 256, 64, 8, 3, False),),
                                                       variants=False)),
