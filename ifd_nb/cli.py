@@ -221,9 +221,9 @@ def diverse_selection(df: pd.DataFrame, args, key: str) -> pd.DataFrame:
                                   fit_rows=args.fit_rows)  # past --fit-rows, embedded a chunk at a time
     pool, counts = select_top_ifd(df, rate=args.candidates, key=key)
     n = args.top if args.top is not None else int(counts["eligible"] * args.rate)
-    import torch
-    device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")  # similarities of many candidates: on a GPU
-    return select_facility_location(pool, prompt_embeddings(pool, args), n, candidates=1.0, key=key, device=device)
+    from ifd_nb.models import default_device
+    return select_facility_location(pool, prompt_embeddings(pool, args), n, candidates=1.0, key=key,
+                                    device=args.device or default_device())  # similarities of many candidates: on a GPU
 
 def run_select(args) -> pd.DataFrame:
     "Select rows of a scores file as the parsed command line says, write them, print the counts."

@@ -4,7 +4,7 @@
 
 # %% ../nbs/08_experience.ipynb #9cdae742
 from __future__ import annotations
-import copy, json, math, os, random
+import copy, json, math, os, random, zipfile
 from pathlib import Path
 import numpy as np
 import torch
@@ -167,6 +167,12 @@ def _model_identity(model) -> list:
     fingerprint = float(w.flatten()[:4096].double().sum()) if w.device.type != "meta" else 0.0  # an offloaded weight: name and size only
     return [getattr(model.config, "_name_or_path", ""), sum(p.numel() for p in model.parameters()), fingerprint]
 
+_UNREADABLE = (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile)  # np.load of a missing, foreign or cut-short file
+
+def _save_npz(path: Path, **arrays):
+    "Write `arrays` to `path` whole or not at all: a hidden temporary file, then a rename."
+    tmp = path.with_name(f".{path.name}.tmp.npz"); np.savez(tmp, **arrays); os.replace(tmp, path)
+
 def _features_key(model, rows, template, max_length) -> str:
     from ifd_nb.engine import sample_key
     return sample_key({"rows": rows}, dict(model=_model_identity(model), template=str(template), max_length=max_length))
@@ -176,7 +182,6 @@ def cached_instruction_features(model, tokenizer, rows: list[dict], template="al
                                 progress: bool = False, say=None, # called with a line when the file is reused
                                ) -> tuple[np.ndarray, np.ndarray]:
     "`instruction_features`, kept in `path` and read back when the same rows, model, template and length come again."
-    import zipfile
     if path is None: return instruction_features(model, tokenizer, rows, template, max_length=max_length, progress=progress)
     path, key = Path(path), _features_key(model, rows, template, max_length)
     try:
@@ -184,11 +189,10 @@ def cached_instruction_features(model, tokenizer, rows: list[dict], template="al
             if str(f["key"]) == key:
                 if say: say(f"prompt features of {len(rows):,} rows read back from {path}")
                 return f["emb"], f["ppl"]
-    except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile): pass  # no file, another format, or cut short: compute
+    except _UNREADABLE: pass  # no file, another format, or cut short: compute
     emb, ppl = instruction_features(model, tokenizer, rows, template, max_length=max_length, progress=progress)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp.npz")
-    np.savez(tmp, emb=emb, ppl=ppl, key=np.array(key)); os.replace(tmp, path)  # whole or not at all
+    _save_npz(path, emb=emb, ppl=ppl, key=np.array(key))
     return emb, ppl
 
 # %% ../nbs/08_experience.ipynb #797cb064
@@ -198,13 +202,14 @@ def stored_prompt_embeddings(model, tokenizer, rows: list[dict], template="alpac
                              progress: bool = False, say=None, # called with a line saying what was read back and computed
                             ) -> np.ndarray:
     "Prompt embeddings ([n, D] float32, as `instruction_features`), read back from `folder` where computed before, the rest computed and kept."
-    import hashlib, time, zipfile
+    import time
     from tqdm.auto import tqdm
+    from ifd_nb.engine import sample_keys
     embed = lambda rs: instruction_features(model, tokenizer, rs, template, max_length=max_length, perplexities=False)[0]
     if folder is None or not rows: return embed(rows)
     folder = Path(folder); folder.mkdir(parents=True, exist_ok=True)
-    who = json.dumps([_model_identity(model), max_length, "prompt embedding"])
-    keys = np.array([hashlib.sha256((who + prompt_text(r, template, tokenizer)).encode()).hexdigest()[:32] for r in rows])
+    keys = np.array(sample_keys([{"prompt": prompt_text(r, template, tokenizer)} for r in rows],  # the text embedded, not the row
+                                dict(model=_model_identity(model), max_length=max_length, kind="prompt embedding")))
     out, found = np.zeros((len(rows), model.config.hidden_size), np.float32), np.zeros(len(rows), bool)
     want = {k: i for i, k in enumerate(keys)}  # a repeated prompt: its last row stands for all (`rep`)
     for f in sorted(folder.glob("block-*.npz")):
@@ -212,7 +217,7 @@ def stored_prompt_embeddings(model, tokenizer, rows: list[dict], template="alpac
             with np.load(f) as z:
                 hit = [(i, want[k]) for i, k in enumerate(z["keys"]) if k in want]
                 if hit: a, b = map(list, zip(*hit)); out[b] = z["emb"][a]; found[b] = True
-        except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile):
+        except _UNREADABLE:
             os.replace(f, f.with_suffix(".unreadable")); print(f"ifd_nb: set aside unreadable block {f.name}; its rows will be computed again")
     rep = np.array([want[k] for k in keys], dtype=np.int64)
     todo = [i for i in range(len(rows)) if rep[i] == i and not found[i]]
@@ -220,8 +225,7 @@ def stored_prompt_embeddings(model, tokenizer, rows: list[dict], template="alpac
         for k in range(0, len(todo), block_rows):
             b = todo[k:k + block_rows]
             out[b] = embed([rows[i] for i in b])
-            name = f"block-{time.time_ns()}-{keys[b[0]]}.npz"; tmp = folder/f".{name}.tmp.npz"
-            np.savez(tmp, keys=keys[b], emb=out[b]); os.replace(tmp, folder/name)  # whole or not at all
+            _save_npz(folder/f"block-{time.time_ns()}-{keys[b[0]]}.npz", keys=keys[b], emb=out[b])
             bar.update(len(b))
     if say: say(f"prompt embeddings: {int(found[rep == np.arange(len(rows))].sum()):,} read back from {folder}, {len(todo):,} computed")
     return out[rep]
