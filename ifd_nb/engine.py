@@ -18,9 +18,10 @@ from .models import load_model, default_dtype
 # %% auto #0
 __all__ = ['CPU_ACTIVATION_BYTES', 'LOOP_MAX_LENGTH', 'score_spec', 'sample_key', 'sample_keys', 'plan_batches',
            'attention_heads', 'packing_plan', 'packed_rows_agree', 'default_batch_tokens', 'ShardStore',
-           'distributed_state', 'all_keys', 'describe_model', 'float32_model', 'score_dataset', 'matmul_rate',
-           'host_ms_per_row', 'cpu_facts', 'reference_loop', 'model_flops', 'engine_vs_loop', 'benchmark_configs',
-           'random_weight_model', 'peak_matmul_rate', 'gpu_engine_benchmark', 'layer_cost', 'mfu_bound']
+           'remove_stale_temporaries', 'distributed_state', 'all_keys', 'describe_model', 'float32_model',
+           'score_dataset', 'matmul_rate', 'host_ms_per_row', 'cpu_facts', 'reference_loop', 'model_flops',
+           'engine_vs_loop', 'benchmark_configs', 'random_weight_model', 'peak_matmul_rate', 'gpu_engine_benchmark',
+           'layer_cost', 'mfu_bound']
 
 # %% ../nbs/05_engine.ipynb #ee396232
 def score_spec(model_name: str, mode: str = "default", template=None, max_length=None, bare_context=None) -> dict:
@@ -158,6 +159,18 @@ class ShardStore:
         kill_after = int(os.environ.get("IFD_NB_KILL_AFTER_SHARDS", "0"))  # fault injection for the resume tests
         if kill_after and self.n_written == kill_after:
             os.kill(os.getpid(), getattr(signal, "SIG" + os.environ.get("IFD_NB_KILL_SIGNAL", "KILL")))
+
+# %% ../nbs/05_engine.ipynb #973bcb33
+def remove_stale_temporaries(folder, pattern: str, # glob of the hidden temporary files, e.g. '.shard-*.tmp'
+                             older_than_s: float = 600, # younger files may be a write in progress
+                            ) -> int:
+    "Delete the temporary files that killed runs left in `folder`, untouched for `older_than_s`: how many."
+    now, n = time.time(), 0
+    for p in Path(folder).glob(pattern):
+        try:
+            if now - p.stat().st_mtime > older_than_s: p.unlink(); n += 1
+        except FileNotFoundError: pass  # another process removed or renamed it first
+    return n
 
 # %% ../nbs/05_engine.ipynb #93229b5e
 def distributed_state(device=None):
@@ -369,6 +382,8 @@ def score_dataset(src, # rows, a file, a `datasets.Dataset` or a hub dataset nam
         if output is not None: shard_dir = str(output) + ".shards"
         else: tmpdir = shard_dir = tempfile.mkdtemp(prefix="ifd_nb_shards_")
     store = ShardStore(shard_dir, rank)
+    if rank == 0 and (n := remove_stale_temporaries(shard_dir, ".shard-*.tmp")):
+        say(f"removed {n} temporary shard file{'s' if n > 1 else ''} left by an interrupted run")
     if not resume and rank == 0:
         for p in Path(shard_dir).glob("shard-*.parquet"): p.unlink()
     state.wait_for_everyone()

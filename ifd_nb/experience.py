@@ -204,10 +204,11 @@ def stored_prompt_embeddings(model, tokenizer, rows: list[dict], template="alpac
     "Prompt embeddings ([n, D] float32, as `instruction_features`), read back from `folder` where computed before, the rest computed and kept."
     import time
     from tqdm.auto import tqdm
-    from ifd_nb.engine import sample_keys
+    from ifd_nb.engine import sample_keys, remove_stale_temporaries
     embed = lambda rs: instruction_features(model, tokenizer, rs, template, max_length=max_length, perplexities=False)[0]
     if folder is None or not rows: return embed(rows)
     folder = Path(folder); folder.mkdir(parents=True, exist_ok=True)
+    remove_stale_temporaries(folder, ".block-*.tmp.npz")  # left by a killed run
     keys = np.array(sample_keys([{"prompt": prompt_text(r, template, tokenizer)} for r in rows],  # the text embedded, not the row
                                 dict(model=_model_identity(model), max_length=max_length, kind="prompt embedding")))
     out, found = np.zeros((len(rows), model.config.hidden_size), np.float32), np.zeros(len(rows), bool)

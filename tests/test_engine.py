@@ -1,7 +1,7 @@
 """The engine: equal to the reference scorer, resumable after SIGKILL (SIGTERM and Ctrl-C first write what is in
-flight), corrupt shards recomputed (also by two ranks resuming together), rows tokenized a chunk at a time, each rank
-only its own, two processes = one (under torchrun and accelerate launch), compiled = eager and compiled once, the
-float16 overflow guard, one host thread while a model on GPUs scores."""
+flight), corrupt shards recomputed (also by two ranks resuming together) and killed writes' temporary files removed,
+rows tokenized a chunk at a time, each rank only its own, two processes = one (under torchrun and accelerate launch),
+compiled = eager and compiled once, the float16 overflow guard, one host thread while a model on GPUs scores."""
 import os, random, shutil, subprocess, sys
 import numpy as np
 import pandas as pd
@@ -123,14 +123,18 @@ def test_each_rank_tokenizes_only_its_share(counted, monkeypatch, tmp_path):
     np.testing.assert_allclose(merged.ifd, whole.ifd, rtol=0, atol=1e-5)
 
 
-def test_corrupt_shard_is_recomputed(tmp_path):
+def test_corrupt_shard_is_recomputed_and_stale_temporaries_removed(tmp_path):
     inp = demo_data_path()
     assert _score(inp, tmp_path/"s.parquet", env={"IFD_NB_CHUNK_ROWS": "16"}).returncode == 0
     a = pd.read_parquet(tmp_path/"s.parquet")
     shards = sorted((tmp_path/"s.parquet.shards").glob("shard-*.parquet"))
     shards[-1].write_bytes(shards[-1].read_bytes()[:100])  # truncate the last shard
+    stale, fresh = tmp_path/"s.parquet.shards"/".shard-x.parquet.tmp", tmp_path/"s.parquet.shards"/".shard-y.parquet.tmp"
+    for p in (stale, fresh): p.write_bytes(shards[0].read_bytes()[:100])  # what killed writes leave
+    os.utime(stale, (0, 0))  # untouched for decades: no write is in progress
     r = _score(inp, tmp_path/"s.parquet", env={"IFD_NB_CHUNK_ROWS": "16"})
     assert r.returncode == 0 and "set aside unreadable shard" in r.stdout + r.stderr
+    assert "removed 1 temporary shard file left by an interrupted run" in r.stdout and not stale.exists() and fresh.exists()
     pd.testing.assert_frame_equal(a, pd.read_parquet(tmp_path/"s.parquet"), check_exact=True)
 
 

@@ -88,12 +88,19 @@ def _all_embeddings(df, folder):
     return instruction_features(model, tok, df.to_dict("records"))[0]
 
 
-def test_cli_facility_location_embeds_only_candidates_and_picks_as_on_all_rows(demo_scores, tiny_model_folder, tmp_path, capsys,
-                                                                                 monkeypatch):
+@pytest.fixture
+def embedded_sizes(monkeypatch):
+    "The number of rows of each `instruction_features` call made while the test runs (the real function still computes)."
     import ifd_nb.experience
+    sizes, features = [], ifd_nb.experience.instruction_features
+    monkeypatch.setattr(ifd_nb.experience, "instruction_features", lambda m, t, rows, *a, **k: sizes.append(len(rows)) or features(m, t, rows, *a, **k))
+    return sizes
+
+
+def test_cli_facility_location_embeds_only_candidates_and_picks_as_on_all_rows(demo_scores, tiny_model_folder, tmp_path, capsys,
+                                                                                 embedded_sizes):
     path, df = demo_scores
-    out, embedded, features = tmp_path/"fl.jsonl", [], ifd_nb.experience.instruction_features
-    monkeypatch.setattr(ifd_nb.experience, "instruction_features", lambda m, t, rows, *a, **k: embedded.append(len(rows)) or features(m, t, rows, *a, **k))
+    out, embedded = tmp_path/"fl.jsonl", embedded_sizes
     assert main(["select", str(path), "-o", str(out), "--rule", "facility", "--top", "5", "--candidates", "0.5",
                  "--embed-model", str(tiny_model_folder), "--device", "cpu", "-q", "--embeddings-dir", str(tmp_path/"emb")]) == 0
     got = pd.read_json(out, lines=True)
@@ -114,11 +121,9 @@ def test_cli_per_cluster(demo_scores, tiny_model_folder, tmp_path):
     assert (got.status == "ok").all() and (got.ifd < 1).all()
 
 
-def test_cli_per_cluster_past_fit_rows_embeds_a_sample_then_the_rest(demo_scores, tiny_model_folder, tmp_path, monkeypatch):
-    import ifd_nb.experience
+def test_cli_per_cluster_past_fit_rows_embeds_a_sample_then_the_rest(demo_scores, tiny_model_folder, tmp_path, embedded_sizes):
     path, df = demo_scores
-    out, embedded, features = tmp_path/"pc.jsonl", [], ifd_nb.experience.instruction_features
-    monkeypatch.setattr(ifd_nb.experience, "instruction_features", lambda m, t, rows, *a, **k: embedded.append(len(rows)) or features(m, t, rows, *a, **k))
+    out, embedded = tmp_path/"pc.jsonl", embedded_sizes
     assert main(["select", str(path), "-o", str(out), "--rule", "per-cluster", "--clusters", "3", "--per-cluster", "2",
                  "--fit-rows", "8", "--embed-model", str(tiny_model_folder), "--device", "cpu", "-q", "--embeddings-dir", str(tmp_path/"emb")]) == 0
     n = int(eligible(df)[0].sum())  # 24: ok and IFD < 1
