@@ -393,6 +393,38 @@ for name, x in results('cpu_select_rerun'):
         said = "; ".join(re.sub(r" from \S+,", ",", m) for m in r['store'])  # the temporary folder's name left out
         out.append(f"| {k + 1}. `{r['rule']}`{' (a folder of its own)' if k == len(x['runs']) - 1 else ''} | {said} | {r['seconds']} |")
     out.append(f"\nRuns 1, 2 and 5 picked the same rows: {'yes' if x['same_picks'] else 'NO'}.\n")
+for name, x in results('cpu_scale'):
+    out.append(f"## Scoring {x['rows']:,} rows: what the host holds and spends, on a CPU, {x['machine']}, {x['date']}\n")
+    out.append(f"`.ci/scale_facts.py`, raw JSON `nbs/bench_results/{name}`, torch {x['torch']}: `ifd_nb score` on {x['rows']:,} Alpaca-shaped "
+               f"rows ({x['input_MB']:,} MB of JSON Lines: the Alpaca 5% subset repeated, each instruction made unique by its row number, "
+               "each answer cut to its first 8 words) with a randomly initialised one-layer Llama 16 wide and the embedded tokenizer's "
+               "49,152-token vocabulary, saved to a folder: a model too small to hide the engine's own work (reading, hashing, "
+               "tokenizing, batching, the output layer, shards, the merge). Each run a fresh process on the CPU; peak: its own `ru_maxrss`.\n")
+    out.append("| run | seconds | rows/s | peak resident MiB |\n|---|---|---|---|")
+    for label, r in (("`score` from nothing", x['score_first']), ("the same command again (every row in the shards)", x['score_again']),
+                     ("`select --rate 0.05` on the scores written", x['select_top'])):
+        out.append(f"| {label} | {r['seconds']:,} | {x['rows'] / r['seconds']:,.0f} | {r['peak_MiB']:,} |")
+    engine = [l for l in x['score_first']['said'] if l.startswith("rank 0:")]
+    out.append(f"\nThe engine's own line: {engine[0].split(', padding')[0] if engine else '(none)'}. Output: {x['rows_out']:,} rows "
+               f"(index 0 to {x['rows'] - 1:,} in order: {'yes' if x['index_is_0_to_n'] else 'NO'}; status "
+               + ", ".join(f"{k} {v:,}" for k, v in x['status'].items()) + f"), {x['output_MB']:,} MB of Parquet, beside {x['shards']:,} "
+               f"shards ({x['shards_MB']:,} MB); {x['selected']:,} rows selected. The code of commits fadb06b (the first run) and 8a3e715 "
+               "(the other two; it adds only the removal of stale temporary files): the final table still built from a dict per record (next section). Other work ran on the machine during the first few minutes of the first run.\n")
+    if 'vmrss_while_scoring_MiB' in x:
+        v = x['vmrss_while_scoring_MiB']
+        out.append(f"While it scored, the process held {v['min']:,}-{v['max']:,} MiB ({v['samples']} readings of VmRSS, every {v['every_s']} s "
+                   f"from shard {v['shards_from']} to {v['shards_to']:,}, by a loop run beside the script): flat, the rows, their keys and the "
+                   "libraries; the peak above is the final merge.\n")
+for name, x in results('cpu_merge'):
+    out.append(f"## The final merge in columns: a rerun over {x['rows']:,} finished rows, on a CPU, {x['machine']}, {x['date']}\n")
+    out.append(f"`.ci/merge_facts.py`, raw JSON `nbs/bench_results/{name}`: the folder of the run above scored again, every row read back "
+               f"from its shards, alternately by the code of commit {x['old_commit']} (*old*: the records of every shard loaded as one dict "
+               "each, at the start to find what is done and at the end to build the table) and by the code that reads only the key "
+               "column at the start and takes the records in columns at the end (*new*: `ShardStore.keys` and `ShardStore.frame`, 05). "
+               "Each a fresh process; peak: its own `ru_maxrss`.\n")
+    out.append("| round | code | seconds | peak resident MiB |\n|---|---|---|---|")
+    for k, r in enumerate(x['runs']): out.append(f"| {k // 2 + 1} | {r['code']} | {r['seconds']} | {r['peak_MiB']:,} |")
+    out.append(f"\nThe tables written are equal exactly: {'yes' if x['same_table'] else 'NO'}.\n")
 for name, x in results('cpu_modes'):
     out.append(f"## The compatibility modes' host work per row, batched or one text at a time, on CPU ({x['machine']}, {x['cpu_count']} cores), {x['date']}\n")
     out.append(f"`.ci/mode_facts.py`, raw JSON `nbs/bench_results/{name}`, torch {x['torch']}: `host_ms_per_row` (05) in each mode, one "

@@ -18,12 +18,12 @@ __all__ = ['SCORE_SUFFIXES', 'scores_frame', 'check_scores_path', 'write_scores'
            'main']
 
 # %% ../nbs/10_cli.ipynb #91abfe6e
-def scores_frame(rows: list[dict], records: list[dict]) -> pd.DataFrame:
+def scores_frame(rows: list[dict], records: list[dict] | pd.DataFrame) -> pd.DataFrame:
     "One row per input row: `index`, the original fields, then the record fields."
     assert len(rows) == len(records), "one record per row"
     orig = pd.DataFrame([{(f"orig_{k}" if k in RECORD_FIELDS or k == "index" else k): v for k, v in r.items()} for r in rows],
                         index=range(len(rows)))
-    rec = pd.DataFrame(records, index=range(len(rows)))
+    rec = records.set_axis(range(len(rows))) if isinstance(records, pd.DataFrame) else pd.DataFrame(records, index=range(len(rows)))
     df = pd.concat([pd.DataFrame({"index": range(len(rows))}), orig, rec], axis=1)
     for c in orig.columns:
         types = {type(v) for v in df[c] if v is not None and not (isinstance(v, float) and math.isnan(v))}

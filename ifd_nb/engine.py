@@ -133,19 +133,34 @@ class ShardStore:
         self.folder, self.rank, self.n_written = Path(folder), rank, 0
         self.folder.mkdir(parents=True, exist_ok=True)
 
-    def load(self) -> dict:
-        "All records already computed, by key; unreadable shards are set aside."
+    def _tables(self, columns=None):
+        "Every readable shard as a pyarrow Table (only `columns`, if given); unreadable shards are set aside."
         import pyarrow.parquet as pq
-        done = {}
         for p in sorted(self.folder.glob("shard-*.parquet")):
-            try: recs = pq.read_table(p).to_pylist()
+            try: yield pq.read_table(p, columns=columns)
             except Exception:
                 try: os.replace(p, p.with_suffix(".corrupt"))
                 except FileNotFoundError: pass  # another rank set it aside first
                 print(f"ifd_nb: set aside unreadable shard {p.name}; its samples will be recomputed")
-                continue
-            done.update((r["key"], r) for r in recs)
-        return done
+
+    def load(self) -> dict:
+        "All records already computed, by key, as dicts (a key written twice: its last shard's record)."
+        return {r["key"]: r for t in self._tables() for r in t.to_pylist()}
+
+    def keys(self) -> set:
+        "The keys of all records already computed (only that column is read)."
+        return {k for t in self._tables(["key"]) for k in t.column("key").to_pylist()}
+
+    def frame(self, keys: list) -> "pd.DataFrame":
+        "The records of `keys`, in that order, as `load` has them but in columns, without `key`."
+        import pyarrow as pa, pandas as pd
+        tables = list(self._tables())
+        df = pa.concat_tables(tables, promote_options="default").to_pandas() if tables else pd.DataFrame({"key": []})
+        df = df.drop_duplicates("key", keep="last").set_index("key")
+        at = df.index.get_indexer(keys)  # -1: no record
+        if (at < 0).any(): raise RuntimeError(f"{int((at < 0).sum())} samples have no record in {self.folder} (a shard that "
+                                              "became unreadable was set aside): run the same command again to compute them")
+        return df.iloc[at].reset_index(drop=True)
 
     def write(self, records: list[dict]):
         "Write records as one new shard, atomically."
@@ -387,12 +402,13 @@ def score_dataset(src, # rows, a file, a `datasets.Dataset` or a hub dataset nam
     if not resume and rank == 0:
         for p in Path(shard_dir).glob("shard-*.parquet"): p.unlink()
     state.wait_for_everyone()
-    done = store.load() if resume else {}
+    seen = store.keys() if resume else set()  # only the keys: a resumed run does not hold the records while it scores
     state.wait_for_everyone()  # every rank has read the same shards before any rank writes one: they split the same rows
-    todo, seen = [], set(done)
+    n_done, todo = len(seen), []
     for i, k in enumerate(keys):  # each distinct, not yet scored sample once
         if k not in seen: seen.add(k); todo.append(i)
-    say(f"{len(rows)} rows: {len(done)} already scored, {len(todo)} to score on {world} process{'es' if world > 1 else ''}")
+    del seen
+    say(f"{len(rows)} rows: {n_done} already scored, {len(todo)} to score on {world} process{'es' if world > 1 else ''}")
     if not compile_backbone and len(todo) >= 1000 and all(p.device.type == "cpu" for p in model.parameters()):
         say("on a CPU compile_backbone=True (CLI: --compile) scored 1.10-1.20x faster than eager after ~30 s of compiling (2 cores, 05)")
     pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
@@ -423,9 +439,7 @@ def score_dataset(src, # rows, a file, a `datasets.Dataset` or a hub dataset nam
         finally: bar.close()
     state.wait_for_everyone()
     if rank != 0: return None
-    done = store.load()
-    recs = [{k: v for k, v in done[k].items() if k != "key"} for k in keys]
-    df = scores_frame(rows, recs)
+    df = scores_frame(rows, store.frame(keys))  # the records in columns: no Python object per value
     if output is not None: write_scores(df, output)
     secs = time.time() - t0
     if verbose:
