@@ -402,7 +402,9 @@ for name, x in results('cpu_scale'):
                "tokenizing, batching, the output layer, shards, the merge). Each run a fresh process on the CPU; peak: its own `ru_maxrss`.\n")
     out.append("| run | seconds | rows/s | peak resident MiB |\n|---|---|---|---|")
     for label, r in (("`score` from nothing", x['score_first']), ("the same command again (every row in the shards)", x['score_again']),
-                     ("`select --rate 0.05` on the scores written", x['select_top'])):
+                     ("`select --rate 0.05` on the scores written", x['select_top']),
+                     *((f"`{k}` on them{' (timed by hand with /usr/bin/time, after the script)' if 'by hand' in str(x[k]['said']) else ''}", x[k])
+                       for k in ("plot", "report") if k in x)):
         out.append(f"| {label} | {r['seconds']:,} | {x['rows'] / r['seconds']:,.0f} | {r['peak_MiB']:,} |")
     engine = [l for l in x['score_first']['said'] if l.startswith("rank 0:")]
     out.append(f"\nThe engine's own line: {engine[0].split(', padding')[0] if engine else '(none)'}. Output: {x['rows_out']:,} rows "

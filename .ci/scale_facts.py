@@ -9,7 +9,7 @@ layer, 16 wide, and the embedded tokenizer's 49,152-token vocabulary, saved to a
 the time left is the engine's own: reading, hashing, tokenizing, batching, the output layer, shards, the merge.
 Each run is a fresh `ifd_nb score` process on the CPU; its peak resident memory is its own `ru_maxrss`:
 1. from nothing; 2. the same command again (every row already in the shards); 3. `ifd_nb select --rate 0.05` on the
-scores written.
+scores written; 4. `ifd_nb plot`; 5. `ifd_nb report`.
 """
 import datetime, json, os, platform, subprocess, sys, tempfile, time
 from pathlib import Path
@@ -41,13 +41,15 @@ def main(n=1_000_000):
     score = ("score", d/"rows.jsonl", "-o", d/"scores.parquet", "--model", d/"model", "--device", "cpu", "-q")
     first = run(*score); again = run(*score)
     select = run("select", d/"scores.parquet", "-o", d/"top.jsonl", "--rate", 0.05, "-q")
+    plot, report = run("plot", d/"scores.parquet", "-o", d/"figures"), run("report", d/"scores.parquet", "-o", d/"report.html")
     df = pd.read_parquet(d/"scores.parquet", columns=["index", "status"])
     shards = list((d/"scores.parquet.shards").glob("shard-*.parquet"))
     res = dict(date=datetime.date.today().isoformat(), machine=f"{os.cpu_count()} CPU cores ({platform.machine()})", torch=torch.__version__,
                rows=n, input_MB=round((d/"rows.jsonl").stat().st_size / 1e6), output_MB=round((d/"scores.parquet").stat().st_size / 1e6),
                shards=len(shards), shards_MB=round(sum(p.stat().st_size for p in shards) / 1e6),
                rows_out=len(df), index_is_0_to_n=bool((df["index"] == range(n)).all()), status=df.status.value_counts().to_dict(),
-               selected=sum(1 for _ in open(d/"top.jsonl")), score_first=first, score_again=again, select_top=select)
+               selected=sum(1 for _ in open(d/"top.jsonl")), score_first=first, score_again=again, select_top=select,
+               plot=plot, report=report)
     out = Path(__file__).resolve().parent.parent/"nbs"/"bench_results"/f"cpu_scale_{res['date']}_{n}.json"
     out.write_text(json.dumps(res, indent=1) + "\n"); print(json.dumps(res, indent=1))
     if os.environ.get("IFD_NB_SCALE_KEEP"): print(f"kept {d}")
