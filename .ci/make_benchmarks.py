@@ -410,8 +410,7 @@ for name, x in results('cpu_scale'):
     out.append(f"\nThe engine's own line: {engine[0].split(', padding')[0] if engine else '(none)'}. Output: {x['rows_out']:,} rows "
                f"(index 0 to {x['rows'] - 1:,} in order: {'yes' if x['index_is_0_to_n'] else 'NO'}; status "
                + ", ".join(f"{k} {v:,}" for k, v in x['status'].items()) + f"), {x['output_MB']:,} MB of Parquet, beside {x['shards']:,} "
-               f"shards ({x['shards_MB']:,} MB); {x['selected']:,} rows selected. The code of commits fadb06b (the first run) and 8a3e715 "
-               "(the other two; it adds only the removal of stale temporary files): the final table still built from a dict per record (next section). Other work ran on the machine during the first few minutes of the first run.\n")
+               f"shards ({x['shards_MB']:,} MB); {x['selected']:,} rows selected." + (f" {x['notes']}" if x.get('notes') else "") + "\n")
     if 'vmrss_while_scoring_MiB' in x:
         v = x['vmrss_while_scoring_MiB']
         out.append(f"While it scored, the process held {v['min']:,}-{v['max']:,} MiB ({v['samples']} readings of VmRSS, every {v['every_s']} s "

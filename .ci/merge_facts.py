@@ -9,24 +9,18 @@ this repository (their `ifd_nb/` exported). Each round runs `ifd_nb score` on FO
 install shadows it), every row read back from the same shards; peak: the process's own `ru_maxrss`. The two tables
 written must be equal exactly.
 """
-import datetime, json, os, platform, subprocess, sys, time
+import datetime, json, os, platform, subprocess, sys
 from pathlib import Path
 import pandas as pd
-
-CHILD = ("import atexit, resource, sys; atexit.register(lambda: print('MAXRSS_KB', resource.getrusage(resource.RUSAGE_SELF).ru_maxrss, "
-         "file=sys.stderr)); import ifd_nb; print('CODE', ifd_nb.__file__, file=sys.stderr); from ifd_nb.cli import main; sys.exit(main(sys.argv[1:]))")
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from scale_facts import run  # `ifd_nb ...` in a fresh process: seconds, peak, the code it imported (.ci/ is this script's folder)
 
 
 def rerun(folder, tree, name):
-    t = time.perf_counter()
-    r = subprocess.run([sys.executable, "-c", CHILD, "score", f"{folder}/rows.jsonl", "-o", f"{folder}/scores_{name}.parquet",
-                        "--shard-dir", f"{folder}/scores.parquet.shards", "--model", f"{folder}/model", "--device", "cpu", "-q"],
-                       capture_output=True, text=True, cwd="/tmp", env={**os.environ, "PYTHONPATH": str(tree)})
-    if r.returncode: raise SystemExit(r.stderr[-3000:])
-    code = next(l.split()[1] for l in r.stderr.splitlines() if l.startswith("CODE"))
-    assert code.startswith(str(Path(tree).resolve())), f"{name} ran {code}, not the code of {tree}"
-    kb = next(int(l.split()[1]) for l in r.stderr.splitlines() if l.startswith("MAXRSS_KB"))
-    return dict(code=name, seconds=round(time.perf_counter() - t, 1), peak_MiB=round(kb / 1024))
+    r = run("score", f"{folder}/rows.jsonl", "-o", f"{folder}/scores_{name}.parquet", "--shard-dir", f"{folder}/scores.parquet.shards",
+            "--model", f"{folder}/model", "--device", "cpu", "-q", cwd="/tmp", env={**os.environ, "PYTHONPATH": str(tree)})
+    assert r["code"].startswith(str(Path(tree).resolve())), f"{name} ran {r['code']}, not the code of {tree}"
+    return dict(code=name, seconds=r["seconds"], peak_MiB=r["peak_MiB"])
 
 
 def main(folder, old, new, rounds=2):

@@ -17,15 +17,16 @@ import pandas as pd
 from ifd_nb.data import read_rows, shared_data_path
 
 CHILD = ("import atexit, resource, sys; atexit.register(lambda: print('MAXRSS_KB', resource.getrusage(resource.RUSAGE_SELF).ru_maxrss, "
-         "file=sys.stderr)); from ifd_nb.cli import main; sys.exit(main(sys.argv[1:]))")
+         "file=sys.stderr)); import ifd_nb; print('CODE', ifd_nb.__file__, file=sys.stderr); from ifd_nb.cli import main; sys.exit(main(sys.argv[1:]))")
 
 
-def run(*args):
-    t = time.perf_counter(); r = subprocess.run([sys.executable, "-c", CHILD, *map(str, args)], capture_output=True, text=True)
+def run(*args, cwd=None, env=None):
+    "`ifd_nb ARGS` in a fresh process: its seconds, peak resident MiB, last lines said, and the `ifd_nb` it imported."
+    t = time.perf_counter(); r = subprocess.run([sys.executable, "-c", CHILD, *map(str, args)], capture_output=True, text=True, cwd=cwd, env=env)
     if r.returncode: raise SystemExit(r.stderr[-3000:])
-    kb = next(int(l.split()[1]) for l in r.stderr.splitlines() if l.startswith("MAXRSS_KB"))
-    said = [l for l in (r.stdout + r.stderr).splitlines() if not l.startswith("MAXRSS_KB")]
-    return dict(seconds=round(time.perf_counter() - t, 1), peak_MiB=round(kb / 1024), said=said[-8:])
+    tagged = lambda tag: next(l.split()[1] for l in r.stderr.splitlines() if l.startswith(tag))
+    said = [l for l in (r.stdout + r.stderr).splitlines() if not l.startswith(("MAXRSS_KB", "CODE"))]
+    return dict(seconds=round(time.perf_counter() - t, 1), peak_MiB=round(int(tagged("MAXRSS_KB")) / 1024), said=said[-8:], code=tagged("CODE"))
 
 
 def main(n=1_000_000):
