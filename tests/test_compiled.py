@@ -9,7 +9,9 @@ import pytest
 import torch
 
 from ifd_nb import kernels
-from ifd_nb.kernels import HAS_TRITON, CARDS, K2_TILES, choose_tile, programs_per_sm
+from ifd_nb.kernels import HAS_TRITON, K2_TILES, choose_tile, programs_per_sm
+from ifd_nb.compile_facts import CARDS
+from ifd_nb import compile_facts
 
 pytestmark = pytest.mark.skipif(not HAS_TRITON, reason="needs Triton")
 f32, bf16, f16 = torch.float32, torch.bfloat16, torch.float16
@@ -21,16 +23,16 @@ def _dtypes(cap):
     return (f16, f32) if cap < (8, 0) else (bf16, f16, f32)  # no bf16 before Ampere
 
 
-K1 = [kernels._k1_job(c, dt, V) for c in CARDS for dt in _dtypes(c) for V in (151936, 50257)]  # V divisible by 16 or not
-MERGE = [kernels._merge_job(c, dt, b) for c in CARDS for dt in _dtypes(c) for b in (False, True)]
-K2 = [kernels._k2_job(c, t, dt, D, V, **fl) for c in NEWER for dt, D, V, fl in K2_CASES for t in K2_TILES]
-K2 += [kernels._k2_job((7, 5), t, f16, 1536, 151936) for t in K2_TILES]
+K1 = [kernels.kernel1_job(c, dt, V) for c in CARDS for dt in _dtypes(c) for V in (151936, 50257)]  # V divisible by 16 or not
+MERGE = [kernels.merge_job(c, dt, b) for c in CARDS for dt in _dtypes(c) for b in (False, True)]
+K2 = [kernels.kernel2_job(c, t, dt, D, V, **fl) for c in NEWER for dt, D, V, fl in K2_CASES for t in K2_TILES]
+K2 += [kernels.kernel2_job((7, 5), t, f16, 1536, 151936) for t in K2_TILES]
 
 
 @pytest.fixture(scope="module")
 def compiled():
-    "Resources of every launch above, compiled in one batch (remembered in `kernels._RESOURCES`)."
-    return dict(zip(K1 + MERGE + K2, kernels._resources_many(K1 + MERGE + K2)))
+    "Resources of every launch above, compiled in one batch (remembered in `compile_facts._RESOURCES`)."
+    return dict(zip(K1 + MERGE + K2, compile_facts.resources_many(K1 + MERGE + K2)))
 
 
 def test_kernel1_and_merge_compile_everywhere_without_spills(compiled):
@@ -56,5 +58,5 @@ def test_kernel2_tile_choice(cap, compiled):
 def test_t4_dot_runs_on_cuda_cores(compiled):
     "The fact behind dispatch sending the T4 to the chunked path: Triton gives kernel 2's dot no tensor cores there."
     for t in K2_TILES:
-        r = compiled[kernels._k2_job((7, 5), t, f16, 1536, 151936)]
+        r = compiled[kernels.kernel2_job((7, 5), t, f16, 1536, 151936)]
         assert "error" not in r and r["tensor_cores"] == "none" and r["spill"] > 0, r

@@ -61,7 +61,7 @@ def test_sigkill_then_resume_gives_the_uninterrupted_table(tmp_path):
 def test_sigterm_writes_the_chunks_in_flight_then_resume_gives_the_same_table(tmp_path):
     """SIGTERM (a scheduler's preemption) while shard 3 is written: the engine writes chunk 3 and the queued chunk 4
     before it stops (SIGKILL at the same point keeps 3 chunks), exits 130, and the resumed run equals an uninterrupted one."""
-    from ifd_nb.engine import ShardStore
+    from ifd_nb.store import ShardStore
     inp, small = demo_data_path(), {"IFD_NB_CHUNK_ROWS": "8"}
     assert all(r.get("output", "").strip() for r in read_rows(inp)[:40])  # no skip shards: shards are chunks
     termed = _score(inp, tmp_path/"t.parquet", env={"IFD_NB_KILL_AFTER_SHARDS": "3", "IFD_NB_KILL_SIGNAL": "TERM", **small})
@@ -241,7 +241,7 @@ def test_interrupt_writes_every_computed_chunk(tmp_path, monkeypatch):
     """Ctrl-C while chunk 3 is being queued: chunks 1 and 2 were computed (2 waits behind 3 in the pipeline) and are
     written before the interrupt goes on; the resumed run scores only the rest and equals an uninterrupted one."""
     import ifd_nb.engine as E
-    from ifd_nb.engine import ShardStore
+    from ifd_nb.store import ShardStore
     from ifd_nb.models import load_tokenizer, tiny_model
     tok, model = load_tokenizer("embedded"), tiny_model()
     rows = read_rows(demo_data_path())[:20]
@@ -314,10 +314,10 @@ def test_model_on_gpus_scores_with_one_host_thread(monkeypatch):
 @pytest.mark.parametrize("flag,want", [([], 1), (["--host-threads", "3"], 3), (["--host-threads", "0"], None)])
 def test_cli_host_threads_reaches_the_engine(monkeypatch, tmp_path, flag, want):
     "`ifd_nb score --host-threads N` is the engine's `host_threads` (0: None, PyTorch's own count)."
-    import ifd_nb.engine as E
+    import ifd_nb.cli as cli
     from ifd_nb.cli import main
     got = {}
-    monkeypatch.setattr(E, "score_dataset", lambda *a, **k: got.update(k) or None)
+    monkeypatch.setattr(cli, "score_dataset", lambda *a, **k: got.update(k) or None)
     assert main(["score", str(demo_data_path()), "-o", str(tmp_path/"s.parquet"), *flag]) == 0
     assert got["host_threads"] == want
 

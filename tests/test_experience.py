@@ -97,7 +97,7 @@ def test_experience_saves_in_the_dtype_asked(base_folder, tmp_path):
 
 
 def test_experience_rerun_after_a_crash_reads_the_prompt_features_back(base_folder, tmp_path, capsys, monkeypatch):
-    import ifd_nb.experience
+    import ifd_nb.embed, ifd_nb.experience
     out = tmp_path/"pre"
     args = ["experience", str(demo_data_path()), "-o", str(out), "-q", "--model", str(base_folder), "--limit", "24",
             "--clusters", "3", "--per-cluster", "2", "--lr", "1e-3", "--device", "cpu"]
@@ -108,8 +108,8 @@ def test_experience_rerun_after_a_crash_reads_the_prompt_features_back(base_fold
     assert (out/"prompt_features.npz").exists() and not (out/"config.json").exists()
     monkeypatch.setattr(ifd_nb.experience, "fine_tune", real_fine_tune)
     computed = []
-    real_features = ifd_nb.experience.instruction_features
-    monkeypatch.setattr(ifd_nb.experience, "instruction_features", lambda *a, **k: computed.append(1) or real_features(*a, **k))
+    real_features = ifd_nb.embed.instruction_features
+    monkeypatch.setattr(ifd_nb.embed, "instruction_features", lambda *a, **k: computed.append(1) or real_features(*a, **k))
     capsys.readouterr()
     assert main(args) == 0
     assert "prompt features of 24 rows read back" in capsys.readouterr().err and computed == []

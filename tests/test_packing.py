@@ -7,9 +7,10 @@ import pandas as pd
 import pytest
 import torch
 from ifd_nb.data import demo_data_path, read_rows
-from ifd_nb.engine import score_dataset, packing_plan, packed_rows_agree
-from ifd_nb.ifd import (PACKED_ATTENTION, attention_implementation, batch_layout, packed_attention, register_packed_attention,
-                        score_rows, sequence_token_losses)
+from ifd_nb.engine import score_dataset
+from ifd_nb.forward import (PACKED_ATTENTION, attention_implementation, batch_layout, packed_attention, register_packed_attention,
+                            sequence_token_losses, packing_plan, packed_rows_agree)
+from ifd_nb.ifd import score_rows
 from ifd_nb.models import load_tokenizer, tiny_gpt2, tiny_model
 
 
@@ -46,7 +47,7 @@ def _call(**kw):
 
 
 def test_packed_attention_refuses_what_it_cannot_compute():
-    from ifd_nb.ifd import packed_boundaries
+    from ifd_nb.forward import packed_boundaries
     b = packed_boundaries([4, 6])
     with pytest.raises(ValueError, match="boundaries"): _call()
     with pytest.raises(ValueError, match="sliding window"): _call(**b, sliding_window=5)

@@ -102,9 +102,10 @@ def test_scores_do_not_depend_on_batch_size_or_order(embedded, alpaca_rows):
 @pytest.mark.parametrize("backend", ["torch", "triton"])
 def test_kernel_backends_equal_reference_scorer(backend):
     "The fused path (backbone + kernels) gives the reference scorer's records; 'triton' runs in the interpreter on CPU."
-    from ifd_nb.kernels import HAS_TRITON, _interpreting
+    from ifd_nb.kernels import HAS_TRITON
+    from ifd_nb.compile_facts import interpreting
     from ifd_nb.models import tiny_model, load_tokenizer
-    if backend == "triton" and not (HAS_TRITON and (_interpreting() or torch.cuda.is_available())):
+    if backend == "triton" and not (HAS_TRITON and (interpreting() or torch.cuda.is_available())):
         pytest.skip("triton needs a GPU or TRITON_INTERPRET=1")
     tok = load_tokenizer("embedded")
     model = tiny_model(seed=random.randrange(1000))
@@ -124,7 +125,7 @@ def test_batched_mode_encodings_equal_the_per_sample_encoders(alpaca_rows, speci
     skips and truncation flags on 300 random Alpaca rows, at the modes' lengths and short ones that cut most answers,
     for the embedded tokenizer as it is and made to add BOS in front (batched path) or EOS behind (per-text path)."""
     from tokenizers.processors import TemplateProcessing
-    from ifd_nb.ifd import encode_samples, _cuts_like_truncation
+    from ifd_nb.ifd import encode_samples, cuts_like_truncation
     from ifd_nb.data import SkipSample
     from ifd_nb.models import load_tokenizer
     tok = load_tokenizer("embedded")
@@ -132,7 +133,7 @@ def test_batched_mode_encodings_equal_the_per_sample_encoders(alpaca_rows, speci
         tok = copy.deepcopy(tok)
         single = {"bos": "<|im_start|> $A", "eos": "$A <|im_end|>"}[specials]
         tok.backend_tokenizer.post_processor = TemplateProcessing(single=single, special_tokens=[("<|im_start|>", 1), ("<|im_end|>", 2)])
-    assert _cuts_like_truncation(tok) == (specials != "eos")
+    assert cuts_like_truncation(tok) == (specials != "eos")
     rows = random.Random().sample(alpaca_rows, 300)
     for mode, ml in (("cherry", None), ("cherry", 160), ("superfiltering", None), ("superfiltering", 160)):
         got, n_trunc = encode_samples(tok, rows, mode, max_length=ml), 0

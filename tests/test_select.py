@@ -82,7 +82,7 @@ def demo_scores(tmp_path_factory):
 
 
 def _all_embeddings(df, folder):
-    from ifd_nb.experience import instruction_features
+    from ifd_nb.embed import instruction_features
     from ifd_nb.models import load_model
     model, tok = load_model(str(folder), device="cpu")
     return instruction_features(model, tok, df.to_dict("records"))[0]
@@ -91,9 +91,9 @@ def _all_embeddings(df, folder):
 @pytest.fixture
 def embedded_sizes(monkeypatch):
     "The number of rows of each `instruction_features` call made while the test runs (the real function still computes)."
-    import ifd_nb.experience
-    sizes, features = [], ifd_nb.experience.instruction_features
-    monkeypatch.setattr(ifd_nb.experience, "instruction_features", lambda m, t, rows, *a, **k: sizes.append(len(rows)) or features(m, t, rows, *a, **k))
+    import ifd_nb.embed
+    sizes, features = [], ifd_nb.embed.instruction_features
+    monkeypatch.setattr(ifd_nb.embed, "instruction_features", lambda m, t, rows, *a, **k: sizes.append(len(rows)) or features(m, t, rows, *a, **k))
     return sizes
 
 
@@ -136,7 +136,7 @@ def test_cli_per_cluster_past_fit_rows_embeds_a_sample_then_the_rest(demo_scores
 def test_cli_facility_location_with_a_sentence_encoder(demo_scores, tmp_path):
     "A non-causal checkpoint (a tiny random BERT folder standing in for a sentence-transformers one) embeds through AutoModel."
     from transformers import BertConfig, BertModel
-    from ifd_nb.experience import instruction_features
+    from ifd_nb.embed import instruction_features
     from ifd_nb.models import load_tokenizer
     path, df = demo_scores
     enc_dir, tok = tmp_path/"encoder", load_tokenizer("embedded")
@@ -152,14 +152,14 @@ def test_cli_facility_location_with_a_sentence_encoder(demo_scores, tmp_path):
 def test_cli_selection_embeddings_are_kept_and_a_stopped_run_resumes(demo_scores, tiny_model_folder, tmp_path, monkeypatch, capsys):
     """A per-cluster run stopped while embedding the rows after its KMeans sample keeps the sample's embeddings: run
     again, it embeds only the rest and selects what an uninterrupted run selects; a facility pick after it embeds nothing."""
-    import ifd_nb.experience
+    import ifd_nb.embed
     path, df = demo_scores
-    calls, features = [], ifd_nb.experience.instruction_features
+    calls, features = [], ifd_nb.embed.instruction_features
     def stopping(m, t, rows, *a, **k):
         calls.append(len(rows))
         if len(calls) == 2 and stop: raise KeyboardInterrupt  # the second block: the rows after the sample
         return features(m, t, rows, *a, **k)
-    monkeypatch.setattr(ifd_nb.experience, "instruction_features", stopping)
+    monkeypatch.setattr(ifd_nb.embed, "instruction_features", stopping)
     args = lambda out, folder: ["select", str(path), "-o", str(out), "--rule", "per-cluster", "--clusters", "3", "--per-cluster", "2",
                                 "--fit-rows", "8", "--embed-model", str(tiny_model_folder), "--device", "cpu", "-q", "--embeddings-dir", str(folder)]
     n = int(eligible(df)[0].sum())
