@@ -211,7 +211,9 @@ def plot_all(df: pd.DataFrame, folder) -> list[Path]:
     if "instruction" in df: jobs["task_breakdown.png"] = lambda p: plot_task_breakdown(df, min_count=3, path=p)
     out = []
     for name, f in jobs.items():
-        fig = f(folder/name); plt.close(fig); out.append(folder/name)
+        fig = f(folder/name)
+        plt.close(fig)
+        out.append(folder/name)
     return out
 
 def html_report(df: pd.DataFrame, path, title: str = "IFD report", n: int = 15) -> Path:

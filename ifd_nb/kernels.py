@@ -71,11 +71,15 @@ if HAS_TRITON:
                           ignore_index, BLOCK_V: tl.constexpr, BLOCK_S: tl.constexpr, HAS_SEG: tl.constexpr):
         """Kernel 1: per-token cross-entropy of one row of logits, and its segment's sum once the segment is complete.
 
-        Pointers: `logits_ptr` [R, V] logits (row stride `stride_row`); `tgt_ptr` [R] target ids; `loss_ptr` [R] float32
+        Pointers: `logits_ptr` [R, V] logits (row stride `stride_row`)
+        `tgt_ptr` [R] target ids
+        `loss_ptr` [R] float32
         losses out; with segments, `seg_ptr` [R] each row's segment, `seg_start_ptr`/`seg_len_ptr` each segment's
         first row and length, `counter_ptr` arrivals per segment (zeroed), `seg_sum_ptr`/`seg_cnt_ptr` the sums and
         counts out.
-        Constexprs: BLOCK_V logits read per step; BLOCK_S rows summed per step by a segment's last arrival; HAS_SEG.
+        Constexprs: BLOCK_V logits read per step
+        BLOCK_S rows summed per step by a segment's last arrival
+        HAS_SEG.
         Steps: one program per row; stream the row in BLOCK_V tiles keeping a running max and sum per lane (online
         log-sum-exp in base 2, one exp2 per logit); reduce the lanes; loss = logsumexp - target logit (0 for an ignored
         target); store it; with segments, count the arrival and let the segment's last row sum it in row order."""
@@ -288,9 +292,12 @@ if HAS_TRITON:
                             FLATTEN: tl.constexpr):
         """Kernel 2, pass 1: each program's partial log-sum-exp of the logits h @ W.T over one vocabulary slice.
 
-        Pointers: `h_ptr` [R, D] hidden states (row stride `stride_h`); `w_ptr` [V, D] output weight (`stride_w`);
+        Pointers: `h_ptr` [R, D] hidden states (row stride `stride_h`)
+        `w_ptr` [V, D] output weight (`stride_w`)
         `b_ptr` [V] bias (if HAS_BIAS); `part_ptr` [n_split, 2, R] float32 out: each row's max and sum per slice.
-        Constexprs: BLOCK_R rows, BLOCK_V vocabulary words and BLOCK_D of D per tile; EVEN_D (no D mask); HAS_BIAS;
+        Constexprs: BLOCK_R rows, BLOCK_V vocabulary words and BLOCK_D of D per tile
+        EVEN_D (no D mask)
+        HAS_BIAS
         SOFTCAP (tanh soft-capping); DOT_FP32 / IEEE (float32 products, exact in float32 inputs); FLATTEN (one pipelined
         loop over tiles and D steps, Triton >= 3.3).
         Steps: map the program to a (row block, slice) in groups of `group_r` row blocks, so programs that run together
@@ -339,10 +346,15 @@ if HAS_TRITON:
                           HAS_BIAS: tl.constexpr, SOFTCAP: tl.constexpr, HAS_SEG: tl.constexpr):
         """Kernel 2, pass 2: one program per row merges the slices' partial sums and subtracts the target logit.
 
-        Pointers: `part_ptr` [n_split, 2, R] from pass 1; `h_ptr`, `w_ptr`, `b_ptr` as in pass 1; `tgt_ptr` [R] target
-        ids; `loss_ptr` [R] float32 losses out; `seg_ptr`, `seg_start_ptr`, `seg_len_ptr`, `counter_ptr`,
+        Pointers: `part_ptr` [n_split, 2, R] from pass 1
+        `h_ptr`, `w_ptr`, `b_ptr` as in pass 1
+        `tgt_ptr` [R] target
+        ids
+        `loss_ptr` [R] float32 losses out
+        `seg_ptr`, `seg_start_ptr`, `seg_len_ptr`, `counter_ptr`,
         `seg_sum_ptr`, `seg_cnt_ptr` as in kernel 1.
-        Constexprs: SPLIT_P2 (n_split rounded up to a power of two); BLOCK_D (D per step of the target dot product);
+        Constexprs: SPLIT_P2 (n_split rounded up to a power of two)
+        BLOCK_D (D per step of the target dot product)
         BLOCK_S, HAS_SEG as in kernel 1; HAS_BIAS, SOFTCAP as in pass 1.
         Steps: load the row's (max, sum) of every slice and merge them into one log-sum-exp; compute the target's
         logit as one float32 dot product of h and W[target] (plus bias, scale and soft-cap); loss = logsumexp - that

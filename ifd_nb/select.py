@@ -93,7 +93,9 @@ def cluster_labels(
     if fit_rows is None or n <= fit_rows: return km.fit_predict(embed(np.arange(n)))
     sample = np.sort(np.random.default_rng(seed).choice(n, fit_rows, replace=False))
     x = embed(sample)
-    labels = np.empty(n, np.int64); labels[sample] = km.fit(x).predict(x); del x
+    labels = np.empty(n, np.int64)
+    labels[sample] = km.fit(x).predict(x)
+    del x
     rest = np.setdiff1d(np.arange(n), sample)
     for k in range(0, len(rest), chunk_rows): labels[rest[k:k + chunk_rows]] = km.predict(embed(rest[k:k + chunk_rows]))
     return labels
@@ -132,10 +134,14 @@ def facility_location_reference(x: np.ndarray, # [c, D] embeddings
     """The plain greedy facility location on the rows of `x` (cosine similarity clipped at 0), the reference: the picks,
     in order."""
     x = x / np.maximum(np.linalg.norm(x, axis=1, keepdims=True), 1e-12)
-    sim = np.clip(x @ x.T, 0, None); best = np.zeros(len(x)); chosen = []
+    sim = np.clip(x @ x.T, 0, None)
+    best = np.zeros(len(x))
+    chosen = []
     for _ in range(min(n, len(x))):
         gain = np.maximum(sim - best[:, None], 0).sum(0); gain[chosen] = -np.inf
-        j = int(np.argmax(gain)); chosen.append(j); best = np.maximum(best, sim[:, j])
+        j = int(np.argmax(gain))
+        chosen.append(j)
+        best = np.maximum(best, sim[:, j])
     return chosen
 
 # %% ../nbs/lessons/04_select.ipynb #9ec8ee04
@@ -151,7 +157,9 @@ def facility_location_greedy(
     import heapq, torch
     x = torch.as_tensor(np.asarray(x, np.float32), device=device)
     x = x / x.norm(dim=1, keepdim=True).clamp_min(1e-12)
-    c = len(x); best = x.new_zeros(c); chosen = []
+    c = len(x)
+    best = x.new_zeros(c)
+    chosen = []
     block = max(1, block_bytes // (4 * max(c, 1)))
     precision = torch.get_float32_matmul_precision()
     torch.set_float32_matmul_precision("highest")  # full float32 products, no TF32 on GPUs

@@ -5,7 +5,7 @@
 # %% auto #0
 __all__ = ['best_of', 'tokens', 'padding_counts', 'padding_share', 'main']
 
-# %% ../../nbs/bench/08_chunk_facts.ipynb #1138629c
+# %% ../../nbs/bench/08_chunk_facts.ipynb #072e299e
 import datetime, os, platform, random, time
 import torch
 from ..data import read_rows, shared_data_path
@@ -18,7 +18,9 @@ from .timing import write_result
 def best_of(fn, reps=3):
     best = float("inf")
     for _ in range(reps):
-        t = time.perf_counter(); fn(); best = min(best, time.perf_counter() - t)
+        t = time.perf_counter()
+        fn()
+        best = min(best, time.perf_counter() - t)
     return best
 
 
@@ -76,7 +78,7 @@ def main():
         )
     write_result("cpu_chunks", res)
 
-# %% ../../nbs/bench/08_chunk_facts.ipynb #5d10bbd9
+# %% ../../nbs/bench/08_chunk_facts.ipynb #7d102bf7
 #| eval: false
 if __name__ == "__main__":
     main()

@@ -5,7 +5,7 @@
 # %% auto #0
 __all__ = ['D', 'CENTRES', 'OLD', 'embed', 'table', 'one', 'main']
 
-# %% ../../nbs/bench/14_cluster_memory_facts.ipynb #7d406f6e
+# %% ../../nbs/bench/14_cluster_memory_facts.ipynb #1a2e2a80
 from .timing import write_result
 import datetime, importlib.util, json, platform, resource, subprocess, sys, tempfile, time
 from pathlib import Path
@@ -85,7 +85,7 @@ def main(n=1_000_000, suffix=""):
     )
     write_result("cpu_cluster_memory", res, suffix)
 
-# %% ../../nbs/bench/14_cluster_memory_facts.ipynb #6154904f
+# %% ../../nbs/bench/14_cluster_memory_facts.ipynb #b7fca5df
 #| eval: false
 if __name__ == "__main__":
     if sys.argv[1:2] == ["--one"]: one(sys.argv[2], int(sys.argv[3]))

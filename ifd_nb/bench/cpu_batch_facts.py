@@ -5,7 +5,7 @@
 # %% auto #0
 __all__ = ['KEEP_HEAP', 'model_named', 'measure', 'main']
 
-# %% ../../nbs/bench/06_cpu_batch_facts.ipynb #0b3553d1
+# %% ../../nbs/bench/06_cpu_batch_facts.ipynb #a8007b94
 import json, os, resource, subprocess, sys, time
 import torch
 from ..data import read_rows, shared_data_path
@@ -82,7 +82,7 @@ def main(n: int = 100, rounds: int = 2, suffix: str = "", note: str = "", model:
         suffix,
     )
 
-# %% ../../nbs/bench/06_cpu_batch_facts.ipynb #ec9ab619
+# %% ../../nbs/bench/06_cpu_batch_facts.ipynb #18b5d23a
 #| eval: false
 if __name__ == "__main__":
     if sys.argv[1:2] == ["--keep-heap"]:

@@ -5,7 +5,7 @@
 # %% auto #0
 __all__ = ['main']
 
-# %% ../../nbs/bench/07_cpu_compile_facts.ipynb #c415c435
+# %% ../../nbs/bench/07_cpu_compile_facts.ipynb #66702944
 import copy, sys, time
 import torch
 from ..data import read_rows, shared_data_path
@@ -25,10 +25,14 @@ def main(n: int = 200, rounds: int = 2, suffix: str = "", note: str = "", batch_
     warm = {}
     # shapes other than the timed rows': the compiled graph must serve any
     for name, m in (("eager", eager), ("compiled", compiled)):
-        t = time.time(); score_dataset(rows[n:n + 64], m, tok, **kw); warm[name] = time.time() - t
+        t = time.time()
+        score_dataset(rows[n:n + 64], m, tok, **kw)
+        warm[name] = time.time() - t
     ifds = {}
     def run(name, m):
-        t = time.time(); df = score_dataset(rows[:n], m, tok, **kw); secs = time.time() - t
+        t = time.time()
+        df = score_dataset(rows[:n], m, tok, **kw)
+        secs = time.time() - t
         ifds[name] = torch.tensor(df.ifd.to_numpy(), dtype=torch.float64)
         return n / secs
     got = alternate(
@@ -68,6 +72,6 @@ def main(n: int = 200, rounds: int = 2, suffix: str = "", note: str = "", batch_
         suffix,
     )
 
-# %% ../../nbs/bench/07_cpu_compile_facts.ipynb #d922369c
+# %% ../../nbs/bench/07_cpu_compile_facts.ipynb #81d830e2
 #| eval: false
 if __name__ == "__main__": main(*map(int, sys.argv[1:3]), *sys.argv[3:5], *map(int, sys.argv[5:6]))

@@ -5,7 +5,7 @@
 # %% auto #0
 __all__ = ['main']
 
-# %% ../../nbs/bench/05_cpu_engine_bench.ipynb #a1230135
+# %% ../../nbs/bench/05_cpu_engine_bench.ipynb #9f395b09
 import os, platform, sys, time, datetime
 from .timing import write_result
 import torch
@@ -38,6 +38,6 @@ def main(n: int = 200, suffix: str = ""):
     )
     write_result("cpu_engine", res, suffix)
 
-# %% ../../nbs/bench/05_cpu_engine_bench.ipynb #7603b41e
+# %% ../../nbs/bench/05_cpu_engine_bench.ipynb #1984851b
 #| eval: false
 if __name__ == "__main__": main(*(int(a) if i == 0 else a for i, a in enumerate(sys.argv[1:3])))

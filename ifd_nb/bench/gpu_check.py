@@ -7,7 +7,7 @@ __all__ = ['OUT', 'SMOKE', 'SHORT', 'ENGINE', 'BUDGET_S', 't0', 'rows_and_tokeni
            'packed_attention_check', 'attention_backends', 'host_check', 'modules_restored', 'liger_engine',
            'engine_step', 'facility_check', 'main', 'device_payload']
 
-# %% ../../nbs/bench/03_gpu_check.ipynb #6c9a0f61
+# %% ../../nbs/bench/03_gpu_check.ipynb #340f93b7
 import importlib, json, os, sys, time, traceback
 from contextlib import contextmanager
 from pathlib import Path
@@ -108,7 +108,9 @@ def attention_backends(rows, tok, n=2000, models=None, dev="cuda"):
     from torch.nn.attention import sdpa_kernel, SDPBackend
     from contextlib import nullcontext
     from ifd_nb.ifd import encode_samples
-    t = time.time(); encode_samples(tok, rows[:n]); out = dict(tokenize_s=time.time() - t, n=n, results=[])
+    t = time.time()
+    encode_samples(tok, rows[:n])
+    out = dict(tokenize_s=time.time() - t, n=n, results=[])
     choices = {"default": None, "flash": SDPBackend.FLASH_ATTENTION, "efficient": SDPBackend.EFFICIENT_ATTENTION,
                "cudnn": SDPBackend.CUDNN_ATTENTION}
     from ifd_nb.bench.engine_bench import benchmark_configs
@@ -145,7 +147,9 @@ def host_check(rows, tok, n=2000, model=None, dev="cuda"):
     )
     r["host_ms_per_row"] = {str(t or "default"): host_ms_per_row(rows, tok, n, threads=t) for t in (None, 1)}
     r["host_ms_per_row_cherry_1_thread"] = host_ms_per_row(rows, tok, n, threads=1, mode="cherry")
-    t = time.time(); encode_samples(tok, rows[:n]); r["encode_ms_per_row"] = (time.time() - t) / n * 1e3
+    t = time.time()
+    encode_samples(tok, rows[:n])
+    r["encode_ms_per_row"] = (time.time() - t) / n * 1e3
     model = model if model is not None else model_of(benchmark_configs()["SmolLM2-135M (config, random weights)"], dev)
     runs = alternate(
         {
@@ -223,7 +227,10 @@ def facility_check(dev="cuda", c=100_000, n=1000, d=576):
     rng = np.random.default_rng(0)
     x = (rng.normal(size=(c, d)) + 2 * rng.normal(size=(c // 60, d))[rng.integers(0, c // 60, c)]).astype(np.float32)
     facility_location_greedy(x[:2000], 10, device=dev)  # warm-up
-    sync_device(dev); t = time.perf_counter(); picks = facility_location_greedy(x, n, device=dev); sync_device(dev)
+    sync_device(dev)
+    t = time.perf_counter()
+    picks = facility_location_greedy(x, n, device=dev)
+    sync_device(dev)
     return dict(candidates=c, picks=n, dim=d, seconds=round(time.perf_counter() - t, 2), distinct=len(set(picks)) == n)
 
 
@@ -333,6 +340,6 @@ def device_payload(root: str = "."):
         sorted(p.name for p in wheels.iterdir()),
     )
 
-# %% ../../nbs/bench/03_gpu_check.ipynb #f6059c47
+# %% ../../nbs/bench/03_gpu_check.ipynb #38e3f59b
 #| eval: false
 if __name__ == "__main__": main()

@@ -5,7 +5,7 @@
 # %% auto #0
 __all__ = ['main']
 
-# %% ../../nbs/bench/04_host_facts.ipynb #cc1797b9
+# %% ../../nbs/bench/04_host_facts.ipynb #906169de
 import sys
 from .timing import alternate, save
 from ..data import read_rows, shared_data_path
@@ -31,6 +31,6 @@ def main(suffix: str = "", note: str = ""):
         suffix,
     )
 
-# %% ../../nbs/bench/04_host_facts.ipynb #77d54a7b
+# %% ../../nbs/bench/04_host_facts.ipynb #8995943d
 #| eval: false
 if __name__ == "__main__": main(*sys.argv[1:3])

@@ -28,9 +28,13 @@ def bench_ms(fn, warmup: int = 25, rep: int = 100) -> float:
 
 def extra_peak_bytes(fn) -> int:
     "Bytes `fn()` allocates at its peak beyond what was allocated before it (its inputs)."
-    torch.cuda.synchronize(); torch.cuda.empty_cache(); torch.cuda.reset_peak_memory_stats()
+    torch.cuda.synchronize()
+    torch.cuda.empty_cache()
+    torch.cuda.reset_peak_memory_stats()
     base = torch.cuda.memory_allocated()
-    out = fn(); torch.cuda.synchronize(); del out
+    out = fn()
+    torch.cuda.synchronize()
+    del out
     return torch.cuda.max_memory_allocated() - base
 
 # %% ../../nbs/bench/01_kernel_bench.ipynb #b97da011

@@ -5,7 +5,7 @@
 # %% auto #0
 __all__ = ['rerun', 'main']
 
-# %% ../../nbs/bench/12_merge_facts.ipynb #6a315118
+# %% ../../nbs/bench/12_merge_facts.ipynb #740a52af
 import datetime, os, platform, subprocess, sys
 from pathlib import Path
 import pandas as pd
@@ -51,6 +51,6 @@ def main(folder, old, new, rounds=2):
     )
     write_result("cpu_merge", res)
 
-# %% ../../nbs/bench/12_merge_facts.ipynb #79c7196b
+# %% ../../nbs/bench/12_merge_facts.ipynb #692ab730
 #| eval: false
 if __name__ == "__main__": main(*sys.argv[1:])

@@ -5,7 +5,7 @@
 # %% auto #0
 __all__ = ['main']
 
-# %% ../../nbs/bench/10_mode_facts.ipynb #fdeeb7f1
+# %% ../../nbs/bench/10_mode_facts.ipynb #9667cad9
 import ifd_nb.ifd as ifd
 from .timing import alternate, save
 from ..data import read_rows, shared_data_path
@@ -27,6 +27,6 @@ def main():
         print(mode, {k: min(v) for k, v in out[mode].items()}, flush=True)
     save("cpu_modes", dict(rows=len(rows), chunk_rows=512, threads=1, ms_per_row=out))
 
-# %% ../../nbs/bench/10_mode_facts.ipynb #86306473
+# %% ../../nbs/bench/10_mode_facts.ipynb #db0329a7
 #| eval: false
 if __name__ == "__main__": main()

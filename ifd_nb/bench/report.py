@@ -5,11 +5,11 @@
 # %% auto #0
 __all__ = ['render', 'main']
 
-# %% ../../nbs/bench/18_report.ipynb #7dcd83cd
+# %% ../../nbs/bench/18_report.ipynb #ea5bf296
 import json, os, re
 from .timing import results_dir, repo_root
 
-# %% ../../nbs/bench/18_report.ipynb #676b8612
+# %% ../../nbs/bench/18_report.ipynb #eabaede0
 def render() -> str:
     "BENCHMARKS.md from the result files, as text."
     R = str(results_dir()) + "/"
@@ -793,13 +793,13 @@ padded and
                        "FSEL.\n")
     return "\n".join(out) + "\n"
 
-# %% ../../nbs/bench/18_report.ipynb #635f6742
+# %% ../../nbs/bench/18_report.ipynb #3a5dcb75
 def main():
     "Write BENCHMARKS.md at the top of the checkout."
     path = repo_root()/"BENCHMARKS.md"
     path.write_text(render())
     print("wrote", path)
 
-# %% ../../nbs/bench/18_report.ipynb #0e474bf6
+# %% ../../nbs/bench/18_report.ipynb #b0b316f4
 #| eval: false
 if __name__ == "__main__": main()

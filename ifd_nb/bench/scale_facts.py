@@ -5,7 +5,7 @@
 # %% auto #0
 __all__ = ['CHILD', 'run', 'main']
 
-# %% ../../nbs/bench/11_scale_facts.ipynb #a4929e0e
+# %% ../../nbs/bench/11_scale_facts.ipynb #83a12a1b
 import datetime, json, os, platform, subprocess, sys, tempfile, time
 from pathlib import Path
 import pandas as pd
@@ -52,8 +52,8 @@ def main(n=1_000_000):
                 + "\n"
             )
     model = tiny_model(hidden_size=16, n_layers=1, n_heads=2)
-    model.save_pretrained(d / "model")
-    load_tokenizer("embedded").save_pretrained(d / "model")
+    model.save_pretrained(d/"model")
+    load_tokenizer("embedded").save_pretrained(d/"model")
     score = ("score", d/"rows.jsonl", "-o", d/"scores.parquet", "--model", d/"model", "--device", "cpu", "-q")
     first = run(*score); again = run(*score)
     select = run("select", d/"scores.parquet", "-o", d/"top.jsonl", "--rate", 0.05, "-q")
@@ -86,6 +86,6 @@ def main(n=1_000_000):
     if os.environ.get("IFD_NB_SCALE_KEEP"): print(f"kept {d}")
     else: subprocess.run(["rm", "-rf", str(d)])
 
-# %% ../../nbs/bench/11_scale_facts.ipynb #cc45b1e6
+# %% ../../nbs/bench/11_scale_facts.ipynb #4733f3cd
 #| eval: false
 if __name__ == "__main__": main(*sys.argv[1:])

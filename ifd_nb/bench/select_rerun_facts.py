@@ -5,7 +5,7 @@
 # %% auto #0
 __all__ = ['run', 'main']
 
-# %% ../../nbs/bench/15_select_rerun_facts.ipynb #4f0e84c9
+# %% ../../nbs/bench/15_select_rerun_facts.ipynb #039a954c
 import datetime, platform, subprocess, sys, tempfile, time
 from pathlib import Path
 import numpy as np
@@ -47,7 +47,9 @@ def main(n=None, suffix=""):
     df = pd.DataFrame(rows).assign(
         index=lambda d: range(len(d)), ifd=np.random.default_rng(0).uniform(0.2, 1.2, len(rows)), status="ok"
     )
-    d = Path(tempfile.mkdtemp()); scores = d/"scores.parquet"; df.to_parquet(scores, index=False)
+    d = Path(tempfile.mkdtemp())
+    scores = d/"scores.parquet"
+    df.to_parquet(scores, index=False)
     pc = ("--rule", "per-cluster", "--clusters", "100", "--per-cluster", "10")
     runs = [run(scores, d/"emb", d/"a.json", *pc), run(scores, d/"emb", d/"b.json", *pc),
             run(scores, d/"emb", d/"c.json", "--rule", "facility", "--top", "300", "--candidates", "0.3"),
@@ -67,6 +69,6 @@ def main(n=None, suffix=""):
     )
     write_result("cpu_select_rerun", res, suffix)
 
-# %% ../../nbs/bench/15_select_rerun_facts.ipynb #7f7583a8
+# %% ../../nbs/bench/15_select_rerun_facts.ipynb #d57af64e
 #| eval: false
 if __name__ == "__main__": main(*sys.argv[1:])

@@ -5,7 +5,7 @@
 # %% auto #0
 __all__ = ['timed', 'peak_mb', 'main']
 
-# %% ../../nbs/bench/13_selection_facts.ipynb #bcbf080f
+# %% ../../nbs/bench/13_selection_facts.ipynb #4d763f2f
 import datetime, platform, resource, sys, time
 import numpy as np
 import torch
@@ -19,7 +19,9 @@ from ..select import facility_location_greedy, facility_location_reference
 
 
 def timed(fn, *a):
-    t = time.perf_counter(); out = fn(*a); return out, time.perf_counter() - t
+    t = time.perf_counter()
+    out = fn(*a)
+    return out, time.perf_counter() - t
 
 
 def peak_mb() -> int: return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024
@@ -70,6 +72,6 @@ def main(suffix: str = ""):
     res.update(cpu_facts())
     write_result("cpu_selection", res, suffix)
 
-# %% ../../nbs/bench/13_selection_facts.ipynb #500c2d1c
+# %% ../../nbs/bench/13_selection_facts.ipynb #a8d39ccb
 #| eval: false
 if __name__ == "__main__": main(*sys.argv[1:])

@@ -5,7 +5,7 @@
 # %% auto #0
 __all__ = ['main']
 
-# %% ../../nbs/bench/16_tile_facts.ipynb #8a96ebb3
+# %% ../../nbs/bench/16_tile_facts.ipynb #c021eb27
 import datetime, platform
 from .timing import write_result
 import torch, triton
@@ -50,6 +50,6 @@ def main():
     )
     print(len(rows), "launches compiled")
 
-# %% ../../nbs/bench/16_tile_facts.ipynb #c472a39b
+# %% ../../nbs/bench/16_tile_facts.ipynb #5179d46c
 #| eval: false
 if __name__ == "__main__": main()

@@ -5,7 +5,7 @@
 # %% auto #0
 __all__ = ['JOBS', 'ARCHS', 'CHILD', 'main']
 
-# %% ../../nbs/bench/17_triton_versions.ipynb #2f2f385d
+# %% ../../nbs/bench/17_triton_versions.ipynb #bfd18474
 import os, subprocess, sys
 
 JOBS = ["k2 default", "k2 bias+softcap fp32", "k2 flatten", "merge", "k1"]
@@ -59,7 +59,7 @@ def main(versions):
                 )
             print(f"triton {v} sm_{arch}: " + "; ".join(res), flush=True)
 
-# %% ../../nbs/bench/17_triton_versions.ipynb #4516ba08
+# %% ../../nbs/bench/17_triton_versions.ipynb #5a25da42
 #| eval: false
 if __name__ == "__main__":
     main(sys.argv[1:] or ["3.0.0", "3.3.1", "3.6.0", "3.9.0"])

@@ -5,7 +5,7 @@
 # %% auto #0
 __all__ = ['main']
 
-# %% ../../nbs/bench/09_window_facts.ipynb #2b1f7356
+# %% ../../nbs/bench/09_window_facts.ipynb #8af02cc4
 import datetime, gc, os, platform, time
 import torch
 from ..data import read_rows, shared_data_path
@@ -34,9 +34,13 @@ def main():
     rows = read_rows(shared_data_path("alpaca_cherry_5pct.json"))
     encs = [e for e in encode_samples(tok, rows) if hasattr(e, "cond_ids")]
     many = rows * 8
-    gc.collect(); before = rss_mib(); t = time.time()
+    gc.collect()
+    before = rss_mib()
+    t = time.time()
     held = encode_samples(tok, many)
-    secs = time.time() - t; gc.collect(); rise = rss_mib() - before
+    secs = time.time() - t
+    gc.collect()
+    rise = rss_mib() - before
     ids = sum(len(e.cond_ids) + len(e.bare_ids) for e in held if hasattr(e, "cond_ids")) / len(many)
     res = dict(
         date=datetime.date.today().isoformat(),
@@ -52,6 +56,6 @@ def main():
     )
     write_result("cpu_windows", res)
 
-# %% ../../nbs/bench/09_window_facts.ipynb #6d927ea0
+# %% ../../nbs/bench/09_window_facts.ipynb #cc2a7751
 #| eval: false
 if __name__ == "__main__": main()
