@@ -19,11 +19,11 @@ from .engine import score_dataset
 # %% auto #0
 __all__ = ['COMMANDS', 'run_score', 'run_experience', 'run_select', 'run_compare', 'main']
 
-# %% ../nbs/library/08_cli.ipynb #79fdcb53
+# %% ../nbs/library/08_cli.ipynb #413e3ff6
 def _add_fields(p):
-    p.add_argument("--fields", default="auto", help="columns to read, e.g. instruction=question,output=response "
-                                                    "(default "
-                   "auto: instruction/input/output, else a known alias such as Dolly's context/response)")
+    p.add_argument("--fields", default="auto",
+                   help="columns to read, e.g. instruction=question,output=response (default auto: "
+                        "instruction/input/output, else a known alias such as Dolly's context/response)")
 
 def _add_input(p):
     p.add_argument("input", help="a .json/.jsonl/.parquet/.csv file, or a hub dataset name when online")
@@ -33,8 +33,8 @@ def _add_input(p):
 def _add_limit(p): p.add_argument("--limit", type=int, default=None, help="use only the first N rows")
 
 def _add_device(p):
-    p.add_argument("--device", default=None, help="where the model runs: cpu, cuda, cuda:1 ... (default: a GPU if "
-                                                  "there is one)")
+    p.add_argument("--device", default=None,
+                   help="where the model runs: cpu, cuda, cuda:1 ... (default: a GPU if there is one)")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
 
 def _add_scoring(p):
@@ -42,26 +42,27 @@ def _add_scoring(p):
     p.add_argument("--mode", default="default", choices=sorted(MODES))
     p.add_argument("--template", default=None, help="alpaca | none | raw | chat | a format string with {instruction}")
     p.add_argument("--max-length", type=int, default=None, help="longest conditioned sequence, in tokens")
-    p.add_argument("--batch-tokens", type=int, default=None, help="token positions per forward pass (padded or "
-                                                                  "packed); "
-                   "default 16384 on GPUs, fewer on a CPU (see default_batch_tokens)")
-    p.add_argument("--chunk-rows", type=int, default=None, help="rows tokenized, scored and written as one shard "
-                                                                "together (default 512)")
+    p.add_argument("--batch-tokens", type=int, default=None,
+                   help="token positions per forward pass (padded or packed); default 16384 on GPUs, fewer on a CPU "
+                        "(see default_batch_tokens)")
+    p.add_argument("--chunk-rows", type=int, default=None,
+                   help="rows tokenized, scored and written as one shard together (default 512)")
     p.add_argument("--shard-dir", default=None, help="where resumable shards go (default: OUTPUT.shards)")
     p.add_argument("--no-resume", action="store_true", help="recompute everything, ignoring existing shards")
-    p.add_argument("--backend", default="auto", choices=["auto", "torch", "triton", "reference"], help="cross-entropy "
-                                                                                                       "path: "
-                   "auto (Triton on GPUs, PyTorch chunks on CPU), torch, triton, or reference (full logits)")
-    p.add_argument("--packing", default="auto", choices=["auto", "on", "off"], help="padding-free batches: auto (where "
-                   "attention takes sequence boundaries: flash kernels on GPUs, per-sequence on CPU), on, off")
+    p.add_argument("--backend", default="auto", choices=["auto", "torch", "triton", "reference"],
+                   help="cross-entropy path: auto (Triton on GPUs, PyTorch chunks on CPU), torch, triton, or reference"
+                        " (full logits)")
+    p.add_argument("--packing", default="auto", choices=["auto", "on", "off"],
+                   help="padding-free batches: auto (where attention takes sequence boundaries: flash kernels on GPUs,"
+                        " per-sequence on CPU), on, off")
     p.add_argument("--attn", default=None, help="attention implementation: sdpa, eager, flash_attention_2 ...")
     p.add_argument("--device-map", default=None, help="e.g. auto: spread a model too large for one GPU (accelerate)")
     p.add_argument("--compile", action="store_true",
-                   help="torch.compile the backbone: one compile for every batch shape (see BENCHMARKS.md for what it "
-                        "gains)")
-    p.add_argument("--host-threads", type=int, default=1, help="PyTorch CPU threads while a model wholly on GPUs "
-                                                               "scores "
-                   "(default 1: the CPU only prepares batches there; 0: PyTorch's own count)")
+                   help="torch.compile the backbone: one compile for every batch shape "
+                        "(see BENCHMARKS.md for what it gains)")
+    p.add_argument("--host-threads", type=int, default=1,
+                   help="PyTorch CPU threads while a model wholly on GPUs scores (default 1: the CPU only prepares "
+                        "batches there; 0: PyTorch's own count)")
 
 def _add_select(p):
     p.add_argument("scores", help="a scores file written by `ifd_nb score` (.parquet, .jsonl or .csv)")
@@ -71,38 +72,39 @@ def _add_select(p):
     g.add_argument("--top", type=int, help="keep this many rows")
     p.add_argument("--key", default=None, help="score column (default: ifd; ifd_ppl for --rule superfiltering)")
     p.add_argument("--rule", default="top", choices=["top", "cherry", "superfiltering", "per-cluster", "facility"],
-                   help="top: highest scores among status ok and score < 1, input order; cherry / superfiltering: the "
-                        "papers' scripts; per-cluster: the top --per-cluster of each of --clusters KMeans clusters; "
-                        "facility: a facility-location pick among the top --candidates share (Superfiltering-D)")
+                   help="top: highest scores among status ok and score < 1, input order; cherry / superfiltering: "
+                        "the papers' scripts; per-cluster: the top --per-cluster of each of --clusters KMeans "
+                        "clusters; facility: a facility-location pick among the top --candidates share "
+                        "(Superfiltering-D)")
     p.add_argument("--clusters", type=int, default=100, help="per-cluster: KMeans clusters of the prompt embeddings")
-    p.add_argument(
-        "--per-cluster", type=int, default=10, help="per-cluster: rows kept per cluster, highest score first"
-    )
-    p.add_argument("--fit-rows", type=int, default=100_000, help="per-cluster: KMeans is fitted on a seeded sample of "
-                                                                 "at "
-                   "most this many eligible rows; the others are embedded and assigned a chunk at a time")
-    p.add_argument("--candidates", type=float, default=0.3, help="facility: the top share of eligible rows the pick is "
-                                                                 "made among")
-    p.add_argument("--embed-model", default="embedded", help="per-cluster, facility: the model that embeds a row's "
-                                                             "prompt "
-                   "(mean last hidden state): 'embedded', a causal LM or a sentence encoder (hub id or folder)")
-    p.add_argument("--template", default="alpaca", help="per-cluster, facility: the template the embedded prompt is "
-                                                        "rendered with")
+    p.add_argument("--per-cluster", type=int, default=10,
+                   help="per-cluster: rows kept per cluster, highest score first")
+    p.add_argument("--fit-rows", type=int, default=100_000,
+                   help="per-cluster: KMeans is fitted on a seeded sample of at most this many eligible rows; the "
+                        "others are embedded and assigned a chunk at a time")
+    p.add_argument("--candidates", type=float, default=0.3,
+                   help="facility: the top share of eligible rows the pick is made among")
+    p.add_argument("--embed-model", default="embedded",
+                   help="per-cluster, facility: the model that embeds a row's prompt (mean last hidden state): "
+                        "'embedded', a causal LM or a sentence encoder (hub id or folder)")
+    p.add_argument("--template", default="alpaca",
+                   help="per-cluster, facility: the template the embedded prompt is rendered with")
     _add_fields(p)
-    p.add_argument("--embeddings-dir", default=None, help="per-cluster, facility: where prompt embeddings are kept and "
-                   "read back by later runs (default: SCORES.embeddings)")
+    p.add_argument("--embeddings-dir", default=None,
+                   help="per-cluster, facility: where prompt embeddings are kept and read back by later runs (default:"
+                        " SCORES.embeddings)")
 
 def _add_experience(p):
     _add_input(p)
-    p.add_argument("-o", "--output", required=True, help="folder for the fine-tuned model; then: ifd_nb score INPUT "
-                                                         "--model FOLDER")
-    p.add_argument("--model", default="embedded", help="the base model: 'embedded' (default), a hub id or a local "
-                                                       "folder")
+    p.add_argument("-o", "--output", required=True,
+                   help="folder for the fine-tuned model; then: ifd_nb score INPUT --model FOLDER")
+    p.add_argument("--model", default="embedded",
+                   help="the base model: 'embedded' (default), a hub id or a local folder")
     p.add_argument("--template", default="alpaca", help="the prompt template, as the scoring will use it")
     p.add_argument("--clusters", type=int, default=100, help="KMeans clusters of the prompt embeddings (paper: 100)")
     p.add_argument("--per-cluster", type=int, default=10, help="rows fine-tuned on per cluster (paper: 10)")
-    p.add_argument("--pool", type=int, default=100_000, help="embed and cluster a seeded draw of at most this many "
-                                                             "rows (0: every row)")
+    p.add_argument("--pool", type=int, default=100_000,
+                   help="embed and cluster a seeded draw of at most this many rows (0: every row)")
     p.add_argument("--method", default="reference", choices=["reference", "random"],
                    help="within-cluster rule: the reference code's, or a seeded random draw")
     p.add_argument("--epochs", type=int, default=1)
@@ -112,9 +114,9 @@ def _add_experience(p):
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--lora", action="store_true",
                    help="LoRA adapters (peft), merged into the saved weights, for models too large to fine-tune fully")
-    p.add_argument("--save-dtype", default="auto", choices=["auto", "float32", "bfloat16", "float16"], help="dtype of "
-                                                                                                            "the "
-                   "saved weights; auto: the one scoring on this device uses (float32 on CPU, bfloat16 on most GPUs)")
+    p.add_argument("--save-dtype", default="auto", choices=["auto", "float32", "bfloat16", "float16"],
+                   help="dtype of the saved weights; auto: the one scoring on this device uses (float32 on CPU, "
+                        "bfloat16 on most GPUs)")
 
 def _add_compare(p):
     p.add_argument("a", help="a scores file")
@@ -136,14 +138,14 @@ COMMANDS = {  # command: (help, the flag groups it takes), each group defined on
     "experience": ("the paper's brief experience: fine-tune a model once on a KMeans-diverse sample of the data",
                    (_add_experience, _add_limit, _add_device)),
     "compare": ("how two scores files of the same input agree: correlations and shared selections", (_add_compare,)),
-    "plot": ("write the standard plots of a scores file (PNG) into a folder", (_add_scores_out("folder for the PNG "
-                                                                                               "files"),)),
+    "plot": ("write the standard plots of a scores file (PNG) into a folder",
+             (_add_scores_out("folder for the PNG files"),)),
     "report": ("write one self-contained HTML report of a scores file", (_add_scores_out("the .html file to write"),)),
 }
 
 def _parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="ifd_nb", description="Instruction-Following Difficulty (IFD) scoring and "
-                                                           "selection.")
+    p = argparse.ArgumentParser(prog="ifd_nb",
+                                description="Instruction-Following Difficulty (IFD) scoring and selection.")
     sub = p.add_subparsers(dest="command", required=True)
     for name, (help, groups) in COMMANDS.items():
         q = sub.add_parser(name, help=help)
@@ -152,14 +154,14 @@ def _parser() -> argparse.ArgumentParser:
     sub.choices["demo"].add_argument("-o", "--output", default="ifd_scores_demo.csv", help="where to write the scores")
     return p
 
-# %% ../nbs/library/08_cli.ipynb #812186a5
+# %% ../nbs/library/08_cli.ipynb #c4cf5f31
 def run_score(args, src) -> pd.DataFrame | None:
     "Score `src` with the engine as the parsed command line says; the scores table on rank 0 (None on other ranks)."
-    if args.host_threads < 0: raise ValueError(f"--host-threads must be 0 (PyTorch's own count) or more, not "
-                                               f"{args.host_threads}")
+    if args.host_threads < 0:
+        raise ValueError(f"--host-threads must be 0 (PyTorch's own count) or more, not {args.host_threads}")
+    fields, split = getattr(args, "fields", "auto"), getattr(args, "split", "train")  # `demo` has neither
     return score_dataset(src, args.model, mode=args.mode, template=args.template, max_length=args.max_length,
-                         # `demo` has neither
-                         fields=getattr(args, "fields", "auto"), split=getattr(args, "split", "train"),
+                         fields=fields, split=split,
                          batch_tokens=args.batch_tokens, chunk_rows=args.chunk_rows, backend=args.backend,
                          output=args.output, shard_dir=args.shard_dir, resume=not args.no_resume, limit=args.limit,
                          device=args.device, packing={"on": True, "off": False}.get(args.packing, "auto"),
@@ -240,12 +242,12 @@ def run_experience(args) -> Path:
           f"saved to {out}; score with it: ifd_nb score {args.input} -o scores.parquet --model {out}", file=sys.stderr)
     return out
 
-# %% ../nbs/library/08_cli.ipynb #ad997aeb
+# %% ../nbs/library/08_cli.ipynb #35945fe1
 def run_select(args) -> pd.DataFrame:
     "Select rows of a scores file as the parsed command line says, write them, print the counts."
     sized = (args.rate is not None) + (args.top is not None)
-    if args.rule == "per-cluster" and sized: raise ValueError("--rule per-cluster takes --clusters and --per-cluster, "
-                                                              "not --rate or --top")
+    if args.rule == "per-cluster" and sized:
+        raise ValueError("--rule per-cluster takes --clusters and --per-cluster, not --rate or --top")
     if args.rule != "per-cluster" and not sized: raise ValueError(f"--rule {args.rule} needs --rate or --top")
     if args.rule == "per-cluster" and min(args.clusters, args.per_cluster, args.fit_rows) < 1:
         raise ValueError("--clusters, --per-cluster and --fit-rows must be positive")
@@ -259,9 +261,8 @@ def run_select(args) -> pd.DataFrame:
         print(", ".join(f"{k} {v}" for k, v in counts.items()), file=sys.stderr)
     elif args.rule == "cherry": sel = select_cherry(df, rate=args.rate or 0.0, number=args.top or 0, key=key)
     elif args.rule == "superfiltering":
-        sel = select_superfiltering(
-            df, rate=args.rate if args.rate is not None else args.top / max(len(df), 1), key=key
-        )
+        rate = args.rate if args.rate is not None else args.top / max(len(df), 1)
+        sel = select_superfiltering(df, rate=rate, key=key)
     else:
         folder = args.embeddings_dir or str(args.scores) + ".embeddings"  # kept: a later selection reads them back
         sel = select_diverse(df, args.rule, key, args.embed_model, args.template, args.fields, folder, args.device,

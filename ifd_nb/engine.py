@@ -269,20 +269,18 @@ class RunCounts:
     retried: int = 0
     seconds: float = 0.0
 
-# %% ../nbs/library/07_engine.ipynb #6354644b
+# %% ../nbs/library/07_engine.ipynb #b84cbf5e
 def run_model(model, tokenizer, state, device=None, dtype=None, device_map=None, attn_implementation=None):
     "(model, tokenizer): `model` loaded by name on this process's device, or as it was given (with its tokenizer)."
     if isinstance(model, str):
         where = device if device is not None or state.num_processes == 1 else state.device
-        return load_model(
-            model, device=where, dtype=dtype, device_map=device_map, attn_implementation=attn_implementation
-        )
+        return load_model(model, device=where, dtype=dtype, device_map=device_map,
+                          attn_implementation=attn_implementation)
     if tokenizer is None: raise ValueError("pass the tokenizer with a loaded model")
     return model, tokenizer
 
 def open_shards(shard_dir, output, rank: int, resume: bool, say) -> tuple[ShardStore, str | None]:
-    """The run's shard store (default `<output>.shards`, or a temporary folder) and the temporary folder to remove, if
-    any."""
+    "The run's shard store (default `<output>.shards`, or a temporary folder), and that temporary folder if any."
     tmpdir = None
     if shard_dir is None:
         if output is not None: shard_dir = str(output) + ".shards"
@@ -295,8 +293,8 @@ def open_shards(shard_dir, output, rank: int, resume: bool, say) -> tuple[ShardS
     return store, tmpdir
 
 def rows_to_score(keys: list[str], seen: set) -> list[int]:
-    "Indices of the distinct keys not in `seen`, each once, in order."
-    todo, seen = [], set(seen)
+    "Indices of the distinct keys not in `seen`, each once, in order; `seen` takes them (no copy of a million keys)."
+    todo = []
     for i, k in enumerate(keys):
         if k not in seen: seen.add(k); todo.append(i)
     return todo
@@ -316,37 +314,33 @@ def open_run(src, model, tokenizer, mode, template, max_length, bare_context, fi
     impl = packing_plan(model, packing, say)
     batch_tokens = batch_tokens or default_batch_tokens(model)
     if compile_backbone: compile_model_backbone(model)
-    say(
-        f"model {name}: {describe_model(model)}; "
-        + (f"packed batches ({impl} attention)" if impl else "padded batches")
-        + f" of {batch_tokens:,} token positions"
-    )
+    layout = f"packed batches ({impl} attention)" if impl else "padded batches"
+    say(f"model {name}: {describe_model(model)}; {layout} of {batch_tokens:,} token positions")
     if mapping: say(describe_fields(rows, mapping))
-    # each rank hashes its share
-    keys = all_keys(work, score_spec(name, mode, template, max_length, bare_context), state)
+    spec = score_spec(name, mode, template, max_length, bare_context)
+    keys = all_keys(work, spec, state)  # each rank hashes its share
     store, tmpdir = open_shards(shard_dir, output, rank, resume, say)
     state.wait_for_everyone()
     seen = store.keys() if resume else set()  # only the keys: a resumed run does not hold the records while it scores
-    # every rank has read the same shards before any rank writes one: they split the same rows
-    state.wait_for_everyone()
+    state.wait_for_everyone()  # all ranks read the same shards before any writes one: they split the same rows
+    n_done = len(seen)
     todo = rows_to_score(keys, seen)
-    say(f"{len(rows)} rows: {len(seen)} already scored, {len(todo)} to score on {world} "
-        f"process{'es' if world > 1 else ''}")
+    procs = f"{world} process{'es' if world > 1 else ''}"
+    say(f"{len(rows)} rows: {n_done} already scored, {len(todo)} to score on {procs}")
     if not compile_backbone and len(todo) >= 1000 and all(p.device.type == "cpu" for p in model.parameters()):
         say("on a CPU, compile_backbone=True (CLI: --compile) can score faster after about a minute of compiling "
             "(BENCHMARKS.md)")
     return ScoringRun(rows, work, keys, todo, model, tokenizer, (mode, template, max_length, bare_context), impl,
                       batch_tokens, store, state, say, tmpdir)
 
-# %% ../nbs/library/07_engine.ipynb #bdcc481d
+# %% ../nbs/library/07_engine.ipynb #95464123
 def write_oldest(run: ScoringRun, in_flight: list, counts: RunCounts, bar, n_left: int, backend: str, t1: float):
     "Wait for the oldest queued chunks and write each as one shard, until `n_left` are still queued."
     while len(in_flight) > n_left:
         done = in_flight[0]
         recs, k = _chunk_records(run.model, done, run.keys, run.batch_tokens, run.pad, backend, run.packed)
         run.store.write(recs + done["skipped"])
-        # after the write: an interrupt during it leaves the chunk queued, to be written by the handler
-        in_flight.pop(0)
+        in_flight.pop(0)  # after the write: interrupted during it, the chunk stays queued for the handler to write
         counts.retried += k
         counts.tokens += done["tokens"]
         bar.update(done["covers"])
@@ -358,8 +352,7 @@ def score_share(run: ScoringRun, backend: str = "auto", chunk_rows: int = 512, f
     rank, world, model = run.state.process_index, run.state.num_processes, run.model
     counts, t1 = RunCounts(), time.time()
     guard = fp16_guard and model.dtype == torch.float16 and not getattr(model, "hf_device_map", None)
-    # each rank tokenizes and scores only its own rows, shortest first
-    share = rank_share(run.work, run.todo, rank, world)
+    share = rank_share(run.work, run.todo, rank, world)  # each rank tokenizes and scores its own rows, shortest first
     covered = lambda n: round(min(n, len(share)) * len(run.todo) / max(len(share), 1))  # rank 0's rows, scaled to all
     bar = tqdm(total=len(run.todo), disable=not progress or rank != 0, desc=f"IFD ({run.how[0]})", unit="sample")
     in_flight = []  # queued chunks not yet written: at most two
@@ -404,64 +397,38 @@ def finish_run(run: ScoringRun, counts: RunCounts, output=None, t0: float | None
         return datasets.Dataset.from_pandas(df, preserve_index=False)
     return df
 
-# %% ../nbs/library/07_engine.ipynb #6add5730
-def score_dataset(
-    src,  # rows, a file, a `datasets.Dataset` or a hub dataset name (see `read_rows`)
-    model="embedded",  # a model name/path, or a loaded causal LM
-    tokenizer=None,  # required when `model` is a loaded model
-    mode: str = "default",
-    template=None,
-    max_length: int | None = None,
-    bare_context=None,
-    fields="auto",  # the columns read as instruction/input/output (see `resolve_fields`); the table keeps the originals
-    batch_tokens: int | None = None,  # positions per forward pass, padded or packed (default: `default_batch_tokens`)
-    backend: str = "auto",  # cross-entropy path: 'auto', 'torch', 'triton' or 'reference'
-    packing="auto",  # padding-free rows: True, False, or 'auto' (see `packing_plan`)
-    output=None,  # write the merged table here (.parquet, .jsonl or .csv)
-    shard_dir=None,  # where shards go; default `<output>.shards`, or a temporary folder without `output`
-    resume: bool = True,  # reuse shards already in `shard_dir`
-    chunk_rows: int | None = None,  # samples per chunk and shard (default 512, or $IFD_NB_CHUNK_ROWS)
-    limit: int | None = None,  # score only the first `limit` rows
-    split: str = "train",  # the split of a hub dataset
-    device=None,
-    dtype=None,
-    device_map=None,  # e.g. 'auto': a model larger than one GPU, spread by accelerate
-    attn_implementation=None,  # e.g. 'flash_attention_2' (packed through transformers' own path)
-    compile_backbone: bool = False,  # `torch.compile` the backbone for any batch shape (see above)
-    fp16_guard: bool = True,  # recompute in float32 the sequences whose float16 forward overflowed
-    host_threads: int | None = 1,  # PyTorch CPU threads while a model wholly on GPUs scores (None: unchanged)
-    progress: bool = True,
-    verbose: bool = True,
-    return_type: str = "pandas",  # 'pandas' or 'dataset'
-):
+# %% ../nbs/library/07_engine.ipynb #7870fa09
+def score_dataset(src, # rows, a file, a `datasets.Dataset` or a hub dataset name (see `read_rows`)
+                  model="embedded", # a model name/path, or a loaded causal LM
+                  tokenizer=None, # required when `model` is a loaded model
+                  mode: str = "default", template=None, max_length: int | None = None, bare_context=None,
+                  fields="auto", # columns read as instruction/input/output (`resolve_fields`); the table keeps all
+                  batch_tokens: int | None = None, # positions per forward pass (default: `default_batch_tokens`)
+                  backend: str = "auto", # cross-entropy path: 'auto', 'torch', 'triton' or 'reference'
+                  packing="auto", # padding-free rows: True, False, or 'auto' (see `packing_plan`)
+                  output=None, # write the merged table here (.parquet, .jsonl or .csv)
+                  shard_dir=None, # where shards go; default `<output>.shards`, or a temporary folder without `output`
+                  resume: bool = True, # reuse shards already in `shard_dir`
+                  chunk_rows: int | None = None, # samples per chunk and shard (default 512, or $IFD_NB_CHUNK_ROWS)
+                  limit: int | None = None, # score only the first `limit` rows
+                  split: str = "train", # the split of a hub dataset
+                  device=None, dtype=None,
+                  device_map=None, # e.g. 'auto': a model larger than one GPU, spread by accelerate
+                  attn_implementation=None, # e.g. 'flash_attention_2' (packed through transformers' own path)
+                  compile_backbone: bool = False, # `torch.compile` the backbone for any batch shape (see above)
+                  fp16_guard: bool = True, # recompute in float32 the sequences whose float16 forward overflowed
+                  host_threads: int | None = 1, # CPU threads while a model wholly on GPUs scores (None: unchanged)
+                  progress: bool = True, verbose: bool = True,
+                  return_type: str = "pandas", # 'pandas' or 'dataset'
+                 ):
     "Score every row's IFD, batched and resumable, on one or many processes: the scores table (rank 0; None elsewhere)."
     t0 = time.time()
     if output is not None: check_scores_path(output)  # a wrong suffix fails now, not after the whole run
     chunk_rows = chunk_rows or int(os.environ.get("IFD_NB_CHUNK_ROWS", "512"))
     for what, n in (("batch_tokens", 1 if batch_tokens is None else batch_tokens), ("chunk_rows", chunk_rows)):
         if n < 1: raise ValueError(f"{what} must be a positive number, not {n}")
-    run = open_run(
-        src,
-        model,
-        tokenizer,
-        mode,
-        template,
-        max_length,
-        bare_context,
-        fields,
-        batch_tokens,
-        packing,
-        output,
-        shard_dir,
-        resume,
-        limit,
-        split,
-        device,
-        dtype,
-        device_map,
-        attn_implementation,
-        compile_backbone,
-        verbose,
-    )
+    run = open_run(src, model, tokenizer, mode, template, max_length, bare_context, fields, batch_tokens, packing,
+                   output, shard_dir, resume, limit, split, device, dtype, device_map, attn_implementation,
+                   compile_backbone, verbose)
     counts = score_share(run, backend, chunk_rows, fp16_guard, host_threads, progress)
     return finish_run(run, counts, output, t0, verbose, return_type)
