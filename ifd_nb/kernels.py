@@ -11,9 +11,10 @@ from .compile_facts import CARDS, interpreting, launch_job, resources_many
 # %% auto #0
 __all__ = ['SEGMENT_ERROR', 'K2_TILES', 'KERNEL_MODULE', 'ce_reference', 'segment_ifd', 'segment_table', 'check_targets',
            'ce_logits_triton', 'ce_logits_torch', 'vocab_splits', 'program_order', 'first_fitting', 'kernel2_job',
-           'kernel1_job', 'merge_job', 'kernel2_resources', 'programs_per_sm', 'choose_tile', 'linear_ce_triton',
-           'apply_logit_transforms', 'apply_logit_transforms_', 'linear_ce_torch', 'linear_ce_chunked',
-           'choose_backend', 'token_cross_entropy', 'linear_cross_entropy', 'random_segments']
+           'kernel1_job', 'merge_job', 'kernel2_resources', 'programs_per_sm', 'choose_tile', 'device_limits',
+           'tile_choices', 'kernel2_device_caches', 'linear_ce_triton', 'apply_logit_transforms',
+           'apply_logit_transforms_', 'linear_ce_torch', 'linear_ce_chunked', 'choose_backend', 'token_cross_entropy',
+           'linear_cross_entropy', 'random_segments']
 
 # %% ../nbs/lessons/02_kernels.ipynb #5b8d7bb8
 try:
@@ -525,7 +526,7 @@ def choose_tile(capability: tuple, limits: tuple, # compute capability; the card
 
 # %% ../nbs/lessons/02_kernels.ipynb #2f3a64b6
 @functools.lru_cache(maxsize=None)  # asked on every kernel-2 call; a device's limits do not change
-def _device_limits(dev) -> tuple:
+def device_limits(dev) -> tuple:
     """The limits of a CUDA device as in `CARDS`: Triton's and PyTorch's reports of the device, `CARDS` where they are
     silent."""
     p, cap = torch.cuda.get_device_properties(dev), torch.cuda.get_device_capability(dev)
@@ -553,12 +554,20 @@ def _device_tile(dev, dtype, D: int, V: int, **flags):
     if key not in _TILE_CHOICE:
         try:
             _TILE_CHOICE[key] = choose_tile(
-                torch.cuda.get_device_capability(dev), _device_limits(dev), dtype, D, V, **flags
+                torch.cuda.get_device_capability(dev), device_limits(dev), dtype, D, V, **flags
             )
         except Exception as e:
             warnings.warn(f"kernel 2: no compile facts for {dev} ({type(e).__name__}: {e}); tiles are chosen by trial")
             _TILE_CHOICE[key] = None
     return _TILE_CHOICE[key]
+
+def tile_choices() -> dict:
+    "The kernel-2 tiles chosen so far, by (device, dtype, D, V, flags): (tile, compile facts), or None."
+    return dict(_TILE_CHOICE)
+
+def kernel2_device_caches() -> dict:
+    "What Triton's JIT built of kernel 2's main loop, per device (its `device_caches`), for the benchmark's facts."
+    return _lce_partial_kernel.device_caches
 
 # %% ../nbs/lessons/02_kernels.ipynb #9135bd9a
 def linear_ce_triton(hidden, # [R, D] final hidden states of the answer-predicting positions
@@ -597,7 +606,7 @@ def linear_ce_triton(hidden, # [R, D] final hidden states of the answer-predicti
         if k is None:  # the interpreter pretends to have 4 slots, so the tests exercise the merge of several slices
             if dev.type != "cuda": slots, l2 = 4, 0
             else:
-                per_sm = (programs_per_sm(res, nw, _device_limits(dev)) if res else
+                per_sm = (programs_per_sm(res, nw, device_limits(dev)) if res else
                           _programs_per_sm(dev, BR, BV, BD, nw, ns, hidden.element_size()))
                 props = torch.cuda.get_device_properties(dev)
                 slots, l2 = props.multi_processor_count * max(1, per_sm), getattr(props, "L2_cache_size", 0)

@@ -262,3 +262,31 @@ def test_long_lines_finds_them(tmp_path):
     f = tmp_path/"probe.py"
     f.write_text("__all__ = ['" + "a" * 130 + "',\n           'b']\nx = 1\ny = '" + "b" * 130 + "'\n")
     assert long_lines(f, tmp_path) == ["probe.py:4: 136 characters"]
+
+
+def unresolved_imports(sources: dict) -> list[str]:
+    "`from <package module> import name` statements (function bodies too) whose name that module does not define."
+    import importlib
+    bad = []
+    for name, src in sources.items():
+        pkg = name.split(".")[:-1]
+        for node in ast.walk(ast.parse(src)):
+            if not isinstance(node, ast.ImportFrom): continue
+            if node.level: mod = ".".join(["ifd_nb"] + pkg[:len(pkg) - node.level + 1] + ([node.module] if node.module else []))
+            elif (node.module or "").startswith("ifd_nb"): mod = node.module
+            else: continue
+            try: m = importlib.import_module(mod)
+            except ImportError: bad.append(f"{name}:{node.lineno}: no module {mod}"); continue
+            for a in node.names:
+                if hasattr(m, a.name): continue
+                try: importlib.import_module(f"{mod}.{a.name}")
+                except ImportError: bad.append(f"{name}:{node.lineno}: {mod}.{a.name}")
+    return bad
+
+
+def test_every_import_resolves(sources):
+    "Imports inside functions run only when called: each must still name something that exists."
+    assert unresolved_imports(sources) == []
+    probe = "def f():\n    from ifd_nb.ifd import packed_boundaries\n    from ..engine import score_dataset, attention_heads\n"
+    assert unresolved_imports({"bench.probe": probe}) == ["bench.probe:2: ifd_nb.ifd.packed_boundaries",
+                                                          "bench.probe:3: ifd_nb.engine.attention_heads"]

@@ -7,7 +7,7 @@ __all__ = ['OUT', 'SMOKE', 'SHORT', 'ENGINE', 'BUDGET_S', 't0', 'rows_and_tokeni
            'packed_attention_check', 'attention_backends', 'host_check', 'modules_restored', 'liger_engine',
            'engine_step', 'facility_check', 'main', 'device_payload']
 
-# %% ../../nbs/bench/03_gpu_check.ipynb #340f93b7
+# %% ../../nbs/bench/03_gpu_check.ipynb #1c351181
 import importlib, json, os, sys, time, traceback
 from contextlib import contextmanager
 from pathlib import Path
@@ -74,10 +74,8 @@ def packed_attention_check(models=None, dev="cuda"):
     sequences?"""
     import traceback
     from ifd_nb.bench.engine_bench import benchmark_configs
-    from ifd_nb.forward import packing_plan, packed_rows_agree
-    from ifd_nb.engine import attention_heads
-    from ifd_nb.forward import flash_varlen_ok, flash_varlen
-    from ifd_nb.ifd import packed_boundaries
+    from ifd_nb.forward import packing_plan, packed_rows_agree, attention_heads
+    from ifd_nb.forward import flash_varlen_ok, flash_varlen, packed_boundaries
     out = []
     for name, cfg in (models or benchmark_configs()).items():
         model = model_of(cfg, dev)

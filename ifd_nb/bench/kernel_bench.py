@@ -109,17 +109,17 @@ def gpu_correctness(dev="cuda") -> list[dict]:
 def compile_facts(dev="cuda") -> dict:
     """Kernel 2's tile as chosen from the compiler's facts on this card, next to what the JIT built and the driver
     loaded."""
-    from . import kernels
+    from ifd_nb import kernels
     h = torch.randn(4096, 1536, device=dev, dtype=torch.bfloat16)
     w = (torch.randn(151936, 1536, device=dev) / 1536**0.5).to(torch.bfloat16)
     linear_ce_triton(h, w, torch.randint(0, 151936, (4096,), device=dev))  # chooses a tile, compiles, launches
     res = dict(
-        choices=[dict(key=str(k), tile=v and v[0], resources=v and v[1]) for k, v in kernels._TILE_CHOICE.items()],
-        limits=kernels._device_limits(dev),
+        choices=[dict(key=str(k), tile=v and v[0], resources=v and v[1]) for k, v in kernels.tile_choices().items()],
+        limits=kernels.device_limits(dev),
         jit=[],
     )
     try:  # Triton >= 3.3 keeps (kernel cache, ...) per device; each compiled kernel knows its registers once loaded
-        for cache in kernels._lce_partial_kernel.device_caches.values():
+        for cache in kernels.kernel2_device_caches().values():
             for ck in cache[0].values():
                 ck._init_handles()
                 res["jit"].append(dict(num_warps=ck.metadata.num_warps, num_stages=ck.metadata.num_stages,
