@@ -8,12 +8,12 @@ __all__ = ['OUT', 'SMOKE', 'SHORT', 'ENGINE', 'BUDGET_S', 't0', 'rows_and_tokeni
            'engine_step', 'facility_check', 'main', 'device_payload']
 
 # %% ../../nbs/bench/03_gpu_check.ipynb #1c351181
-import importlib, json, os, sys, time, traceback
+import importlib, os, sys, time, traceback
 from contextlib import contextmanager
 from pathlib import Path
 import torch
 # timed runs, IFD differences, device waits: as the engine benchmark does them
-from .timing import timed_scores, max_diff, sync_device
+from .timing import timed_scores, max_diff, sync_device, write_result
 from .timing import alternate  # settings timed in turn, round after round
 
 OUT = Path(os.environ.get("OUT", "gpu_check_out"))  # made by `main`
@@ -236,7 +236,7 @@ def main():
     if "--payload" in sys.argv: return device_payload()
     OUT.mkdir(parents=True, exist_ok=True)
     res = dict(device=torch.cuda.get_device_name() if torch.cuda.is_available() else "cpu", torch=torch.__version__)
-    save = lambda: (OUT/"gpu_check.json").write_text(json.dumps(res, indent=1, default=str))
+    save = lambda: write_result("gpu_check", res, folder=OUT, quiet=True)  # after every step
     rows, tok = rows_and_tokenizer()
     steps = [("profile", lambda: profile_engine(rows, tok))]
     # the --engine steps on CPU with a tiny model: packed-attention check, host, engine (compiled too) with Liger,

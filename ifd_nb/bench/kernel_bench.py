@@ -4,7 +4,7 @@
 
 # %% ../../nbs/bench/01_kernel_bench.ipynb #b2b21dac
 from __future__ import annotations
-import json, os, sys, time, traceback
+import os, sys, time, traceback
 import torch
 import torch.nn.functional as F
 from ifd_nb.kernels import (
@@ -15,6 +15,7 @@ from ifd_nb.kernels import (
     random_segments,
     segment_table,
 )
+from .timing import write_result
 
 # %% auto #0
 __all__ = ['K2_CONFIGS', 'bench_ms', 'extra_peak_bytes', 'ceilings', 'gpu_correctness', 'compile_facts', 'bench_kernel1',
@@ -263,14 +264,14 @@ def main(out_dir: str | None = None, quick: bool = False,
          k2_configs=K2_CONFIGS, # kernel 2's tiles to time
          variants: bool = True, # kernel 2's slice-count, grouped-order and chunked variants
         ):
-    "Run every GPU check and benchmark; write `kernel_bench.json` to `out_dir` ($OUT or the current folder)."
+    "Run every GPU check and benchmark; write `kernel_bench_<date>.json` to `out_dir` ($OUT or the current folder)."
     assert torch.cuda.is_available(), "the kernel benchmark needs a CUDA GPU"
     out_dir = out_dir or os.environ.get("OUT", ".")
     t0 = time.time()
     res = dict(device=torch.cuda.get_device_name(), capability=torch.cuda.get_device_capability(),
                torch=torch.__version__, triton=__import__("triton").__version__)
     print(res, flush=True)
-    def save(): json.dump(res, open(os.path.join(out_dir, "kernel_bench.json"), "w"), indent=1)
+    save = lambda: write_result("kernel_bench", res, folder=out_dir, quiet=True)  # after every step
     for key, fn in [("correctness", gpu_correctness), ("compile_facts", compile_facts), ("ceilings", ceilings)]:
         try: res[key] = fn()
         except Exception: res[key] = dict(error=traceback.format_exc()[-2000:])

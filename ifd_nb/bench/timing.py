@@ -10,6 +10,7 @@ import torch
 import ifd_nb
 from ..engine import score_dataset
 from ..forward import input_device
+from ..store import atomic_write
 
 # %% auto #0
 __all__ = ['sync_device', 'best_seconds', 'timed_scores', 'max_diff', 'matmul_rate', 'cpu_facts', 'alternate', 'repo_root',
@@ -92,14 +93,17 @@ def results_dir() -> Path:
 def write_result(prefix: str, # what was measured, e.g. 'cpu_chunks'
                  res: dict, # the run's figures (a `date` is added if missing), and its `notes` if any
                  suffix: str = "", # tells apart several runs of a day
-                 folder=None, # default `results_dir()`
+                 folder=None, # default `results_dir()`; a device run passes its `$OUT`
+                 quiet: bool = False, # print only the path (a run that saves after every step)
                 ) -> Path:
-    "Write one run's results as `<prefix>_<date>[_<suffix>].json` and print them; the path."
+    "Write one run's results, whole or not at all, as `<prefix>_<date>[_<suffix>].json`; the path."
     res.setdefault("date", datetime.date.today().isoformat())
     path = Path(folder or results_dir())/f"{prefix}_{res['date']}{'_' + suffix if suffix else ''}.json"
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(res, indent=1, default=str) + "\n")
-    print(json.dumps(res, indent=1, default=str)); print("wrote", path)
+    text = json.dumps(res, indent=1, default=str, ensure_ascii=False) + "\n"
+    atomic_write(path, lambda tmp: Path(tmp).write_text(text))
+    if not quiet: print(text, end="")
+    print("wrote", path)
     return path
 
 def save(prefix: str, fields: dict, suffix: str = "") -> Path:
