@@ -167,7 +167,8 @@ def compare_scores(a: pd.DataFrame, b: pd.DataFrame, # two scores tables of the 
     out = dict(matched=len(a), scored_in_both=r["n"], spearman=r["spearman"], kendall=r["kendall"])
     for rate in rates:
         sa, sb = (set(select_top_ifd(t, rate=rate, key=key)[0]["index"]) for t in (a, b))
-        out[f"top {rate:g}: kept by both"] = len(sa & sb) / max(len(sa), len(sb), 1)
+        # NaN: the share keeps no row (fewer than 1 / rate rows scored), so there is no overlap to report
+        out[f"top {rate:g}: kept by both"] = len(sa & sb) / max(len(sa), len(sb)) if sa or sb else math.nan
     return out
 
 # %% ../nbs/lessons/03_analysis.ipynb #1c84cff1
@@ -204,6 +205,9 @@ def plot_task_breakdown(df: pd.DataFrame, key: str = "ifd", min_count: int = 5, 
 # %% ../nbs/lessons/03_analysis.ipynb #de3c9654
 def plot_all(df: pd.DataFrame, folder) -> list[Path]:
     "Write the standard plots of a scores table as PNG files into `folder`; their paths."
+    if not (df.status == "ok").any():
+        raise ValueError("no scored row to plot (status: " + ", ".join(f"{k} {v}" for k, v in
+                                                                      df.status.value_counts().items()) + ")")
     folder = Path(folder); folder.mkdir(parents=True, exist_ok=True)
     jobs = {"ifd_distribution.png": lambda p: plot_ifd_distribution(df, path=p),
             "cond_vs_bare.png": lambda p: plot_cond_vs_bare(df, path=p),
@@ -219,6 +223,7 @@ def plot_all(df: pd.DataFrame, folder) -> list[Path]:
 def html_report(df: pd.DataFrame, path, title: str = "IFD report", n: int = 15) -> Path:
     "One self-contained HTML page: summary, the standard plots (embedded PNG) and the top/bottom samples."
     import html, tempfile
+    Path(path).parent.mkdir(parents=True, exist_ok=True)  # before the plots are drawn
     with tempfile.TemporaryDirectory() as d:
         imgs = [base64.b64encode(p.read_bytes()).decode() for p in plot_all(df, d)]
     ok = _ok(df).sort_values("ifd", ascending=False)

@@ -7,9 +7,11 @@ from __future__ import annotations
 import argparse, sys, time
 from pathlib import Path
 import pandas as pd
+import torch
 from .data import read_rows, demo_data_path, SkipSample, resolve_fields, rename_fields, describe_fields
 from .ifd import MODES
-from .models import load_model, ModelNotFound, default_dtype
+from .models import load_model, ModelNotFound, default_dtype, check_device
+from .store import check_output_file, check_folder
 from .forward import input_device
 from .scores import read_scores, show_ranked
 from .select import select_top_ifd, select_cherry, select_superfiltering, export_selection, check_selection_path
@@ -42,6 +44,9 @@ def _add_scoring(p):
     p.add_argument("--mode", default="default", choices=sorted(MODES))
     p.add_argument("--template", default=None, help="alpaca | none | raw | chat | a format string with {instruction}")
     p.add_argument("--max-length", type=int, default=None, help="longest conditioned sequence, in tokens")
+    p.add_argument("--dtype", default="auto", choices=["auto", "float32", "bfloat16", "float16"],
+                   help="the model's dtype; auto: the device's (bfloat16 on most GPUs, float32 on a CPU), float32 "
+                        "in the compatibility modes, as their scripts ran")
     p.add_argument("--batch-tokens", type=int, default=None,
                    help="token positions per forward pass (padded or packed); default 16384 on GPUs, fewer on a CPU "
                         "(see default_batch_tokens)")
@@ -165,15 +170,18 @@ def run_score(args, src) -> pd.DataFrame | None:
                          batch_tokens=args.batch_tokens, chunk_rows=args.chunk_rows, backend=args.backend,
                          output=args.output, shard_dir=args.shard_dir, resume=not args.no_resume, limit=args.limit,
                          device=args.device, packing={"on": True, "off": False}.get(args.packing, "auto"),
+                         dtype=None if args.dtype == "auto" else getattr(torch, args.dtype),
                          device_map=args.device_map, attn_implementation=args.attn, compile_backbone=args.compile,
                          host_threads=args.host_threads or None, progress=not args.quiet)
 
 # %% ../nbs/library/08_cli.ipynb #c2b36718
 def run_experience(args) -> Path:
     "Build and save the pre-experienced model as the parsed command line says; the folder it was saved in."
-    import importlib.util, torch
+    import importlib.util
     from ifd_nb.experience import brief_experience, save_model  # scikit-learn and the fine-tuning: only when asked
 
+    check_folder(args.output, "output")  # an existing file: refused before the model loads
+    check_device(args.device)
     for what, n in (
         ("clusters", args.clusters),
         ("per-cluster", args.per_cluster),
@@ -253,9 +261,17 @@ def run_select(args) -> pd.DataFrame:
         raise ValueError("--clusters, --per-cluster and --fit-rows must be positive")
     if args.rule == "facility" and not 0 < args.candidates <= 1:
         raise ValueError(f"--candidates must be a share in (0, 1], not {args.candidates}")
-    out = check_selection_path(args.output)  # before any embedding is computed
+    if args.rate is not None and not 0 < args.rate <= 1:
+        raise ValueError(f"--rate must be a share in (0, 1], not {args.rate}")
+    if args.top is not None and args.top < 1:
+        raise ValueError(f"--top must be a positive number of rows, not {args.top}")
+    # before any embedding is computed; never the scores file itself
+    out = check_output_file(check_selection_path(args.output), "output", inputs=[args.scores])
     df = read_scores(args.scores)
     key = args.key or ("ifd_ppl" if args.rule == "superfiltering" else "ifd")
+    if key not in df:
+        numeric = [c for c in df.columns if pd.api.types.is_numeric_dtype(df[c]) and c != "index"]
+        raise ValueError(f"--key {key}: {args.scores} has no such column (numeric columns: {', '.join(numeric)})")
     if args.rule == "top":
         sel, counts = select_top_ifd(df, rate=args.rate, top=args.top, key=key)
         print(", ".join(f"{k} {v}" for k, v in counts.items()), file=sys.stderr)
@@ -282,7 +298,9 @@ def run_compare(args) -> dict:
     print(f"{args.a} vs {args.b} ({args.key}): {r['matched']} rows matched, {r['scored_in_both']} scored in both; "
           f"Spearman {r['spearman']:.3f}, Kendall {r['kendall']:.3f}", file=sys.stderr)
     for rate in rates:
-        print(f"top {rate:g} by each: {r[f'top {rate:g}: kept by both']:.0%} kept by both", file=sys.stderr)
+        both = r[f"top {rate:g}: kept by both"]
+        said = "keeps no row (too few scored rows)" if both != both else f"{both:.0%} kept by both"  # NaN: no row
+        print(f"top {rate:g} by each: {said}", file=sys.stderr)
     if args.plot:
         import matplotlib; matplotlib.use("Agg")
         pairs = matched_scores(a, b, args.key)[2]
@@ -308,6 +326,8 @@ def main(argv: list[str] | None = None) -> int:
         elif args.command in ("plot", "report"):
             import matplotlib; matplotlib.use("Agg")
             from ifd_nb.analysis import plot_all, html_report
+            if args.command == "plot": check_folder(args.output, "output")
+            else: check_output_file(args.output, "output", inputs=[args.scores])
             df = read_scores(args.scores)
             if args.command == "plot": out = plot_all(df, args.output)
             else: out = [html_report(df, args.output, title=f"IFD report: {Path(args.scores).name}")]

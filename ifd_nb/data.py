@@ -9,9 +9,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 # %% auto #0
-__all__ = ['ALPACA_PROMPT_NO_INPUT', 'ALPACA_PROMPT_INPUT', 'TEMPLATES', 'STATUSES', 'FIELD_ALIASES', 'PromptTemplate',
-           'render_chat', 'get_template', 'SkipSample', 'prompt_and_answer', 'read_rows', 'package_dir',
-           'demo_data_path', 'parse_fields', 'resolve_fields', 'rename_fields', 'describe_fields', 'shared_data_path']
+__all__ = ['ALPACA_PROMPT_NO_INPUT', 'ALPACA_PROMPT_INPUT', 'VICUNA_SYSTEM', 'TEMPLATES', 'STATUSES', 'ROW_FIELDS',
+           'FIELD_ALIASES', 'PromptTemplate', 'render_chat', 'get_template', 'SkipSample', 'text_field',
+           'prompt_and_answer', 'rows_of_object', 'read_rows', 'package_dir', 'demo_data_path', 'parse_fields',
+           'resolve_fields', 'rename_fields', 'describe_fields', 'shared_data_path']
 
 # %% ../nbs/library/01_data.ipynb #65cee1e1
 @dataclass(frozen=True)
@@ -46,11 +47,18 @@ ALPACA_PROMPT_INPUT = ("Below is an instruction that describes a task, paired wi
     "Write a response that appropriately completes the request.\n\n"
     "### Instruction:\n{instruction}\n\n### Input:\n{input}\n\n### Response:")
 
+VICUNA_SYSTEM = ("A chat between a curious user and an artificial intelligence assistant. The assistant gives helpful, "
+                 "detailed, and polite answers to the user's questions.")
+
 TEMPLATES = {
     "alpaca": PromptTemplate("alpaca", ALPACA_PROMPT_NO_INPUT, ALPACA_PROMPT_INPUT),
     "none": PromptTemplate("none", "{instruction}\n", "{instruction}\n{input}\n"),  # Superfiltering's PROMPT_DICT_NONE
     "raw": PromptTemplate("raw", "{instruction}", "{instruction}\n\n{input}"),
     "chat": PromptTemplate("chat", chat=True),
+    # Cherry_LLM's other prompts (its `_vic` scripts): WizardLM's, and Vicuna's with its system line
+    "wiz": PromptTemplate("wiz", "{instruction}\n\n### Response:", "{instruction}\n{input}\n\n### Response:"),
+    "vicuna": PromptTemplate("vicuna", VICUNA_SYSTEM + " USER: {instruction} ASSISTANT:",
+                             VICUNA_SYSTEM + " USER: {instruction}\nInput:\n{input} ASSISTANT:"),
 }
 
 # %% ../nbs/library/01_data.ipynb #515e072d
@@ -62,6 +70,11 @@ def get_template(spec: str | PromptTemplate = "alpaca") -> PromptTemplate:
         raise ValueError(f"unknown template {spec!r}: use one of {sorted(TEMPLATES)} or a format string with "
                          f"{{instruction}}")
     with_input = spec if "{input}" in spec else spec.replace("{instruction}", "{instruction}\n\n{input}", 1)
+    try: spec.format_map({"instruction": "", "input": ""})
+    except (KeyError, IndexError, ValueError) as e:  # {foo}, {} or a stray brace: found before any model loads
+        what = f"the field {{{e.args[0]}}}" if isinstance(e, KeyError) else f"'{e}'"
+        raise ValueError(f"template {spec!r}: {what}; a template may use only {{instruction}} and {{input}} (write a "
+                         f"literal brace as {{{{ or }}}})") from None
     return PromptTemplate("custom", spec.replace("{input}", ""), with_input)
 
 # %% ../nbs/library/01_data.ipynb #710d3260
@@ -69,7 +82,7 @@ STATUSES = {
     "ok": "scored",
     "invalid_json": "the input line is not valid JSON",
     "missing_field": "no instruction/output (or no assistant turn) in the row",
-    "non_text": "instruction, input or output is not a string",
+    "non_text": "instruction, input or output is not a string of valid Unicode",
     "empty_answer": "the answer is empty or whitespace",
     "prompt_too_long": "the prompt leaves no room for an answer token within max_length",
     "answer_truncated_away": "no answer token is scored in one of the passes (compatibility-mode windowing)",
@@ -97,13 +110,21 @@ def _messages(row: dict) -> list[dict] | None:
         if not isinstance(t, dict): raise SkipSample("non_text", "a conversation turn is not an object")
         role, content = t.get("role", t.get("from")), t.get("content", t.get("value"))
         if role is None or content is None: raise SkipSample("missing_field", "a turn lacks role/content (from/value)")
-        if not isinstance(content, str): raise SkipSample("non_text", "a turn's content is not a string")
+        content = text_field(content, "a turn's content")
         out.append({"role": _ROLE.get(str(role).lower(), str(role)), "content": content})
     return out
 
 # %% ../nbs/library/01_data.ipynb #18602257
+def text_field(value, what: str) -> str:
+    "`value` when it is a string of valid Unicode; else a `SkipSample` that names `what`."
+    if not isinstance(value, str): raise SkipSample("non_text", f"{what} is {type(value).__name__}, not a string")
+    try: value.encode("utf-8")
+    except UnicodeEncodeError:  # a lone surrogate such as \ud800, which JSON escapes can spell
+        raise SkipSample("non_text", f"{what} holds an unpaired surrogate: not valid Unicode") from None
+    return value
+
 def _check_answer(answer) -> str:
-    if not isinstance(answer, str): raise SkipSample("non_text", f"output is {type(answer).__name__}, not a string")
+    answer = text_field(answer, "output")
     if not answer.strip(): raise SkipSample("empty_answer")
     return answer
 
@@ -125,16 +146,15 @@ def prompt_and_answer(row: dict, # one input row (Alpaca fields or a conversatio
         return tpl.render(lines, "", tokenizer), answer
     if "instruction" not in row or "output" not in row:
         raise SkipSample("missing_field", f"row has {sorted(row)[:6]}, needs 'instruction' and 'output'")
-    instruction, inp = row["instruction"], row.get("input") or ""
-    if not isinstance(instruction, str) or not isinstance(inp, str):
-        raise SkipSample("non_text", "instruction/input is not a string")
+    instruction = text_field(row["instruction"], "instruction")
+    inp = "" if row.get("input") is None else text_field(row["input"], "input")  # "0" is an input, None is none
     answer = _check_answer(row["output"])
     return tpl.render(instruction, inp, tokenizer), answer
 
 # %% ../nbs/library/01_data.ipynb #3d2209de
 def _read_jsonl(path: Path) -> list[dict]:
     rows = []
-    with open(path, encoding="utf-8") as f:
+    with open(path, encoding="utf-8-sig") as f:  # -sig: a byte-order mark (Windows editors, Excel) is not a row
         for line in f:
             if not line.strip(): continue
             try: obj = json.loads(line)
@@ -142,27 +162,42 @@ def _read_jsonl(path: Path) -> list[dict]:
             rows.append(obj if isinstance(obj, dict) else {"__invalid_json__": line.rstrip("\n")})
     return rows
 
+ROW_FIELDS = ("instruction", "output", "messages", "conversations")
+
+def rows_of_object(data: dict, path) -> list:
+    "The rows of a JSON object: itself if it is a row, else its one list of row objects (several: an error names them)."
+    if any(k in data for k in ROW_FIELDS): return [data]
+    lists = [k for k, v in data.items() if isinstance(v, list) and v and all(isinstance(r, dict) for r in v)]
+    if len(lists) == 1: return data[lists[0]]
+    if not lists: raise ValueError(f"{path}: a JSON object without a list of row objects (keys {sorted(data)[:8]})")
+    raise ValueError(f"{path}: a JSON object with several lists of row objects ({', '.join(map(repr, lists))}); save "
+                     "the rows to score as one list or as JSON Lines")
+
 def read_rows(src, # path (.json/.jsonl/.parquet/.csv), a `datasets.Dataset`, a list of dicts, or a hub dataset name
               limit: int | None = None, # keep only the first `limit` rows
               split: str = "train", # split of a hub dataset
              ) -> list[dict]:
     "The input rows as a list of dicts, in input order."
+    if limit is not None and limit < 1: raise ValueError(f"limit must be a positive number of rows, not {limit}")
     if isinstance(src, list): rows = src
     elif hasattr(src, "to_list") and hasattr(src, "features"): rows = src.to_list()  # datasets.Dataset
     else:
         p = Path(src)
         if p.suffix == ".jsonl" and p.exists(): rows = _read_jsonl(p)
         elif p.suffix == ".json" and p.exists():
-            try: data = json.loads(p.read_text(encoding="utf-8"))
+            try: data = json.loads(p.read_text(encoding="utf-8-sig"))
             except json.JSONDecodeError:
                 rows = _read_jsonl(p)  # JSON Lines saved as .json
             else:
-                if isinstance(data, dict): data = next((v for v in data.values() if isinstance(v, list)), [data])
+                if isinstance(data, dict): data = rows_of_object(data, p)
                 rows = [r if isinstance(r, dict) else {"__invalid_json__": json.dumps(r)} for r in data]
-        elif p.suffix in (".parquet", ".csv") and p.exists():
+        elif p.suffix == ".parquet" and p.exists():
+            import pyarrow.parquet as pq
+            rows = pq.read_table(p).to_pylist()  # lists and structs as Python lists and dicts, not numpy arrays
+        elif p.suffix == ".csv" and p.exists():
             import pandas as pd
-            df = pd.read_parquet(p) if p.suffix == ".parquet" else pd.read_csv(p, keep_default_na=False)
-            rows = df.to_dict("records")
+            try: rows = pd.read_csv(p, keep_default_na=False, dtype=str).to_dict("records")  # text stays text: "42"
+            except pd.errors.EmptyDataError: rows = []
         elif p.exists(): raise ValueError(f"cannot read {p}: use .json, .jsonl, .parquet or .csv")
         elif (
             p.suffix in (".json", ".jsonl", ".parquet", ".csv")
@@ -176,6 +211,7 @@ def read_rows(src, # path (.json/.jsonl/.parquet/.csv), a `datasets.Dataset`, a 
                 rows = datasets.load_dataset(str(src), split=split).to_list()
             except Exception as e:
                 raise FileNotFoundError(f"cannot load dataset '{src}': {str(e).splitlines()[0]}") from None
+        if not rows: raise ValueError(f"{src} holds no rows")
     return list(rows[:limit] if limit is not None else rows)
 
 # %% ../nbs/library/01_data.ipynb #2fbf9147

@@ -4,7 +4,7 @@
 
 # %% ../nbs/library/07_engine.ipynb #170e754f
 from __future__ import annotations
-import os, shutil, signal, tempfile, time
+import json, os, shutil, signal, tempfile, time
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -13,23 +13,27 @@ from tqdm.auto import tqdm
 from .data import read_rows, SkipSample, get_template, resolve_fields, rename_fields, describe_fields
 from .ifd import encode_samples, ifd_record, skipped_record, MODES
 from .forward import (sequence_token_losses, input_device, attention_implementation, packing_plan, text_config)
-from .models import load_model
-from .store import sample_keys, ShardStore, remove_stale_temporaries
+from .models import load_model, check_device, weights_fingerprint
+from .store import (sample_keys, ShardStore, remove_stale_temporaries, atomic_write, FolderLock,
+                          check_output_file, check_folder)
 from .scores import scores_frame, write_scores, summarize, check_scores_path
 
 # %% auto #0
-__all__ = ['CPU_ACTIVATION_BYTES', 'score_spec', 'plan_batches', 'default_batch_tokens', 'distributed_state', 'all_keys',
-           'describe_model', 'float32_model', 'chunk_sequences', 'compile_model_backbone', 'torch_threads', 'text_size',
-           'rank_share', 'encode_chunk', 'ScoringRun', 'RunCounts', 'run_model', 'open_shards', 'rows_to_score',
-           'open_run', 'write_oldest', 'score_share', 'finish_run', 'score_dataset']
+__all__ = ['CPU_ACTIVATION_BYTES', 'MODELS_FILE', 'score_spec', 'plan_batches', 'default_batch_tokens', 'distributed_state',
+           'all_keys', 'describe_model', 'float32_model', 'chunk_sequences', 'compile_model_backbone', 'torch_threads',
+           'text_size', 'rank_share', 'encode_chunk', 'ScoringRun', 'RunCounts', 'run_model', 'shard_folder',
+           'check_shard_models', 'record_shard_model', 'open_shards', 'rows_to_score', 'open_run', 'write_oldest',
+           'score_share', 'finish_run', 'check_settings', 'score_dataset']
 
 # %% ../nbs/library/07_engine.ipynb #ee396232
-def score_spec(model_name: str, mode: str = "default", template=None, max_length=None, bare_context=None) -> dict:
+def score_spec(model_name: str, mode: str = "default", template=None, max_length=None, bare_context=None,
+               weights: str | None = None, # `weights_fingerprint` of the loaded model
+              ) -> dict:
     "Everything besides the row that determines its score (the resolved template and max_length included)."
     m = MODES[mode]
     tpl = get_template(template or m["template"])
     return dict(model=model_name, mode=mode, template=[tpl.name, tpl.no_input, tpl.with_input, tpl.chat],
-                max_length=max_length or m["max_length"], bare_context=bare_context, version=1)
+                max_length=max_length or m["max_length"], bare_context=bare_context, weights=weights, version=1)
 
 # %% ../nbs/library/07_engine.ipynb #6a3df965
 def plan_batches(seqs: list[tuple], batch_tokens: int, packed: bool = False) -> tuple[list[list[tuple]], int, int]:
@@ -279,12 +283,34 @@ def run_model(model, tokenizer, state, device=None, dtype=None, device_map=None,
     if tokenizer is None: raise ValueError("pass the tokenizer with a loaded model")
     return model, tokenizer
 
+def shard_folder(shard_dir, output) -> Path | None:
+    "Where a run's shards go: `shard_dir`, else beside the output (`<output>.shards`); None: a temporary folder."
+    if shard_dir is not None: return Path(shard_dir)
+    return Path(str(output) + ".shards") if output is not None else None
+
+MODELS_FILE = "models.json"  # in a shard folder: {model name: weights fingerprint} of the runs that wrote it
+
+def check_shard_models(folder: Path, name: str, weights: str, resume: bool):
+    "A ValueError when `folder` holds shards that model `name` computed with other weights (they would be reused)."
+    path = folder/MODELS_FILE
+    if not resume or not path.exists() or not any(folder.glob("shard-*.parquet")): return
+    before = json.loads(path.read_text()).get(name)
+    if before not in (None, weights):
+        raise ValueError(f"the shards in {folder} were computed by model {name!r} with other weights (fingerprint "
+                         f"{before}, now {weights}): score again with --no-resume (resume=False), which deletes them, "
+                         f"or give this run another output or --shard-dir")
+
+def record_shard_model(folder: Path, name: str, weights: str):
+    "Note in `folder` that model `name` with these weights writes its shards."
+    path = folder/MODELS_FILE
+    known = json.loads(path.read_text()) if path.exists() else {}
+    atomic_write(path, lambda tmp: tmp.write_text(json.dumps(known | {name: weights}, indent=1)))
+
 def open_shards(shard_dir, output, rank: int, resume: bool, say) -> tuple[ShardStore, str | None]:
     "The run's shard store (default `<output>.shards`, or a temporary folder), and that temporary folder if any."
     tmpdir = None
-    if shard_dir is None:
-        if output is not None: shard_dir = str(output) + ".shards"
-        else: tmpdir = shard_dir = tempfile.mkdtemp(prefix="ifd_nb_shards_")
+    shard_dir = shard_folder(shard_dir, output)
+    if shard_dir is None: tmpdir = shard_dir = tempfile.mkdtemp(prefix="ifd_nb_shards_")
     store = ShardStore(shard_dir, rank)
     if rank == 0 and (n := remove_stale_temporaries(shard_dir, ".shard-*.tmp")):
         say(f"removed {n} temporary shard file{'s' if n > 1 else ''} left by an interrupted run")
@@ -307,23 +333,27 @@ def open_run(src, model, tokenizer, mode, template, max_length, bare_context, fi
     rank, world = state.process_index, state.num_processes
     say = (lambda *a: print(*a, flush=True)) if (verbose and rank == 0) else (lambda *a: None)
     rows = read_rows(src, limit=limit, split=split)
+    if not rows: raise ValueError("no rows to score")  # before the model loads
     mapping = resolve_fields(rows, fields)  # before the model loads: a file no column of which can be scored stops here
     work = rename_fields(rows, mapping)
     name = _model_name(model)
     model, tokenizer = run_model(model, tokenizer, state, device, dtype, device_map, attn_implementation)
+    weights = weights_fingerprint(model)
+    if (folder := shard_folder(shard_dir, output)) is not None: check_shard_models(folder, name, weights, resume)
     impl = packing_plan(model, packing, say)
     batch_tokens = batch_tokens or default_batch_tokens(model)
     if compile_backbone: compile_model_backbone(model)
     layout = f"packed batches ({impl} attention)" if impl else "padded batches"
     say(f"model {name}: {describe_model(model)}; {layout} of {batch_tokens:,} token positions")
     if mapping: say(describe_fields(rows, mapping))
-    spec = score_spec(name, mode, template, max_length, bare_context)
+    spec = score_spec(name, mode, template, max_length, bare_context, weights)
     keys = all_keys(work, spec, state)  # each rank hashes its share
     store, tmpdir = open_shards(shard_dir, output, rank, resume, say)
+    if rank == 0: record_shard_model(store.folder, name, weights)
     state.wait_for_everyone()
     seen = store.keys() if resume else set()  # only the keys: a resumed run does not hold the records while it scores
     state.wait_for_everyone()  # all ranks read the same shards before any writes one: they split the same rows
-    n_done = len(seen)
+    n_done = sum(k in seen for k in keys)  # this run's rows only: shards of other settings do not count
     todo = rows_to_score(keys, seen)
     procs = f"{world} process{'es' if world > 1 else ''}"
     say(f"{len(rows)} rows: {n_done} already scored, {len(todo)} to score on {procs}")
@@ -381,7 +411,12 @@ def finish_run(run: ScoringRun, counts: RunCounts, output=None, t0: float | None
     run.state.wait_for_everyone()
     if run.state.process_index != 0: return None
     df = scores_frame(run.rows, run.store.frame(run.keys))  # the records in columns: no Python object per value
-    if output is not None: write_scores(df, output)
+    if output is not None:
+        try: write_scores(df, output)
+        except OSError as e:
+            raise OSError(f"could not write {output} ({e}); every score is kept in {run.store.folder}: run again with "
+                          f"another output and --shard-dir {run.store.folder} (shard_dir=) to write it without "
+                          f"computing anything") from None
     if verbose:
         say = run.say
         say(summarize(df, time.time() - t0 if t0 else None))
@@ -398,6 +433,18 @@ def finish_run(run: ScoringRun, counts: RunCounts, output=None, t0: float | None
     return df
 
 # %% ../nbs/library/07_engine.ipynb #7870fa09
+def check_settings(src, mode, template, max_length, batch_tokens, chunk_rows, output, shard_dir, device):
+    "A clear error for each setting that cannot work, before any row is read or model loaded."
+    if mode not in MODES: raise ValueError(f"unknown mode {mode!r}: use one of {sorted(MODES)}")
+    get_template(template or MODES[mode]["template"])  # {foo}, {} or a stray brace
+    for what, n in (("max_length", max_length), ("batch_tokens", batch_tokens), ("chunk_rows", chunk_rows)):
+        if n is not None and n < 1: raise ValueError(f"{what} must be a positive number, not {n}")
+    check_device(device)
+    if output is not None:  # a wrong suffix, a folder, the input itself: now, not after the whole run
+        check_output_file(check_scores_path(output), "output", inputs=[src])
+    folder = shard_folder(shard_dir, output)
+    if folder is not None: check_folder(folder, "shard folder")
+
 def score_dataset(src, # rows, a file, a `datasets.Dataset` or a hub dataset name (see `read_rows`)
                   model="embedded", # a model name/path, or a loaded causal LM
                   tokenizer=None, # required when `model` is a loaded model
@@ -412,7 +459,8 @@ def score_dataset(src, # rows, a file, a `datasets.Dataset` or a hub dataset nam
                   chunk_rows: int | None = None, # samples per chunk and shard (default 512, or $IFD_NB_CHUNK_ROWS)
                   limit: int | None = None, # score only the first `limit` rows
                   split: str = "train", # the split of a hub dataset
-                  device=None, dtype=None,
+                  device=None,
+                  dtype=None, # default: the device's (`default_dtype`); float32 in the compatibility modes
                   device_map=None, # e.g. 'auto': a model larger than one GPU, spread by accelerate
                   attn_implementation=None, # e.g. 'flash_attention_2' (packed through transformers' own path)
                   compile_backbone: bool = False, # `torch.compile` the backbone for any batch shape (see above)
@@ -423,12 +471,16 @@ def score_dataset(src, # rows, a file, a `datasets.Dataset` or a hub dataset nam
                  ):
     "Score every row's IFD, batched and resumable, on one or many processes: the scores table (rank 0; None elsewhere)."
     t0 = time.time()
-    if output is not None: check_scores_path(output)  # a wrong suffix fails now, not after the whole run
-    chunk_rows = chunk_rows or int(os.environ.get("IFD_NB_CHUNK_ROWS", "512"))
-    for what, n in (("batch_tokens", 1 if batch_tokens is None else batch_tokens), ("chunk_rows", chunk_rows)):
-        if n < 1: raise ValueError(f"{what} must be a positive number, not {n}")
-    run = open_run(src, model, tokenizer, mode, template, max_length, bare_context, fields, batch_tokens, packing,
-                   output, shard_dir, resume, limit, split, device, dtype, device_map, attn_implementation,
-                   compile_backbone, verbose)
-    counts = score_share(run, backend, chunk_rows, fp16_guard, host_threads, progress)
-    return finish_run(run, counts, output, t0, verbose, return_type)
+    chunk_rows = int(os.environ.get("IFD_NB_CHUNK_ROWS", "512")) if chunk_rows is None else chunk_rows
+    if dtype is None and mode != "default": dtype = torch.float32  # the reference scripts ran float32
+    check_settings(src, mode, template, max_length, batch_tokens, chunk_rows, output, shard_dir, device)
+    folder, rank = shard_folder(shard_dir, output), distributed_state(device).process_index
+    lock = FolderLock(folder).acquire() if folder is not None and rank == 0 else None  # one run at a time in a folder
+    try:
+        run = open_run(src, model, tokenizer, mode, template, max_length, bare_context, fields, batch_tokens, packing,
+                       output, shard_dir, resume, limit, split, device, dtype, device_map, attn_implementation,
+                       compile_backbone, verbose)
+        counts = score_share(run, backend, chunk_rows, fp16_guard, host_threads, progress)
+        return finish_run(run, counts, output, t0, verbose, return_type)
+    finally:
+        if lock: lock.release()

@@ -9,12 +9,13 @@ from dataclasses import dataclass
 import torch
 from tqdm.auto import tqdm
 from .forward import sequence_token_losses
-from .data import SkipSample, prompt_and_answer, read_rows, PromptTemplate, resolve_fields, rename_fields
+from .data import (SkipSample, prompt_and_answer, read_rows, PromptTemplate, resolve_fields, rename_fields,
+                         get_template)
 
 # %% auto #0
-__all__ = ['RECORD_FIELDS', 'MODES', 'Encoded', 'special_prefix', 'bare_context_ids', 'encode_exact', 'skipped_record',
-           'ifd_record', 'encode_cherry', 'encode_superfiltering', 'encode_sample', 'token_ids', 'cuts_like_truncation',
-           'encode_samples', 'score_rows']
+__all__ = ['RECORD_FIELDS', 'CHERRY_PROMPTS', 'MODES', 'Encoded', 'special_prefix', 'bare_context_ids', 'encode_exact',
+           'skipped_record', 'ifd_record', 'encode_cherry', 'encode_superfiltering', 'mode_encoder', 'encode_sample',
+           'token_ids', 'cuts_like_truncation', 'encode_samples', 'score_rows']
 
 # %% ../nbs/lessons/01_ifd.ipynb #21b7e4db
 @dataclass
@@ -109,16 +110,23 @@ def _enc(tokenizer, text, max_length=None):
     if max_length is None: return tokenizer.encode(text)
     return tokenizer.encode(text, truncation=True, max_length=max_length)
 
-def encode_cherry(tokenizer, prompt: str, answer: str, max_length: int = 512) -> Encoded:
-    "The two passes exactly as Cherry_LLM's `data_analysis.py` / `data_by_IFD.py` build them."
+# Cherry_LLM's bare-pass text before the answer, and the tokens its window adds, for each of its scripts' prompts
+CHERRY_PROMPTS = {"alpaca": ("### Response:", 4), "wiz": ("### Response:", 4), "vicuna": ("ASSISTANT:", 6)}
+
+def encode_cherry(tokenizer, prompt: str, answer: str, max_length: int = 512,
+                  bare_prefix: str = "### Response:", # the bare pass's text before the answer
+                  extra: int = 4, # the bare window is max_length - len(prompt) + extra tokens
+                 ) -> Encoded:
+    """The two passes as Cherry_LLM's published `data_analysis.py` + `data_by_IFD.py` build them (commit 3a5970a and
+    later; the `_vic` scripts with another `bare_prefix` and `extra`)."""
     instruct_len = len(_enc(tokenizer, prompt, max_length))
-    bare_max = max_length - instruct_len - 2
-    if bare_max <= 4: raise SkipSample("prompt_too_long", "Cherry rule: max_length - len(prompt) - 2 <= 4")
+    if max_length - instruct_len <= 0: raise SkipSample("prompt_too_long", "Cherry rule: max_length - len(prompt) <= 0")
+    bare_max = max_length - instruct_len + extra
     def part(text, ml):
         ids = _enc(tokenizer, text, ml)
         start = len(_enc(tokenizer, text[:text.rfind(answer)]))
         return ids, start
-    bare_text, whole = "### Response:" + answer, prompt + answer
+    bare_text, whole = bare_prefix + answer, prompt + answer
     bare_ids, bare_start = part(bare_text, bare_max)
     cond_ids, cond_start = part(whole, max_length)
     len_1, len_2 = len(bare_ids) - bare_start, len(cond_ids) - cond_start
@@ -144,19 +152,34 @@ def encode_superfiltering(tokenizer, prompt: str, answer: str, max_length: int =
 # %% ../nbs/lessons/01_ifd.ipynb #066aed27
 MODES = {
     "default": dict(encode=encode_exact, template="alpaca", max_length=2048),
-    "cherry": dict(encode=encode_cherry, template="alpaca", max_length=512),
+    "cherry": dict(encode=encode_cherry, template="alpaca", max_length=512),  # data_analysis.py, --prompt alpaca
+    "cherry-v2": dict(encode=encode_cherry, template="alpaca", max_length=512),  # data_analysis_vic.py
     "superfiltering": dict(encode=encode_superfiltering, template="none", max_length=1024),
 }
+
+def mode_encoder(mode: str, template=None):
+    """`encode(tokenizer, prompt, answer, max_length)` of a compatibility mode with `template`; a ValueError for a
+    template its script does not have (its bare pass would be a guess)."""
+    if mode not in MODES: raise ValueError(f"unknown mode {mode!r}: use one of {sorted(MODES)}")
+    m, name = MODES[mode], get_template(template or MODES[mode]["template"]).name
+    if not mode.startswith("cherry"): return m["encode"]
+    known = ["alpaca"] if mode == "cherry" else sorted(CHERRY_PROMPTS)
+    if name not in known:
+        also = " (mode cherry-v2 has wiz and vicuna)" if mode == "cherry" else ""
+        raise ValueError(f"mode {mode} reproduces Cherry_LLM's script with the template(s) {', '.join(known)}, not "
+                         f"{name!r}{also}")
+    prefix, extra = CHERRY_PROMPTS[name]
+    return lambda tokenizer, prompt, answer, ml: encode_cherry(tokenizer, prompt, answer, ml, prefix, extra)
 
 def encode_sample(tokenizer, row: dict, mode: str = "default", template=None, max_length: int | None = None,
                   bare_context=None) -> Encoded:
     "The two passes of one input row under `mode`; raises `SkipSample` with a named status."
-    if mode not in MODES: raise ValueError(f"unknown mode {mode!r}: use one of {sorted(MODES)}")
+    encode = mode_encoder(mode, template)
     m = MODES[mode]
     prompt, answer = prompt_and_answer(row, template or m["template"], tokenizer)
     ml = max_length or m["max_length"]
     if mode == "default": return encode_exact(tokenizer, prompt, answer, ml, bare_context)
-    return m["encode"](tokenizer, prompt, answer, ml)
+    return encode(tokenizer, prompt, answer, ml)
 
 # %% ../nbs/lessons/01_ifd.ipynb #cd7d6fe4
 def token_ids(tokenizer, texts: list[str], add_special_tokens: bool = False) -> list[list[int]]:
@@ -191,17 +214,17 @@ class _BatchEncoded:
         if text not in self.ids: self.ids[text] = self.tokenizer.encode(text)  # a text not batched: tokenized alone
         return self.ids[text][:max_length] if truncation and max_length is not None else list(self.ids[text])
 
-def _mode_texts(mode: str, prompt: str, answer: str) -> list[str]:
+def _mode_texts(mode: str, prompt: str, answer: str, bare_prefix: str = "### Response:") -> list[str]:
     "The texts `encode_cherry` / `encode_superfiltering` tokenize for one sample."
     whole = prompt + answer
     if mode == "superfiltering": return [prompt, answer, whole, whole[:whole.rfind(answer)]]
-    bare = "### Response:" + answer
+    bare = bare_prefix + answer
     return [prompt, bare, bare[:bare.rfind(answer)], whole, whole[:whole.rfind(answer)]]
 
 def encode_samples(tokenizer, rows: list[dict], mode: str = "default", template=None, max_length: int | None = None,
                    bare_context=None) -> list:
     "`encode_sample` of every row, as a list of `Encoded` or `SkipSample` values, its texts tokenized in batches."
-    if mode not in MODES: raise ValueError(f"unknown mode {mode!r}: use one of {sorted(MODES)}")
+    encode = mode_encoder(mode, template)
     def one(fn, *a):
         try: return fn(*a)
         except SkipSample as s: return s
@@ -210,12 +233,13 @@ def encode_samples(tokenizer, rows: list[dict], mode: str = "default", template=
     ok, ml = [i for i, t in enumerate(texts) if not isinstance(t, SkipSample)], max_length or m["max_length"]
     # the reference encoders as they are, asking a stand-in that tokenized their texts in one call
     if mode != "default":
+        prefix = CHERRY_PROMPTS.get(get_template(template or m["template"]).name, ("### Response:",))[0]
         enc = (
-            _BatchEncoded(tokenizer, [t for i in ok for t in _mode_texts(mode, *texts[i])])
+            _BatchEncoded(tokenizer, [t for i in ok for t in _mode_texts(mode, *texts[i], prefix)])
             if cuts_like_truncation(tokenizer)
             else tokenizer
         )
-        for i in ok: texts[i] = one(m["encode"], enc, *texts[i], ml)
+        for i in ok: texts[i] = one(encode, enc, *texts[i], ml)
         return texts
     prompts, answers = token_ids(tokenizer, [texts[i][0] for i in ok]), token_ids(tokenizer, [texts[i][1] for i in ok])
     prefix, bare = special_prefix(tokenizer), bare_context_ids(tokenizer, bare_context)

@@ -4,15 +4,15 @@
 
 # %% ../nbs/library/00_models.ipynb #5bde24d1
 from __future__ import annotations
-import os, hashlib, importlib.util
+import os, hashlib, importlib.util, json
 from pathlib import Path
 import torch
 from .store import atomic_write
 
 # %% auto #0
 __all__ = ['EMBEDDED_NAME', 'EMBEDDED_GGUF', 'default_device', 'default_dtype', 'ModelNotFound', 'embedded_gguf_path',
-           'cache_dir', 'embedded_model_dir', 'load_tokenizer', 'load_model', 'load_embedder', 'tiny_model',
-           'tiny_gpt2']
+           'cache_dir', 'embedded_model_dir', 'load_tokenizer', 'check_device', 'weights_fingerprint', 'load_model',
+           'load_embedder', 'tiny_model', 'tiny_gpt2']
 
 # %% ../nbs/library/00_models.ipynb #0b8bcbee
 def default_device() -> torch.device:
@@ -82,6 +82,32 @@ def load_tokenizer(name: str = "embedded"):
     if tok.pad_token is None: tok.pad_token = tok.eos_token
     return tok
 
+# %% ../nbs/library/00_models.ipynb #c30b0002
+def check_device(device) -> None:
+    "A ValueError, before any model loads, for a device name this machine cannot use (None: the default device)."
+    if device is None: return
+    try: d = torch.device(device)
+    except RuntimeError as e: raise ValueError(f"device {device!r}: {e}") from None
+    if d.type == "cuda" and not torch.cuda.is_available():
+        build = f"torch {torch.__version__}" + ("" if torch.version.cuda else ", a build without CUDA")
+        raise ValueError(f"device {device!r}: no CUDA GPU here ({build}); use --device cpu")
+    if d.type == "cuda" and d.index is not None and d.index >= torch.cuda.device_count():
+        raise ValueError(f"device {device!r}: this machine has {torch.cuda.device_count()} CUDA GPU(s)")
+    if d.type == "mps" and not torch.backends.mps.is_available(): raise ValueError(f"device {device!r}: no MPS here")
+
+def weights_fingerprint(model, # a loaded model
+                        samples: int = 64, # values read from each parameter, evenly strided
+                       ) -> str:
+    "A short hash of the model's configuration and of a strided sample of every parameter: other weights, other hash."
+    config = {k: v for k, v in model.config.to_dict().items() if k not in ("_name_or_path", "transformers_version")}
+    h = hashlib.sha256(json.dumps(config, sort_keys=True, default=str).encode())
+    for name, p in model.named_parameters():
+        h.update(f"{name}{tuple(p.shape)}{p.dtype}".encode())
+        if p.device.type == "meta": continue  # offloaded by accelerate: its name and shape only
+        flat = p.detach().reshape(-1)
+        h.update(flat[::max(1, flat.numel() // samples)][:samples].float().cpu().numpy().tobytes())
+    return h.hexdigest()[:16]
+
 # %% ../nbs/library/00_models.ipynb #59536e98
 def load_model(name: str = "embedded", # 'embedded', a local folder or a Hugging Face hub id
                device=None, # where to put it; default: `default_device()`
@@ -91,6 +117,7 @@ def load_model(name: str = "embedded", # 'embedded', a local folder or a Hugging
               ):
     "Load a causal LM and its tokenizer, ready for scoring: `(model, tokenizer)`."
     from transformers import AutoModelForCausalLM
+    check_device(device)
     device = torch.device(device) if device is not None else default_device()
     dtype = dtype or default_dtype(device)
     tok = load_tokenizer(name)

@@ -4,23 +4,39 @@
 
 # %% ../nbs/library/05_scores.ipynb #3bbe5b5a
 from __future__ import annotations
-import json, math
+import csv, json, math
 from pathlib import Path
 import pandas as pd
 from .data import read_rows
 from .ifd import RECORD_FIELDS
+from .store import atomic_write
 
 # %% auto #0
-__all__ = ['SCORE_SUFFIXES', 'scores_frame', 'check_scores_path', 'write_scores', 'summarize', 'read_scores', 'show_ranked']
+__all__ = ['SCORE_SUFFIXES', 'NUMERIC_FIELDS', 'storable', 'original_fields', 'scores_frame', 'check_scores_path', 'write_table',
+           'write_scores', 'summarize', 'read_scores', 'show_ranked']
 
 # %% ../nbs/library/05_scores.ipynb #91abfe6e
+def storable(value):
+    "`value` with every string in it one that a table format can store: a lone surrogate written as its escape."
+    if isinstance(value, str):
+        try: value.encode("utf-8")
+        except UnicodeEncodeError: return value.encode("utf-8", "backslashreplace").decode("utf-8")
+        return value
+    if isinstance(value, list): return [storable(v) for v in value]
+    if isinstance(value, dict): return {k: storable(v) for k, v in value.items()}
+    return value
+
+def original_fields(rows: list[dict]) -> pd.DataFrame:
+    "The input rows as columns, a field that a record also has renamed `orig_<field>`."
+    named = [{(f"orig_{k}" if k in RECORD_FIELDS or k == "index" else k): v for k, v in r.items()} for r in rows]
+    try: return pd.DataFrame(named, index=range(len(rows)))
+    except UnicodeEncodeError:  # a lone surrogate (\ud800): the rare case pays for the check of every value
+        return pd.DataFrame([storable(r) for r in named], index=range(len(rows)))
+
 def scores_frame(rows: list[dict], records: list[dict] | pd.DataFrame) -> pd.DataFrame:
     "One row per input row: `index`, the original fields, then the record fields."
     assert len(rows) == len(records), "one record per row"
-    orig = pd.DataFrame(
-        [{(f"orig_{k}" if k in RECORD_FIELDS or k == "index" else k): v for k, v in r.items()} for r in rows],
-        index=range(len(rows)),
-    )
+    orig = original_fields(rows)
     rec = (
         records.set_axis(range(len(rows)))
         if isinstance(records, pd.DataFrame)
@@ -29,7 +45,8 @@ def scores_frame(rows: list[dict], records: list[dict] | pd.DataFrame) -> pd.Dat
     df = pd.concat([pd.DataFrame({"index": range(len(rows))}), orig, rec], axis=1)
     for c in orig.columns:
         types = {type(v) for v in df[c] if v is not None and not (isinstance(v, float) and math.isnan(v))}
-        if len(types) > 1 or types & {dict, list}:
+        wide = int in types and any(isinstance(v, int) and not -2**63 <= v < 2**63 for v in df[c])  # beyond int64
+        if len(types) > 1 or types & {dict, list} or wide:
             df[c] = [
                 v if v is None or isinstance(v, str) else json.dumps(v, ensure_ascii=False, default=str) for v in df[c]
             ]
@@ -45,14 +62,17 @@ def check_scores_path(path) -> Path:
                                                            f"{path.name!r}")
     return path
 
+def write_table(df: pd.DataFrame, path: Path, tmp: Path):
+    "Write `df` to `tmp` in the format `path`'s suffix names."
+    if path.suffix == ".parquet": df.to_parquet(tmp, index=False)
+    elif path.suffix == ".jsonl": df.to_json(tmp, orient="records", lines=True, force_ascii=False)
+    else: df.to_csv(tmp, index=False, quoting=csv.QUOTE_NONNUMERIC)  # every text quoted: a bare \r stays in its cell
+
 def write_scores(df: pd.DataFrame, path) -> Path:
-    "Write a scores table to .parquet, .jsonl or .csv (by the file's suffix)."
+    "Write a scores table to .parquet, .jsonl or .csv (by the file's suffix), whole or not at all."
     path = check_scores_path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    if path.suffix == ".parquet": df.to_parquet(path, index=False)
-    elif path.suffix == ".jsonl": df.to_json(path, orient="records", lines=True, force_ascii=False)
-    else: df.to_csv(path, index=False)
-    return path
+    return atomic_write(path, lambda tmp: write_table(df, path, tmp))
 
 # %% ../nbs/library/05_scores.ipynb #5287c9cc
 def summarize(df: pd.DataFrame, seconds: float | None = None) -> str:
@@ -67,10 +87,16 @@ def summarize(df: pd.DataFrame, seconds: float | None = None) -> str:
     return "\n".join(lines)
 
 # %% ../nbs/library/05_scores.ipynb #6def1898
+NUMERIC_FIELDS = ["index", "loss_cond", "loss_bare", "ifd", "ifd_ppl", "n_prompt_tokens", "n_answer_tokens"]
+
 def read_scores(path) -> pd.DataFrame:
     "A scores table written by `write_scores` (or `ifd_nb score`); a ValueError for a file that is not one."
     df = pd.DataFrame(read_rows(path))
     if "status" not in df or "ifd" not in df: raise ValueError(f"{path} is not a scores file (no status/ifd columns)")
+    for c in [c for c in NUMERIC_FIELDS if c in df and not pd.api.types.is_numeric_dtype(df[c])]:  # CSV: all text
+        df[c] = pd.to_numeric(df[c].replace("", None), errors="coerce")
+    if "truncated" in df and not pd.api.types.is_bool_dtype(df.truncated):
+        df["truncated"] = df.truncated.isin([True, "True", "true"])
     return df
 
 # %% ../nbs/library/05_scores.ipynb #7eb1ff8b

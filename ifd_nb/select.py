@@ -4,10 +4,11 @@
 
 # %% ../nbs/lessons/04_select.ipynb #c74846a7
 from __future__ import annotations
-import json, math
+import csv, json, math
 from pathlib import Path
 import numpy as np
 import pandas as pd
+from .store import atomic_write
 
 # %% auto #0
 __all__ = ['SELECTION_SUFFIXES', 'eligible', 'select_top_ifd', 'select_cherry', 'select_superfiltering', 'select_random',
@@ -210,8 +211,9 @@ def export_selection(sel: pd.DataFrame, path=None):
     path = check_selection_path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     recs = json.loads(sel.to_json(orient="records", force_ascii=False)) if path.suffix in (".json", ".jsonl") else None
-    if path.suffix == ".json": path.write_text(json.dumps(recs, indent=1, ensure_ascii=False))
-    elif path.suffix == ".jsonl": path.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in recs))
-    elif path.suffix == ".parquet": sel.to_parquet(path, index=False)
-    else: sel.to_csv(path, index=False)
-    return path
+    def write(tmp: Path):
+        if path.suffix == ".json": tmp.write_text(json.dumps(recs, indent=1, ensure_ascii=False))
+        elif path.suffix == ".jsonl": tmp.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in recs))
+        elif path.suffix == ".parquet": sel.to_parquet(tmp, index=False)
+        else: sel.to_csv(tmp, index=False, quoting=csv.QUOTE_NONNUMERIC)  # every text quoted: a bare \r stays in it
+    return atomic_write(path, write)  # whole or not at all

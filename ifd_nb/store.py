@@ -4,25 +4,25 @@
 
 # %% ../nbs/library/02_store.ipynb #8713333e
 from __future__ import annotations
-import hashlib, json, os, shutil, signal, time, zipfile
+import hashlib, json, os, shutil, signal, socket, sys, time, zipfile
 from pathlib import Path
 
 # %% auto #0
 __all__ = ['UNREADABLE', 'sample_key', 'sample_keys', 'temporary_path', 'atomic_write', 'set_aside', 'ShardStore',
-           'remove_stale_temporaries']
+           'remove_stale_temporaries', 'check_output_file', 'check_folder', 'FolderBusy', 'FolderLock']
 
 # %% ../nbs/library/02_store.ipynb #ef10e703
 def sample_key(row: dict, spec: dict) -> str:
     "A stable hash of one row and the spec of the computation made on it."
     blob = json.dumps([row, spec], sort_keys=True, ensure_ascii=False, default=str)
-    return hashlib.sha256(blob.encode()).hexdigest()[:32]
+    return hashlib.sha256(blob.encode("utf-8", "surrogatepass")).hexdigest()[:32]  # a lone surrogate has a key too
 
 def sample_keys(rows: list[dict], spec: dict) -> list[str]:
     "`sample_key` of each row, the same keys, with the spec serialized once instead of once a row."
     # [row, spec] as one JSON list
     tail = ", " + json.dumps(spec, sort_keys=True, ensure_ascii=False, default=str) + "]"
     dump = lambda r: "[" + json.dumps(r, sort_keys=True, ensure_ascii=False, default=str) + tail
-    return [hashlib.sha256(dump(r).encode()).hexdigest()[:32] for r in rows]
+    return [hashlib.sha256(dump(r).encode("utf-8", "surrogatepass")).hexdigest()[:32] for r in rows]
 
 # %% ../nbs/library/02_store.ipynb #9e0230e4
 def temporary_path(path, suffix: str = ".tmp") -> Path:
@@ -37,7 +37,11 @@ def atomic_write(path, write, # write(tmp) writes the whole file or folder at `t
     path = Path(path)
     tmp = temporary_path(path, suffix)
     if tmp.is_dir(): shutil.rmtree(tmp)  # left by a killed write of this same process id or name
-    write(tmp)
+    try: write(tmp)
+    except BaseException:  # a failed or interrupted write leaves nothing behind (a killed one: see below)
+        if tmp.is_dir(): shutil.rmtree(tmp, ignore_errors=True)
+        else: tmp.unlink(missing_ok=True)
+        raise
     if path.is_dir() and tmp.is_dir(): shutil.rmtree(path)  # a folder cannot be renamed over a non-empty one
     os.replace(tmp, path)
     return path
@@ -115,3 +119,92 @@ def remove_stale_temporaries(folder, pattern: str, # glob of the hidden temporar
             if now - p.stat().st_mtime > older_than_s: p.unlink(); n += 1
         except FileNotFoundError: pass  # another process removed or renamed it first
     return n
+
+# %% ../nbs/library/02_store.ipynb #c30a0002
+def _same_file(a: Path, b) -> bool:
+    "Whether `b` (a path or anything else) names the existing file `a` names."
+    return isinstance(b, (str, Path)) and Path(b).exists() and a.exists() and a.resolve() == Path(b).resolve()
+
+def _nearest_folder(path: Path) -> Path:
+    "The nearest ancestor of `path` that exists (where it would be created)."
+    for p in path.absolute().parents:
+        if p.exists(): return p
+    return Path("/")
+
+def check_output_file(path, # a file the run will write
+                      what: str = "output", # its name in the message
+                      inputs=(), # what the run reads: none of them may be overwritten
+                     ) -> Path:
+    "`path` as a `Path` when a file can be written there; a ValueError or PermissionError that says why not."
+    path = Path(path)
+    for src in inputs:
+        if _same_file(path, src):
+            raise ValueError(f"{what} {path} is the input file: choose another name (the input is never overwritten)")
+    if path.is_dir(): raise ValueError(f"{what} {path} is a folder; give a file name")
+    if path.exists() and not os.access(path, os.W_OK): raise PermissionError(f"{what} {path} cannot be written")
+    folder = path.parent if path.parent.exists() else _nearest_folder(path)
+    if not folder.is_dir(): raise ValueError(f"{what} {path}: {folder} is a file, not a folder")
+    if not os.access(folder, os.W_OK): raise PermissionError(f"{what} {path}: cannot write in {folder}")
+    return path
+
+def check_folder(path, what: str = "folder") -> Path:
+    "`path` as a `Path` when it is a folder that can be written, or can be made; a ValueError or PermissionError else."
+    path = Path(path)
+    if path.exists() and not path.is_dir(): raise ValueError(f"{what} {path} is a file, not a folder")
+    folder = path if path.exists() else _nearest_folder(path)
+    if not folder.is_dir(): raise ValueError(f"{what} {path}: {folder} is a file, not a folder")
+    if not os.access(folder, os.W_OK): raise PermissionError(f"{what} {path}: cannot write in {folder}")
+    return path
+
+# %% ../nbs/library/02_store.ipynb #c30a0005
+class FolderBusy(OSError):
+    "Another live process holds the folder's lock."
+
+class FolderLock:
+    "A folder held by one process at a time through a `.lock` file that names it; a dead holder's lock is taken over."
+    def __init__(self, folder, what: str = "shard folder"):
+        self.path, self.what, self.held = Path(folder)/".lock", what, False
+        self.me = dict(host=socket.gethostname(), pid=os.getpid(), command=" ".join(sys.argv)[:300],
+                       started=time.strftime("%Y-%m-%d %H:%M:%S"))
+
+    def holder(self) -> dict | None:
+        "Who holds the lock, as its file says (None: no lock, or one written only in part)."
+        try: return json.loads(self.path.read_text())
+        except (FileNotFoundError, ValueError): return None
+
+    def alive(self, h: dict) -> bool:
+        "Whether holder `h` may still run (a process on another host is taken to be running)."
+        if h.get("host") != self.me["host"]: return True
+        try: os.kill(int(h["pid"]), 0)
+        except ProcessLookupError: return False
+        except PermissionError: return True  # a process of another user
+        return True
+
+    def acquire(self, say=print) -> "FolderLock":
+        "Take the lock, or raise `FolderBusy` naming the live process that holds it."
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        for _ in range(3):
+            try: fd = os.open(self.path, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
+            except FileExistsError:
+                h = self.holder()
+                if h is None: time.sleep(0.2); h = self.holder()  # being written: read it again
+                if h is not None and self.alive(h):
+                    raise FolderBusy(f"{self.what} {self.path.parent} is in use by process {h['pid']} on {h['host']} "
+                                     f"(since {h['started']}: {h['command']}); wait for it, or give this run another "
+                                     f"output or --shard-dir (if that process is gone, delete {self.path})") from None
+                say(f"ifd_nb: took over the lock of {self.path.parent} from process {h and h.get('pid')}, which has "
+                    f"ended")
+                self.path.unlink(missing_ok=True)
+                continue
+            with os.fdopen(fd, "w") as f: json.dump(self.me, f)
+            self.held = True
+            return self
+        raise FolderBusy(f"could not take the lock of {self.path.parent}")
+
+    def release(self):
+        "Drop the lock if this process holds it."
+        if self.held and (self.holder() or {}).get("pid") == self.me["pid"]: self.path.unlink(missing_ok=True)
+        self.held = False
+
+    def __enter__(self): return self.acquire()
+    def __exit__(self, *exc): self.release()
