@@ -13,9 +13,10 @@ from .ifd import MODES
 from .models import load_model, ModelNotFound, default_dtype, check_device
 from .store import check_output_file, check_folder
 from .forward import input_device
-from .scores import read_scores, show_ranked
-from .select import select_top_ifd, select_cherry, select_superfiltering, export_selection, check_selection_path
-from .embed import select_diverse
+from .scores import read_scores, show_ranked, ranking_key
+from .select import (select_top_ifd, select_cherry, select_superfiltering, select_random, export_selection,
+                           check_selection_path, select_superfiltering_d)
+from .embed import select_diverse, sentence_embedder, MINILM
 from .engine import score_dataset
 
 # %% auto #0
@@ -75,12 +76,22 @@ def _add_select(p):
     g = p.add_mutually_exclusive_group()
     g.add_argument("--rate", type=float, help="keep this share of the eligible rows (rounded down)")
     g.add_argument("--top", type=int, help="keep this many rows")
-    p.add_argument("--key", default=None, help="score column (default: ifd; ifd_ppl for --rule superfiltering)")
-    p.add_argument("--rule", default="top", choices=["top", "cherry", "superfiltering", "per-cluster", "facility"],
+    p.add_argument("--key", default=None,
+                   help="score column (default: ifd; ifd_ppl for --rule superfiltering or scores of --mode "
+                        "superfiltering, as Superfiltering ranks)")
+    p.add_argument("--rule", default="top",
+                   choices=["top", "cherry", "superfiltering", "superfiltering-d", "per-cluster", "facility", "longest",
+                            "random"],
                    help="top: highest scores among status ok and score < 1, input order; cherry / superfiltering: "
                         "the papers' scripts; per-cluster: the top --per-cluster of each of --clusters KMeans "
                         "clusters; facility: a facility-location pick among the top --candidates share "
-                        "(Superfiltering-D)")
+                        "(this package's); superfiltering-d: Superfiltering's do_fla.py exactly (--ifd-num candidates "
+                        "by ifd_ppl, all-MiniLM-L6-v2); the baselines: longest (the longest answers, n_answer_tokens, "
+                        "of the scored rows) and random (a --seed'ed draw of the scored rows)")
+    p.add_argument("--seed", type=int, default=0, help="random: the draw's seed")
+    p.add_argument("--ifd-num", type=int, default=None,
+                   help="superfiltering-d: candidates, the highest ifd_ppl below 1 (default: 20%% of the rows, as its "
+                        "script's command on Alpaca)")
     p.add_argument("--clusters", type=int, default=100, help="per-cluster: KMeans clusters of the prompt embeddings")
     p.add_argument("--per-cluster", type=int, default=10,
                    help="per-cluster: rows kept per cluster, highest score first")
@@ -89,9 +100,10 @@ def _add_select(p):
                         "others are embedded and assigned a chunk at a time")
     p.add_argument("--candidates", type=float, default=0.3,
                    help="facility: the top share of eligible rows the pick is made among")
-    p.add_argument("--embed-model", default="embedded",
+    p.add_argument("--embed-model", default=None,
                    help="per-cluster, facility: the model that embeds a row's prompt (mean last hidden state): "
-                        "'embedded', a causal LM or a sentence encoder (hub id or folder)")
+                        "'embedded' (default), a causal LM or a sentence encoder (hub id or folder); superfiltering-d: "
+                        "the sentence encoder (default sentence-transformers/all-MiniLM-L6-v2)")
     p.add_argument("--template", default="alpaca",
                    help="per-cluster, facility: the template the embedded prompt is rendered with")
     _add_fields(p)
@@ -114,7 +126,14 @@ def _add_experience(p):
                    help="within-cluster rule: the reference code's, or a seeded random draw")
     p.add_argument("--epochs", type=int, default=1)
     p.add_argument("--lr", type=float, default=2e-5)
-    p.add_argument("--batch-size", type=int, default=4)
+    p.add_argument("--batch-size", type=int, default=4, help="rows per forward pass (the micro-batch)")
+    p.add_argument("--global-batch", type=int, default=128,
+                   help="rows per optimizer step, by gradient accumulation (the paper's recipe: 128)")
+    p.add_argument("--schedule", default="cosine", choices=["cosine", "linear"], help="decay after the warm-up")
+    p.add_argument("--warmup-ratio", type=float, default=0.03, help="share of the optimizer steps warming up")
+    p.add_argument("--low-th", type=float, default=25,
+                   help="reference rule: lower percentile of prompt perplexity kept in a cluster (published: 25)")
+    p.add_argument("--up-th", type=float, default=75, help="reference rule: upper percentile (published: 75)")
     p.add_argument("--max-length", type=int, default=512)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--lora", action="store_true",
@@ -187,8 +206,12 @@ def run_experience(args) -> Path:
         ("per-cluster", args.per_cluster),
         ("epochs", args.epochs),
         ("batch-size", args.batch_size),
+        ("global-batch", args.global_batch),
     ):
         if n < 1: raise ValueError(f"--{what} must be a positive number, not {n}")
+    if not 0 <= args.warmup_ratio < 1: raise ValueError(f"--warmup-ratio must lie in [0, 1), not {args.warmup_ratio}")
+    if not 0 <= args.low_th <= args.up_th <= 100:
+        raise ValueError(f"--low-th and --up-th must be percentiles with low <= up, not {args.low_th}, {args.up_th}")
     if args.pool < 0: raise ValueError(f"--pool must be a positive number (0: every row), not {args.pool}")
     if args.lora and importlib.util.find_spec("peft") is None: raise ValueError("--lora needs peft: pip install peft")
     # after the checks: a hub data set can take a while
@@ -218,6 +241,11 @@ def run_experience(args) -> Path:
         features_path=Path(args.output) / "prompt_features.npz",
         progress=not args.quiet,
         say=lambda m: print(m, file=sys.stderr),
+        global_batch=args.global_batch,
+        schedule=args.schedule,
+        warmup_ratio=args.warmup_ratio,
+        low_th=args.low_th,
+        up_th=args.up_th,
     )
     info = dict(
         base_model=args.model,
@@ -236,6 +264,8 @@ def run_experience(args) -> Path:
         lora=args.lora,
         trained_on=model.sft_examples,
         train_loss=model.sft_loss,
+        recipe={k: v for k, v in model.sft_recipe.items() if k != "rates"},  # global batch, steps, schedule
+        perplexity_band=[args.low_th, args.up_th],
         chosen=[int(i) for i in chosen],
     )
     save_dtype = default_dtype(input_device(model)) if args.save_dtype == "auto" else getattr(torch, args.save_dtype)
@@ -245,7 +275,9 @@ def run_experience(args) -> Path:
     drawn = f"a pool of {args.pool:,}, " if 0 < args.pool < len(rows) else ""
     print(f"brief experience: {len(chosen)} of {len(rows)} rows chosen ({drawn}{args.clusters} clusters x "
           f"{args.per_cluster}), "
-          f"{model.sft_examples} trained on for {args.epochs} epoch(s), mean loss {model.sft_loss:.3f}, "
+          f"{model.sft_examples} trained on for {args.epochs} epoch(s) in {model.sft_recipe['optimizer_steps']} "
+          f"optimizer steps of {model.sft_recipe['global_batch']} rows ({args.schedule}), "
+          f"mean loss {model.sft_loss:.3f}, "
           f"{time.time() - t0:.0f} s\n"
           f"saved to {out}; score with it: ifd_nb score {args.input} -o scores.parquet --model {out}", file=sys.stderr)
     return out
@@ -268,7 +300,8 @@ def run_select(args) -> pd.DataFrame:
     # before any embedding is computed; never the scores file itself
     out = check_output_file(check_selection_path(args.output), "output", inputs=[args.scores])
     df = read_scores(args.scores)
-    key = args.key or ("ifd_ppl" if args.rule == "superfiltering" else "ifd")
+    paper = args.rule in ("superfiltering", "superfiltering-d")
+    key = args.key or ("ifd_ppl" if paper else ranking_key(df))  # the paper's, or the mode's own ranking
     if key not in df:
         numeric = [c for c in df.columns if pd.api.types.is_numeric_dtype(df[c]) and c != "index"]
         raise ValueError(f"--key {key}: {args.scores} has no such column (numeric columns: {', '.join(numeric)})")
@@ -276,13 +309,25 @@ def run_select(args) -> pd.DataFrame:
         sel, counts = select_top_ifd(df, rate=args.rate, top=args.top, key=key)
         print(", ".join(f"{k} {v}" for k, v in counts.items()), file=sys.stderr)
     elif args.rule == "cherry": sel = select_cherry(df, rate=args.rate or 0.0, number=args.top or 0, key=key)
-    elif args.rule == "superfiltering":
-        rate = args.rate if args.rate is not None else args.top / max(len(df), 1)
-        sel = select_superfiltering(df, rate=rate, key=key)
+    elif args.rule == "longest":  # "Long Is More for Alignment": the longest answers, whatever their IFD
+        sel, counts = select_top_ifd(df, rate=args.rate, top=args.top, key=args.key or "n_answer_tokens", max_ifd=None)
+        key = args.key or "n_answer_tokens"
+    elif args.rule == "random":  # the baseline every selection is compared with: the same size, drawn from scored rows
+        scored = df[df.status == "ok"]
+        n = args.top if args.top is not None else int(len(scored) * args.rate)
+        sel, key = select_random(scored, n, seed=args.seed), f"seed {args.seed}"
+    elif args.rule == "superfiltering-d":  # do_fla.py: --ifd-num candidates, --top picks by facility location
+        ifd_num = args.ifd_num if args.ifd_num is not None else int(len(df) * 0.2)
+        fla_num = args.top if args.top is not None else int(len(df) * args.rate)
+        embed = sentence_embedder(args.embed_model or MINILM, args.device)
+        sel = select_superfiltering_d(df, embed, ifd_num, fla_num, key=key)
+    elif args.rule == "superfiltering":  # --top: that many rows, not a share of them rounded down
+        sel = select_superfiltering(df, rate=args.rate or 0.0, key=key, number=args.top)
     else:
         folder = args.embeddings_dir or str(args.scores) + ".embeddings"  # kept: a later selection reads them back
-        sel = select_diverse(df, args.rule, key, args.embed_model, args.template, args.fields, folder, args.device,
-                             args.clusters, args.per_cluster, args.fit_rows, args.top, args.rate, args.candidates,
+        sel = select_diverse(df, args.rule, key, args.embed_model or "embedded", args.template, args.fields, folder,
+                             args.device, args.clusters, args.per_cluster, args.fit_rows, args.top, args.rate,
+                             args.candidates,
                              progress=not args.quiet, say=lambda m: print(m, file=sys.stderr))
     export_selection(sel, out)
     print(f"selected {len(sel)} of {len(df)} rows by {key} ({args.rule}); wrote {out}", file=sys.stderr)

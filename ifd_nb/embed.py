@@ -13,13 +13,14 @@ from tqdm.auto import tqdm
 from .data import prompt_and_answer, SkipSample, resolve_fields, rename_fields
 from .ifd import special_prefix
 from .forward import input_device, scored_positions, head_token_losses
-from .models import load_embedder, default_device
+from .models import load_embedder, default_device, ModelNotFound
 from .select import eligible, select_top_ifd, select_per_cluster, select_facility_location
 from .store import sample_key, sample_keys, atomic_write, set_aside, remove_stale_temporaries, UNREADABLE
 
 # %% auto #0
-__all__ = ['prompt_perplexities', 'prompt_text', 'instruction_features', 'model_identity', 'save_npz',
-           'cached_instruction_features', 'stored_prompt_embeddings', 'prompt_embedder', 'select_diverse']
+__all__ = ['MINILM', 'prompt_perplexities', 'prompt_text', 'instruction_features', 'model_identity', 'save_npz',
+           'cached_instruction_features', 'stored_prompt_embeddings', 'prompt_embedder', 'select_diverse',
+           'sentence_embedder']
 
 # %% ../nbs/library/06_embed.ipynb #c05683f2
 def prompt_perplexities(model, hidden: torch.Tensor, # [B, T, D] last hidden states of right-padded prompts
@@ -205,3 +206,29 @@ def select_diverse(
     n = top if top is not None else int(counts["eligible"] * rate)
     return select_facility_location(pool, embedder(pool)(range(len(pool))), n, candidates=1.0, key=key,
                                     device=device or default_device())  # similarities of many candidates: on a GPU
+
+# %% ../nbs/library/06_embed.ipynb #c28d0002
+MINILM = "sentence-transformers/all-MiniLM-L6-v2"  # the encoder Superfiltering-D embeds with
+
+def sentence_embedder(name: str = MINILM, # a hub id or a local folder of an encoder
+                      device=None, batch_size: int = 64):
+    "A function from texts to their masked-mean, L2-normalised embeddings, as Superfiltering's `do_fla.py` makes them."
+    from transformers import AutoModel, AutoTokenizer
+    device = torch.device(device) if device is not None else default_device()
+    try:
+        tok, model = AutoTokenizer.from_pretrained(name), AutoModel.from_pretrained(name)
+    except (OSError, ValueError) as e:
+        raise ModelNotFound(f"cannot load the sentence encoder {name!r} ({str(e).splitlines()[0]}); Superfiltering-D "
+                            f"embeds with {MINILM}: download it once (huggingface-cli download {MINILM}) and pass "
+                            "its folder as --embed-model, or use --rule facility (this package's rule)") from None
+    model = model.to(device).eval()
+    def embed(texts: list[str]) -> np.ndarray:
+        out = []
+        for k in range(0, len(texts), batch_size):
+            enc = tok(list(texts[k:k + batch_size]), padding=True, truncation=True, return_tensors="pt").to(device)
+            with torch.no_grad(): hidden = model(**enc)[0]
+            mask = enc["attention_mask"].unsqueeze(-1).float()
+            mean = (hidden * mask).sum(1) / mask.sum(1).clamp_min(1e-9)
+            out.append(torch.nn.functional.normalize(mean, p=2, dim=1).float().cpu())
+        return torch.cat(out).numpy() if out else np.zeros((0, model.config.hidden_size), np.float32)
+    return embed

@@ -410,7 +410,7 @@ def finish_run(run: ScoringRun, counts: RunCounts, output=None, t0: float | None
     "Rank 0 merges every rank's shards into the scores table, writes `output` and says what was done; None elsewhere."
     run.state.wait_for_everyone()
     if run.state.process_index != 0: return None
-    df = scores_frame(run.rows, run.store.frame(run.keys))  # the records in columns: no Python object per value
+    df = scores_frame(run.rows, run.store.frame(run.keys), run.how[0])  # the records in columns, and the mode
     if output is not None:
         try: write_scores(df, output)
         except OSError as e:

@@ -14,8 +14,8 @@ from .forward import sequence_token_losses
 from .embed import cached_instruction_features
 
 # %% auto #0
-__all__ = ['brief_experience_sample', 'sft_example', 'fine_tune', 'answer_loss', 'experience_pool', 'brief_experience',
-           'save_model']
+__all__ = ['brief_experience_sample', 'sft_example', 'training_recipe', 'lr_factor', 'fine_tune', 'answer_loss',
+           'experience_pool', 'brief_experience', 'save_model']
 
 # %% ../nbs/lessons/05_experience.ipynb #0da0ccf0
 def brief_experience_sample(
@@ -24,8 +24,8 @@ def brief_experience_sample(
     n_clusters: int = 100,
     per_cluster: int = 10,
     method: str = "reference",
-    low_th: float = 1,
-    up_th: float = 99,
+    low_th: float = 25,  # the percentile band of the published command (the script's argparse: 1 and 99)
+    up_th: float = 75,
     seed: int = 0,
 ) -> np.ndarray:
     "Sorted row indices of the brief-experience set: `per_cluster` from each of `n_clusters` KMeans clusters."
@@ -36,7 +36,7 @@ def brief_experience_sample(
     out = []
     for c in range(k):
         idx = np.where(labels == c)[0]
-        if len(idx) <= per_cluster: out += list(idx); continue
+        if len(idx) < per_cluster: out += list(idx); continue  # the script's `<`: a cluster of exactly n is filtered
         if method == "random": out += list(rng.choice(idx, per_cluster, replace=False)); continue
         if method != "reference": raise ValueError("method must be 'reference' or 'random'")
         if ppl is None or not np.isfinite(np.asarray(ppl, float)[idx]).all():
@@ -59,10 +59,33 @@ def sft_example(tokenizer, row, template="alpaca", max_length: int = 512) -> tup
     labels = ([-100] * len(prompt) + ans)[:max_length]
     return (ids, labels) if any(l != -100 for l in labels) else None
 
+def training_recipe(n_examples: int, epochs: int = 1, batch_size: int = 4, global_batch: int | None = 128,
+                    schedule: str = "cosine", warmup_ratio: float = 0.03, lr: float = 2e-5) -> dict:
+    "The optimizer steps a fine-tune makes: micro-batch, accumulation, global batch, steps, warm-up and schedule."
+    if schedule not in ("cosine", "linear"):
+        raise ValueError(f"schedule must be 'cosine' or 'linear', not {schedule!r}")
+    accumulation = max(1, math.ceil((global_batch or batch_size) / batch_size))
+    steps = max(1, math.ceil(n_examples / (batch_size * accumulation)) * epochs)
+    return dict(micro_batch=batch_size, accumulation=accumulation, global_batch=batch_size * accumulation,
+                optimizer_steps=steps, warmup_steps=math.ceil(steps * warmup_ratio), schedule=schedule, lr=lr,
+                epochs=epochs, examples=n_examples)
+
+def lr_factor(step: int, recipe: dict) -> float:
+    "The learning rate's factor at optimizer step `step`: linear warm-up, then cosine (or linear) decay towards 0."
+    w, n = recipe["warmup_steps"], recipe["optimizer_steps"]
+    if step < w: return step / w  # as transformers' schedules: the first step at rate 0
+    done = (step - w) / max(1, n - w)
+    return 0.5 * (1 + math.cos(math.pi * done)) if recipe["schedule"] == "cosine" else max(0.0, 1 - done)
+
 def fine_tune(model, tokenizer, rows: list[dict], template="alpaca", epochs: int = 1, lr: float = 2e-5,
-              batch_size: int = 4, max_length: int = 512, seed: int = 0, lora: bool = False, progress: bool = False):
+              batch_size: int = 4, # rows per forward pass (the micro-batch)
+              max_length: int = 512, seed: int = 0, lora: bool = False, progress: bool = False,
+              global_batch: int | None = 128, # rows per optimizer step, by gradient accumulation (None: batch_size)
+              schedule: str = "cosine", # after the warm-up: 'cosine' or 'linear' decay to 0
+              warmup_ratio: float = 0.03, # share of the optimizer steps with a linearly rising rate
+             ):
     """Fine-tune `model` (in place, returned) on `rows` with answer-only loss; `model.sft_loss` is the mean training
-    loss."""
+    loss, `model.sft_recipe` the steps it made."""
     from tqdm.auto import tqdm
     torch.manual_seed(seed)  # before the adapters' random initialisation too
     if lora:
@@ -73,30 +96,40 @@ def fine_tune(model, tokenizer, rows: list[dict], template="alpaca", epochs: int
         )
     dev = next(model.parameters()).device
     data = [x for x in (sft_example(tokenizer, r, template, max_length) for r in rows) if x is not None]
+    recipe = training_recipe(len(data), epochs, batch_size, global_batch, schedule, warmup_ratio, lr)
     order = list(range(len(data))); random.Random(seed).shuffle(order)
-    steps = max(1, math.ceil(len(data) / batch_size) * epochs)
     opt = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=lr, weight_decay=0.0)
-    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: 1 - s / steps)
-    model.train(); losses = []
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: lr_factor(s, recipe))
+    model.train(); losses, rates = [], []
+    per_step = recipe["micro_batch"] * recipe["accumulation"]
     for ep in range(epochs):
-        for k in tqdm(range(0, len(order), batch_size), disable=not progress, desc=f"epoch {ep}"):
-            b = [data[i] for i in order[k:k+batch_size]]; T = max(len(ids) for ids, _ in b)
-            x = torch.full((len(b), T), tokenizer.pad_token_id or 0, dtype=torch.long)
-            y = torch.full((len(b), T), -100, dtype=torch.long); m = torch.zeros((len(b), T), dtype=torch.long)
-            for j, (ids, lab) in enumerate(b):
-                x[j, :len(ids)] = torch.tensor(ids)
-                y[j, :len(lab)] = torch.tensor(lab)
-                m[j, :len(ids)] = 1
-            loss = model(input_ids=x.to(dev), attention_mask=m.to(dev), labels=y.to(dev)).loss
-            loss.backward()
+        for k in tqdm(range(0, len(order), per_step), disable=not progress, desc=f"epoch {ep}"):
+            micro = [order[k + j:k + j + batch_size] for j in range(0, min(per_step, len(order) - k), batch_size)]
+            for part in micro:  # accumulated: the step's loss is the mean over its micro-batches
+                loss = _batch_loss(model, tokenizer, [data[i] for i in part], dev) / len(micro)
+                loss.backward()
+                losses.append(loss.item() * len(micro))
+            rates.append(sched.get_last_lr()[0])
             opt.step()
             sched.step()
             opt.zero_grad()
-            losses.append(loss.item())
     if lora: model = model.merge_and_unload()  # the adapters merged into the weights: a plain model the scorer reads
     model.eval(); model.sft_loss = float(np.mean(losses)) if losses else math.nan
     model.sft_examples = len(data)  # the rows that gave a training example
+    model.sft_recipe = recipe | dict(rates=rates)
     return model
+
+def _batch_loss(model, tokenizer, batch: list[tuple], dev) -> torch.Tensor:
+    "The mean answer-token loss of one padded micro-batch of (ids, labels)."
+    T = max(len(ids) for ids, _ in batch)
+    x = torch.full((len(batch), T), tokenizer.pad_token_id or 0, dtype=torch.long)
+    y = torch.full((len(batch), T), -100, dtype=torch.long)
+    m = torch.zeros((len(batch), T), dtype=torch.long)
+    for j, (ids, lab) in enumerate(batch):
+        x[j, :len(ids)] = torch.tensor(ids)
+        y[j, :len(lab)] = torch.tensor(lab)
+        m[j, :len(ids)] = 1
+    return model(input_ids=x.to(dev), attention_mask=m.to(dev), labels=y.to(dev)).loss
 
 # %% ../nbs/lessons/05_experience.ipynb #99c76403
 @torch.no_grad()
@@ -145,6 +178,11 @@ def brief_experience(
     features_path=None,  # keep the prompt features in this .npz file (see `cached_instruction_features`)
     progress: bool = False,
     say=None,
+    global_batch: int | None = 128,  # the recipe (see `fine_tune`): rows per optimizer step
+    schedule: str = "cosine",
+    warmup_ratio: float = 0.03,
+    low_th: float = 25,  # the perplexity band of the reference rule (see `brief_experience_sample`)
+    up_th: float = 75,
 ):
     """The paper's step 1, `model` fine-tuned in place: prompt features, a KMeans-diverse sample of the rows, one pass
     on it: (model, chosen indices)."""
@@ -152,10 +190,9 @@ def brief_experience(
     emb, ppl = cached_instruction_features(
         model, tokenizer, [rows[i] for i in drawn], template, max_length, features_path, progress, say
     )
-    chosen = drawn[brief_experience_sample(emb, ppl, n_clusters, per_cluster, method=method, seed=seed)]
-    model = fine_tune(
-        model, tokenizer, [rows[i] for i in chosen], template, epochs, lr, batch_size, max_length, seed, lora, progress
-    )
+    chosen = drawn[brief_experience_sample(emb, ppl, n_clusters, per_cluster, method, low_th, up_th, seed)]
+    model = fine_tune(model, tokenizer, [rows[i] for i in chosen], template, epochs, lr, batch_size, max_length, seed,
+                      lora, progress, global_batch, schedule, warmup_ratio)
     return model, chosen
 
 # %% ../nbs/lessons/05_experience.ipynb #6ece5299

@@ -12,8 +12,8 @@ from .ifd import RECORD_FIELDS
 from .store import atomic_write
 
 # %% auto #0
-__all__ = ['SCORE_SUFFIXES', 'NUMERIC_FIELDS', 'storable', 'original_fields', 'scores_frame', 'check_scores_path', 'write_table',
-           'write_scores', 'summarize', 'read_scores', 'show_ranked']
+__all__ = ['SCORE_SUFFIXES', 'NUMERIC_FIELDS', 'storable', 'original_fields', 'scores_frame', 'ranking_key', 'check_scores_path',
+           'write_table', 'write_scores', 'summarize', 'read_scores', 'show_ranked']
 
 # %% ../nbs/library/05_scores.ipynb #91abfe6e
 def storable(value):
@@ -28,13 +28,16 @@ def storable(value):
 
 def original_fields(rows: list[dict]) -> pd.DataFrame:
     "The input rows as columns, a field that a record also has renamed `orig_<field>`."
-    named = [{(f"orig_{k}" if k in RECORD_FIELDS or k == "index" else k): v for k, v in r.items()} for r in rows]
+    ours = {*RECORD_FIELDS, "index", "mode"}
+    named = [{(f"orig_{k}" if k in ours else k): v for k, v in r.items()} for r in rows]
     try: return pd.DataFrame(named, index=range(len(rows)))
     except UnicodeEncodeError:  # a lone surrogate (\ud800): the rare case pays for the check of every value
         return pd.DataFrame([storable(r) for r in named], index=range(len(rows)))
 
-def scores_frame(rows: list[dict], records: list[dict] | pd.DataFrame) -> pd.DataFrame:
-    "One row per input row: `index`, the original fields, then the record fields."
+def scores_frame(rows: list[dict], records: list[dict] | pd.DataFrame,
+                 mode: str | None = None, # the scoring mode, kept in a `mode` column (it decides the ranking score)
+                ) -> pd.DataFrame:
+    "One row per input row: `index`, the original fields, then the record fields (and `mode`)."
     assert len(rows) == len(records), "one record per row"
     orig = original_fields(rows)
     rec = (
@@ -50,7 +53,13 @@ def scores_frame(rows: list[dict], records: list[dict] | pd.DataFrame) -> pd.Dat
             df[c] = [
                 v if v is None or isinstance(v, str) else json.dumps(v, ensure_ascii=False, default=str) for v in df[c]
             ]
+    if mode is not None: df["mode"] = mode
     return df
+
+def ranking_key(df: pd.DataFrame) -> str:
+    "The score a table is ranked by: `ifd_ppl` for the Superfiltering mode (as its script ranks), else `ifd`."
+    modes = set(df["mode"].dropna()) if "mode" in df else set()
+    return "ifd_ppl" if modes == {"superfiltering"} else "ifd"
 
 # %% ../nbs/library/05_scores.ipynb #d35b5af4
 SCORE_SUFFIXES = (".parquet", ".jsonl", ".csv")

@@ -13,7 +13,8 @@ from .store import atomic_write
 # %% auto #0
 __all__ = ['SELECTION_SUFFIXES', 'eligible', 'select_top_ifd', 'select_cherry', 'select_superfiltering', 'select_random',
            'cluster_labels', 'select_per_cluster', 'facility_location_reference', 'facility_location_greedy',
-           'select_facility_location', 'check_selection_path', 'export_selection']
+           'select_facility_location', 'superfiltering_d_candidates', 'superfiltering_d_texts', 'euclidean_similarity',
+           'kernel_facility_location', 'select_superfiltering_d', 'check_selection_path', 'export_selection']
 
 # %% ../nbs/lessons/04_select.ipynb #f93f4285
 def eligible(
@@ -59,12 +60,14 @@ def select_cherry(df: pd.DataFrame, rate: float = 0.1, number: int = 0, key: str
     return df.iloc[keep]
 
 def select_superfiltering(df: pd.DataFrame, rate: float = 0.1, n_total: int | None = None, key: str = "ifd_ppl",
-                          threshold: float = 1.0) -> pd.DataFrame:
+                          threshold: float = 1.0,
+                          number: int | None = None, # keep this many instead (`--top`): no share rounded
+                         ) -> pd.DataFrame:
     "Superfiltering's select_data.py rule: score < threshold, descending (stable), the first int(n_total*rate)."
     vals = pd.to_numeric(df[key], errors="coerce").values
     keep = [i for i in range(len(df)) if vals[i] < threshold]  # NaN < 1 is False: NaN rows drop out, as in the script
     keep.sort(key=lambda i: vals[i], reverse=True)
-    return df.iloc[keep[: int((n_total or len(df)) * rate)]]
+    return df.iloc[keep[: number if number is not None else int((n_total or len(df)) * rate)]]
 
 # %% ../nbs/lessons/04_select.ipynb #88968a45
 def select_random(
@@ -191,6 +194,53 @@ def select_facility_location(df: pd.DataFrame, embeddings: np.ndarray, # [len(df
     if n <= 0 or len(pos) == 0: return df.iloc[[]]
     if len(embeddings) != len(df): raise ValueError(f"{len(embeddings)} embeddings for {len(df)} rows")
     return df.iloc[np.sort(pos[facility_location_greedy(np.asarray(embeddings)[pos], n, device=device)])]
+
+# %% ../nbs/lessons/04_select.ipynb #c28c0002
+def superfiltering_d_candidates(df: pd.DataFrame, ifd_num: int, key: str = "ifd_ppl",
+                                upper: float = 1.0) -> pd.DataFrame:
+    "do_fla.py's `do_ifd`: the rows with `key` < `upper` (NaN left out), the `ifd_num` highest, descending and stable."
+    vals = pd.to_numeric(df[key], errors="coerce").values
+    keep = [i for i in range(len(df)) if vals[i] < upper]
+    keep.sort(key=lambda i: vals[i], reverse=True)  # Python's sort is stable: ties keep the input order, as there
+    return df.iloc[keep[:ifd_num]]
+
+def superfiltering_d_texts(rows: pd.DataFrame) -> list[str]:
+    "do_fla.py's `combine_sentences` (`whole`): instruction, input (where the row has one) and output, joined as there."
+    has_input = lambda v: isinstance(v, str)  # a row without the field: None or NaN in a table
+    inputs = rows["input"] if "input" in rows else [None] * len(rows)
+    return [f"{i}\n{x}\n{o}" if has_input(x) else f"{i}\n{o}"
+            for i, x, o in zip(rows["instruction"], inputs, rows["output"])]
+
+def euclidean_similarity(x) -> np.ndarray:
+    "submodlib's dense 'euclidean' similarity kernel: exp(-distance / D), D the embeddings' width, in float64."
+    from sklearn.metrics.pairwise import euclidean_distances  # the distances submodlib's create_kernel takes
+    x = np.asarray(x, np.float64)
+    return np.exp(-euclidean_distances(x) * (1 / x.shape[1]))
+
+def kernel_facility_location(sim: np.ndarray, n: int) -> list[int]:
+    """Lazy-greedy facility location on a dense similarity matrix: `n` picks in pick order (an exact tie goes to the
+    higher position, as submodlib's priority queue of (gain, index) breaks it)."""
+    import heapq
+    best, chosen = np.zeros(len(sim)), []
+    heap = [(-g, -j) for j, g in enumerate(sim.sum(0))]  # a min-heap of (-gain, -position)
+    heapq.heapify(heap)
+    while heap and len(chosen) < n:
+        _, j = heapq.heappop(heap)
+        gain = np.maximum(sim[:, -j] - best, 0).sum()
+        if not heap or (-gain, j) <= heap[0]: chosen.append(-j); best = np.maximum(best, sim[:, -j])
+        else: heapq.heappush(heap, (-gain, j))
+    return chosen
+
+def select_superfiltering_d(df: pd.DataFrame, embed, # embed(texts) -> [len(texts), D] (all-MiniLM-L6-v2 in the script)
+                            ifd_num: int, fla_num: int, key: str = "ifd_ppl", upper: float = 1.0) -> pd.DataFrame:
+    "Superfiltering-D as its `do_fla.py`: `fla_num` facility-location picks among `ifd_num` candidates, in pick order."
+    if "instruction" not in df or "output" not in df:
+        raise ValueError("Superfiltering-D embeds the instruction, input and output columns; this table has no "
+                         "instruction/output (conversations?): use --rule facility")
+    cand = superfiltering_d_candidates(df, ifd_num, key, upper)
+    if len(cand) == 0 or fla_num <= 0: return cand.iloc[[]]
+    x = np.asarray(embed(superfiltering_d_texts(cand)))
+    return cand.iloc[kernel_facility_location(euclidean_similarity(x), min(fla_num, len(cand)))]
 
 # %% ../nbs/lessons/04_select.ipynb #22268c06
 SELECTION_SUFFIXES = (".json", ".jsonl", ".parquet", ".csv")

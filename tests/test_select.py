@@ -188,3 +188,111 @@ def test_cli_diverse_rules_fail_before_any_model_loads(demo_scores, tmp_path, ca
     out = ["-o", str(tmp_path/"sel.json")] if "-o" not in args else []
     assert main(["select", str(path), *out, *args, "--embed-model", "no/such-model-anywhere"]) == 2
     assert message in capsys.readouterr().err
+
+
+def test_superfiltering_top_keeps_exactly_that_many_rows():
+    "--top N through the Superfiltering rule: N rows at every size, where a share N/n then int(n * share) loses one."
+    from ifd_nb.select import select_superfiltering
+    lost = 0
+    for n in range(1, 120):
+        t = pd.DataFrame({"ifd_ppl": np.linspace(0.05, 0.95, n), "status": ["ok"] * n})
+        for top in range(1, n + 1):
+            lost += int(n * (top / n)) < top
+            assert len(select_superfiltering(t, number=top)) == top
+    assert lost > 100  # the sizes where the share would have lost a row
+
+
+def test_top_rule_ranks_superfiltering_scores_by_their_own_score(tmp_path, tiny_model_folder, capsys):
+    "A table scored in the Superfiltering mode is ranked by `ifd_ppl`, as its script ranks; other modes by `ifd`."
+    rows = [{"instruction": f"Say {w}.", "output": f"{w}, {w} and {w} again."} for w in ("one", "two", "three", "four")]
+    data = tmp_path/"d.jsonl"
+    data.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    for mode, key in (("superfiltering", "ifd_ppl"), ("default", "ifd")):
+        out = tmp_path/f"{mode}.parquet"
+        assert main(["score", str(data), "-o", str(out), "--model", str(tiny_model_folder), "--mode", mode, "-q"]) == 0
+        assert set(pd.read_parquet(out)["mode"]) == {mode}
+        capsys.readouterr()
+        assert main(["select", str(out), "-o", str(tmp_path/f"{mode}.json"), "--top", "2"]) == 0
+        assert f"rows by {key} (top)" in capsys.readouterr().err
+
+
+def test_longest_and_random_baselines_on_the_command_line(tmp_path, capsys):
+    "The baselines IFD is compared with: the longest answers (ties by input order) and a seeded draw, scored rows only."
+    t = TABLE.assign(n_answer_tokens=[5, 40, 40, 90, 7, 12, 40, 99, 3, 8])  # rows 3 and 7 are not scored
+    scores = tmp_path/"scores.jsonl"
+    t.to_json(scores, orient="records", lines=True)
+    run = lambda *a: main(["select", str(scores), "-o", str(tmp_path/"sel.jsonl"), *a])
+    read = lambda: [r["index"] for r in map(json.loads, (tmp_path/"sel.jsonl").read_text().splitlines())]
+    assert run("--rule", "longest", "--top", "2") == 0 and read() == [1, 2]  # 40, 40 before row 6's 40
+    assert run("--rule", "longest", "--rate", "0.5") == 0 and read() == [1, 2, 5, 6]  # 40, 40, 12, 40: input order
+    assert run("--rule", "random", "--top", "3", "--seed", "1") == 0
+    first = read()
+    assert len(first) == 3 and not {3, 7} & set(first) and first == sorted(first)
+    assert run("--rule", "random", "--top", "3", "--seed", "1") == 0 and read() == first
+    assert run("--rule", "random", "--rate", "0.5") == 0 and len(read()) == 4  # half of the 8 scored rows
+
+
+def do_fla_port(json_data, embedding_of, ifd_num, fla_num, key_name="ifd_ppl", ifd_lupper=1.0):
+    """Superfiltering's code_diversity_fla/do_fla.py ported line by line (emb_type 'whole'), the embedding model
+    replaced by fixed vectors and submodlib's dense euclidean FacilityLocation by its kernel and the plain greedy."""
+    import math
+    def sort_key(x):
+        if math.isnan(x[key_name]): return (0, 0)
+        return (1, x[key_name])
+    filtered_data = [x for x in json_data if (isinstance(x[key_name], (int, float)) and x[key_name] < ifd_lupper)]
+    new_data = sorted(filtered_data, key=sort_key, reverse=True)[:ifd_num]
+    sent_all = []
+    for dict_i in new_data:
+        if "input" in dict_i.keys(): instruction_i = dict_i["instruction"] + "\n" + dict_i["input"] + "\n"
+        else: instruction_i = dict_i["instruction"] + "\n"
+        sent_all.append(instruction_i + dict_i["output"])
+    X = np.stack([embedding_of[s] for s in sent_all]).astype(np.float64)
+    from sklearn.metrics.pairwise import euclidean_distances
+    S = np.exp(-euclidean_distances(X) * (1 / X.shape[1]))  # submodlib create_kernel, metric 'euclidean'
+    best, picks = np.zeros(len(S)), []
+    for _ in range(min(fla_num, len(S))):
+        gains = np.maximum(S - best[:, None], 0).sum(0)
+        gains[picks] = -np.inf
+        picks.append(len(gains) - 1 - int(np.argmax(gains[::-1])))
+        best = np.maximum(best, S[:, picks[-1]])
+    return [new_data[i] for i in picks]
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_superfiltering_d_equals_a_port_of_do_fla(seed):
+    from ifd_nb.select import select_superfiltering_d, superfiltering_d_texts
+    rng = np.random.default_rng(seed)
+    n = 300
+    rows = [{"instruction": f"task {i}", "output": f"answer {i}", "ifd_ppl": float(v)}
+            for i, v in enumerate(rng.uniform(0.3, 1.3, n))]
+    for i in rng.choice(n, 20, replace=False): rows[i]["ifd_ppl"] = float("nan")
+    for i in rng.choice(n, 100, replace=False): rows[i]["input"] = ["", "some context"][int(i) % 2]
+    for i in range(0, n, 37): rows[i]["ifd_ppl"] = 0.9  # ties in the ranking
+    df = pd.DataFrame(rows).assign(index=range(n))
+    texts = superfiltering_d_texts(df)
+    vectors = rng.normal(size=(n, 24))
+    vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
+    embedding_of = dict(zip(texts, vectors))
+    want = do_fla_port(rows, embedding_of, ifd_num=60, fla_num=15)
+    got = select_superfiltering_d(df, lambda ts: np.stack([embedding_of[t] for t in ts]), ifd_num=60, fla_num=15)
+    assert [r["instruction"] for r in want] == list(got["instruction"])
+
+
+def test_superfiltering_d_on_the_command_line(tmp_path, capsys):
+    "With no encoder at hand: one line that says how to get it. With an encoder folder: the picks, by ifd_ppl."
+    from transformers import BertConfig, BertModel
+    from ifd_nb.models import load_tokenizer
+    t = TABLE.assign(ifd_ppl=[0.30, 0.95, 0.90, np.nan, 0.60, 1.00, 1.40, 0.80, 0.10, 0.85])
+    scores = tmp_path/"scores.jsonl"
+    t.to_json(scores, orient="records", lines=True)
+    args = ["select", str(scores), "-o", str(tmp_path/"sel.json"), "--rule", "superfiltering-d", "--top", "2"]
+    assert main(args + ["--embed-model", str(tmp_path/"nothing")]) == 2
+    assert "huggingface-cli download sentence-transformers/all-MiniLM-L6-v2" in capsys.readouterr().err
+    tok = load_tokenizer("embedded")
+    BertModel(BertConfig(vocab_size=len(tok), hidden_size=16, num_hidden_layers=1, num_attention_heads=2,
+                         intermediate_size=32)).save_pretrained(tmp_path/"encoder")
+    tok.save_pretrained(tmp_path/"encoder")
+    assert main(args + ["--embed-model", str(tmp_path/"encoder"), "--ifd-num", "4", "--device", "cpu"]) == 0
+    assert "selected 2 of 10 rows by ifd_ppl (superfiltering-d)" in capsys.readouterr().err
+    picked = {r["index"] for r in json.loads((tmp_path/"sel.json").read_text())}
+    assert picked <= {1, 2, 9, 7}  # among the 4 highest ifd_ppl below 1
