@@ -10,9 +10,9 @@ from pathlib import Path
 
 # %% auto #0
 __all__ = ['ALPACA_PROMPT_NO_INPUT', 'ALPACA_PROMPT_INPUT', 'VICUNA_SYSTEM', 'TEMPLATES', 'STATUSES', 'ROW_FIELDS',
-           'FIELD_ALIASES', 'PromptTemplate', 'render_chat', 'get_template', 'SkipSample', 'text_field',
-           'prompt_and_answer', 'rows_of_object', 'read_rows', 'package_dir', 'demo_data_path', 'parse_fields',
-           'resolve_fields', 'rename_fields', 'describe_fields', 'shared_data_path']
+           'FIELD_ALIASES', 'PromptTemplate', 'render_chat', 'generation_prompt', 'get_template', 'SkipSample',
+           'text_field', 'prompt_and_answer', 'rows_of_object', 'read_rows', 'package_dir', 'demo_data_path',
+           'parse_fields', 'resolve_fields', 'rename_fields', 'describe_fields', 'shared_data_path']
 
 # %% ../nbs/library/01_data.ipynb #65cee1e1
 @dataclass(frozen=True)
@@ -22,10 +22,15 @@ class PromptTemplate:
     no_input: str = "{instruction}"  # format string for rows without `input`
     with_input: str = "{instruction}\n\n{input}"  # format string for rows with a non-empty `input`
     chat: bool = False  # render with the tokenizer's chat template instead of the strings
+    auto: bool = False  # the chat template where the tokenizer has one, else the strings
+
+    def uses_chat(self, tokenizer=None) -> bool:
+        "Whether this template renders with the tokenizer's chat template."
+        return self.chat or (self.auto and bool(getattr(tokenizer, "chat_template", None)))
 
     def render(self, instruction: str, input: str = "", tokenizer=None) -> str:
         "The prompt text for one instruction and optional input."
-        if self.chat:
+        if self.uses_chat(tokenizer):
             if tokenizer is None or not getattr(tokenizer, "chat_template", None):
                 raise ValueError("the 'chat' template needs a tokenizer that has a chat template")
             user = instruction if not input else f"{instruction}\n\n{input}"
@@ -37,6 +42,13 @@ class PromptTemplate:
 def render_chat(tokenizer, messages: list[dict]) -> str:
     "The chat-template text of `messages`, ending with the assistant's generation prompt."
     return tokenizer.apply_chat_template(messages, add_generation_prompt=True, tokenize=False)
+
+def generation_prompt(tokenizer) -> str:
+    "What a chat template writes before an answer: the empty assistant turn (e.g. '<|im_start|>assistant\\n')."
+    turn = [{"role": "user", "content": "x"}]
+    full, bare = render_chat(tokenizer, turn), tokenizer.apply_chat_template(turn, tokenize=False)
+    if not full.startswith(bare): raise ValueError("this chat template's generation prompt cannot be told apart")
+    return full[len(bare):]
 
 # %% ../nbs/library/01_data.ipynb #f5cb43a0
 ALPACA_PROMPT_NO_INPUT = ("Below is an instruction that describes a task. "
@@ -55,6 +67,8 @@ TEMPLATES = {
     "none": PromptTemplate("none", "{instruction}\n", "{instruction}\n{input}\n"),  # Superfiltering's PROMPT_DICT_NONE
     "raw": PromptTemplate("raw", "{instruction}", "{instruction}\n\n{input}"),
     "chat": PromptTemplate("chat", chat=True),
+    # the model's own chat template where it has one, else Alpaca's with a newline after the response marker
+    "auto": PromptTemplate("auto", ALPACA_PROMPT_NO_INPUT + "\n", ALPACA_PROMPT_INPUT + "\n", auto=True),
     # Cherry_LLM's other prompts (its `_vic` scripts): WizardLM's, and Vicuna's with its system line
     "wiz": PromptTemplate("wiz", "{instruction}\n\n### Response:", "{instruction}\n{input}\n\n### Response:"),
     "vicuna": PromptTemplate("vicuna", VICUNA_SYSTEM + " USER: {instruction} ASSISTANT:",
@@ -140,7 +154,7 @@ def prompt_and_answer(row: dict, # one input row (Alpaca fields or a conversatio
         last = max((i for i, m in enumerate(msgs) if m["role"] == "assistant"), default=None)
         if last is None or last == 0: raise SkipSample("missing_field", "no assistant turn after a user turn")
         answer, context = _check_answer(msgs[last]["content"]), msgs[:last]
-        if tpl.chat: return render_chat(tokenizer, context), answer
+        if tpl.uses_chat(tokenizer): return render_chat(tokenizer, context), answer
         if len(context) == 1: return tpl.render(context[0]["content"], "", tokenizer), answer
         lines = "\n\n".join(f"{m['role'].capitalize()}: {m['content']}" for m in context)
         return tpl.render(lines, "", tokenizer), answer

@@ -10,12 +10,12 @@ import torch
 from tqdm.auto import tqdm
 from .forward import sequence_token_losses
 from .data import (SkipSample, prompt_and_answer, read_rows, PromptTemplate, resolve_fields, rename_fields,
-                         get_template)
+                         get_template, generation_prompt)
 
 # %% auto #0
-__all__ = ['RECORD_FIELDS', 'CHERRY_PROMPTS', 'MODES', 'Encoded', 'special_prefix', 'bare_context_ids', 'encode_exact',
-           'skipped_record', 'ifd_record', 'encode_cherry', 'encode_superfiltering', 'mode_encoder', 'encode_sample',
-           'token_ids', 'cuts_like_truncation', 'encode_samples', 'score_rows']
+__all__ = ['RECORD_FIELDS', 'CHERRY_PROMPTS', 'MODES', 'Encoded', 'special_prefix', 'template_bare_context', 'bare_context_ids',
+           'encode_exact', 'skipped_record', 'ifd_record', 'encode_cherry', 'encode_superfiltering', 'mode_encoder',
+           'encode_sample', 'token_ids', 'cuts_like_truncation', 'encode_samples', 'score_rows']
 
 # %% ../nbs/lessons/01_ifd.ipynb #21b7e4db
 @dataclass
@@ -37,6 +37,13 @@ def special_prefix(tokenizer) -> list[int]:
     without = tokenizer("a", add_special_tokens=False).input_ids
     i = next((k for k in range(len(with_sp)) if with_sp[k:k+len(without)] == without), 0)
     return list(with_sp[:i])
+
+def template_bare_context(tokenizer, template, bare_context=None):
+    """The bare pass's context a template implies: the `auto` template on a chat model starts it from the empty
+    assistant turn (the answer's own context in the chat format); otherwise `bare_context` as given."""
+    if bare_context is not None: return bare_context
+    tpl = get_template(template)
+    return generation_prompt(tokenizer) if tpl.auto and tpl.uses_chat(tokenizer) else None
 
 def bare_context_ids(tokenizer, bare_context: str | list[int] | None = None) -> list[int]:
     "The context of the bare pass: `bare_context` if given, else the tokenizer's BOS, else its EOS."
@@ -178,7 +185,9 @@ def encode_sample(tokenizer, row: dict, mode: str = "default", template=None, ma
     m = MODES[mode]
     prompt, answer = prompt_and_answer(row, template or m["template"], tokenizer)
     ml = max_length or m["max_length"]
-    if mode == "default": return encode_exact(tokenizer, prompt, answer, ml, bare_context)
+    if mode == "default":
+        context = template_bare_context(tokenizer, template or m["template"], bare_context)
+        return encode_exact(tokenizer, prompt, answer, ml, context)
     return encode(tokenizer, prompt, answer, ml)
 
 # %% ../nbs/lessons/01_ifd.ipynb #cd7d6fe4
@@ -242,7 +251,8 @@ def encode_samples(tokenizer, rows: list[dict], mode: str = "default", template=
         for i in ok: texts[i] = one(encode, enc, *texts[i], ml)
         return texts
     prompts, answers = token_ids(tokenizer, [texts[i][0] for i in ok]), token_ids(tokenizer, [texts[i][1] for i in ok])
-    prefix, bare = special_prefix(tokenizer), bare_context_ids(tokenizer, bare_context)
+    context = template_bare_context(tokenizer, template or m["template"], bare_context)
+    prefix, bare = special_prefix(tokenizer), bare_context_ids(tokenizer, context)
     for i, p_ids, a_ids in zip(ok, prompts, answers): texts[i] = one(_exact_passes, prefix, p_ids, a_ids, bare, ml)
     return texts
 

@@ -78,8 +78,9 @@ def test_cherry_modes_equal_a_port_of_the_published_scripts(bos_tokenizer, mode,
     from ifd_nb.models import tiny_model, load_tokenizer
     tok = bos_tokenizer if bos else load_tokenizer("embedded")
     assert (tok.encode("x")[0] == 1) == bos
-    model = tiny_model(seed=random.randrange(1000))
-    rows = random.Random().sample([r for r in read_rows(demo_data_path()) if r["output"].strip()], 12)
+    model = tiny_model(seed=7)
+    rows = random.Random(3).sample([r for r in read_rows(demo_data_path()) if r["output"].strip()], 12)  # fixed: the
+    # counts below depend on which rows are cut, and equality holds for any rows (the other tests draw fresh ones)
     rows = [r | {"output": " ".join([r["output"]] * 20)} if k % 2 else r for k, r in enumerate(rows)]  # half long
     outcomes = {"whole": 0, "truncated": 0, "skipped": 0}
     for max_length in (512, 96):  # 96: the long answers cut, some prompts too long for the window

@@ -7,7 +7,7 @@ __all__ = ['PAGE_INTRO', 'GPU_RUNS', 'CPU_SECTIONS', 'CPU_SECTIONS_LATER', 'say'
            'impl_row', 'cell', 'correctness_table', 'yes_no', 'table_section', 'span', 'kernels_now', 'engine_gpu_now',
            'kernels_before', 'engine_gpu_before', 'cpu_batch', 'cpu_compile', 'cpu_engine', 'cpu_memory', 'cpu_windows',
            'cpu_chunks', 'cpu_host', 'cpu_selection', 'cpu_cluster_memory', 'cpu_select_rerun', 'cpu_scale',
-           'cpu_merge', 'cpu_modes', 'compile_facts', 'render', 'main']
+           'cpu_merge', 'cpu_modes', 'compile_facts', 'cpu_templates', 'render', 'main']
 
 # %% ../../nbs/bench/18_report.ipynb #ea5bf296
 import json, re
@@ -410,6 +410,19 @@ def compile_facts(name: str, x: dict) -> list:
         out += paragraph(x, "sass", counts=counts)
     return out
 
+# %% ../../nbs/bench/18_report.ipynb #c28e0101
+def cpu_templates(name: str, x: dict) -> list:
+    "The verbatim Alpaca template against `auto`: good rows at IFD >= 1, how well IFD finds borrowed answers."
+    table = ["| template | demo: good rows at IFD ≥ 1 | demo: AUC, unrelated answers | demo: median IFD | Alpaca pairs: "
+             "true pairs at IFD ≥ 1 | Alpaca pairs: AUC, borrowed answers | Alpaca pairs: median IFD "
+             "|\n|---|---|---|---|---|---|---|"]
+    for r in x["rows"]:
+        table.append(f"| `{r['template']}` | {r['demo_good_at_or_above_1']} of {r['demo_good']} | "
+                     f"{r['demo_auc_unrelated']:.3f} | {r['demo_median_ifd']:.3f} | "
+                     f"{r['true_pairs_at_or_above_1']} of {r['pairs_scored'] - r['swapped']} | "
+                     f"{r['pairs_auc_swapped']:.3f} | {r['pairs_median_ifd']:.3f} |")
+    return table_section(x, table)
+
 # %% ../../nbs/bench/18_report.ipynb #b7c10034
 PAGE_INTRO = ("# Benchmarks\n\nEvery figure here comes from a run we made, on the machine named with it. Kernel "
               "figures: "
@@ -425,7 +438,7 @@ GPU_RUNS = dict(kernels="h100_2026-11-27_defaults.json", sweep="h100_2026-11-27.
 
 # %% ../../nbs/bench/18_report.ipynb #b7c10036
 CPU_SECTIONS = (("cpu_memory", cpu_memory), ("cpu_windows", cpu_windows), ("cpu_chunks", cpu_chunks))
-CPU_SECTIONS_LATER = (("cpu_selection", cpu_selection), ("cpu_cluster_memory", cpu_cluster_memory),
+CPU_SECTIONS_LATER = (("cpu_templates", cpu_templates), ("cpu_selection", cpu_selection), ("cpu_cluster_memory", cpu_cluster_memory),
                       ("cpu_select_rerun", cpu_select_rerun), ("cpu_scale", cpu_scale), ("cpu_merge", cpu_merge),
                       ("cpu_modes", cpu_modes), ("compile_facts", compile_facts))
 
