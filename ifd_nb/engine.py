@@ -11,7 +11,7 @@ from pathlib import Path
 import torch
 from tqdm.auto import tqdm
 from .data import read_rows, SkipSample, get_template, resolve_fields, rename_fields, describe_fields
-from .ifd import encode_samples, ifd_record, skipped_record, MODES
+from .ifd import encode_samples, ifd_record, skipped_record, MODES, mode_encoder
 from .forward import (sequence_token_losses, input_device, attention_implementation, packing_plan, text_config)
 from .models import load_model, check_device, weights_fingerprint
 from .store import (sample_keys, ShardStore, remove_stale_temporaries, atomic_write, FolderLock,
@@ -437,6 +437,7 @@ def check_settings(src, mode, template, max_length, batch_tokens, chunk_rows, ou
     "A clear error for each setting that cannot work, before any row is read or model loaded."
     if mode not in MODES: raise ValueError(f"unknown mode {mode!r}: use one of {sorted(MODES)}")
     get_template(template or MODES[mode]["template"])  # {foo}, {} or a stray brace
+    mode_encoder(mode, template)  # a template a compatibility mode's script does not have
     for what, n in (("max_length", max_length), ("batch_tokens", batch_tokens), ("chunk_rows", chunk_rows)):
         if n is not None and n < 1: raise ValueError(f"{what} must be a positive number, not {n}")
     check_device(device)

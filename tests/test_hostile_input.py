@@ -288,3 +288,8 @@ def test_select_names_a_missing_key(capsys, scores_csv):
     code, said = cli(capsys, "select", scores_csv, "-o", scores_csv.with_name("sel.json"), "--top", "1",
                      "--key", "nosuch")
     assert code == 2 and "--key nosuch" in said and "ifd" in said
+
+
+def test_a_template_a_reference_script_lacks_is_refused_before_the_model(capsys, data, tmp_path, no_model):
+    code, said = score(capsys, "embedded", data, tmp_path/"s.parquet", "--mode", "cherry", "--template", "raw")
+    assert code == 2 and "cherry-v2 has wiz and vicuna" in said

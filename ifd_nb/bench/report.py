@@ -413,8 +413,8 @@ def compile_facts(name: str, x: dict) -> list:
 # %% ../../nbs/bench/18_report.ipynb #c28e0101
 def cpu_templates(name: str, x: dict) -> list:
     "The verbatim Alpaca template against `auto`: good rows at IFD >= 1, how well IFD finds borrowed answers."
-    table = ["| template | demo: good rows at IFD ≥ 1 | demo: AUC, unrelated answers | demo: median IFD | Alpaca pairs: "
-             "true pairs at IFD ≥ 1 | Alpaca pairs: AUC, borrowed answers | Alpaca pairs: median IFD "
+    table = ["| template | demo: good rows at IFD ≥ 1 | demo: AUC, unrelated answers | demo: median IFD | "
+             "Alpaca pairs: true pairs at IFD ≥ 1 | Alpaca pairs: AUC, borrowed answers | Alpaca pairs: median IFD "
              "|\n|---|---|---|---|---|---|---|"]
     for r in x["rows"]:
         table.append(f"| `{r['template']}` | {r['demo_good_at_or_above_1']} of {r['demo_good']} | "
@@ -438,7 +438,8 @@ GPU_RUNS = dict(kernels="h100_2026-11-27_defaults.json", sweep="h100_2026-11-27.
 
 # %% ../../nbs/bench/18_report.ipynb #b7c10036
 CPU_SECTIONS = (("cpu_memory", cpu_memory), ("cpu_windows", cpu_windows), ("cpu_chunks", cpu_chunks))
-CPU_SECTIONS_LATER = (("cpu_templates", cpu_templates), ("cpu_selection", cpu_selection), ("cpu_cluster_memory", cpu_cluster_memory),
+CPU_SECTIONS_LATER = (("cpu_templates", cpu_templates),
+                      ("cpu_selection", cpu_selection), ("cpu_cluster_memory", cpu_cluster_memory),
                       ("cpu_select_rerun", cpu_select_rerun), ("cpu_scale", cpu_scale), ("cpu_merge", cpu_merge),
                       ("cpu_modes", cpu_modes), ("compile_facts", compile_facts))
 
