@@ -4,23 +4,28 @@
 
 # %% ../nbs/library/08_cli.ipynb #6a45636f
 from __future__ import annotations
-import argparse, sys, time
+import argparse, json, sys, time
+import numpy as np
 from pathlib import Path
 import pandas as pd
 import torch
 from .data import read_rows, demo_data_path, SkipSample, resolve_fields, rename_fields, describe_fields
-from .ifd import MODES
+from .ifd import MODES, TURN_RULES
 from .models import load_model, ModelNotFound, default_dtype, check_device
 from .store import check_output_file, check_folder
 from .forward import input_device
-from .scores import read_scores, show_ranked, ranking_key
-from .select import (select_top_ifd, select_cherry, select_superfiltering, select_random, export_selection,
-                           check_selection_path, select_superfiltering_d)
+from .scores import read_scores, show_ranked, ranking_key, RUN_FIELDS
+from .select import (select_cherry, select_superfiltering, export_selection, check_selection_path,
+                           select_superfiltering_d, eligible, ranked_order, select_ranked, format_selection, write_card,
+                           turn_rows)
+from .data import FORMATS
 from .embed import select_diverse, sentence_embedder, MINILM
 from .engine import score_dataset
 
 # %% auto #0
-__all__ = ['COMMANDS', 'run_score', 'run_experience', 'run_select', 'run_compare', 'main']
+__all__ = ['COMMANDS', 'RECIPE_KEYS', 'PATH_OPTIONS', 'run_score', 'run_experience', 'run_select', 'select_by_order',
+           'selection_info', 'run_compare', 'read_recipe', 'step_argv', 'parse_step', 'experience_done', 'run_recipe',
+           'main']
 
 # %% ../nbs/library/08_cli.ipynb #413e3ff6
 def _add_fields(p):
@@ -35,6 +40,10 @@ def _add_input(p):
 
 def _add_limit(p): p.add_argument("--limit", type=int, default=None, help="use only the first N rows")
 
+def _add_recipe(p):
+    p.add_argument("recipe", help="a YAML file with input (and fields, split, limit), then experience (optional), "
+                                  "score and select: each step's keys are its command's options")
+
 def _add_device(p):
     p.add_argument("--device", default=None,
                    help="where the model runs: cpu, cuda, cuda:1 ... (default: a GPU if there is one)")
@@ -43,7 +52,15 @@ def _add_device(p):
 def _add_scoring(p):
     p.add_argument("--model", default="embedded", help="'embedded' (default), a hub id or a local folder")
     p.add_argument("--mode", default="default", choices=sorted(MODES))
-    p.add_argument("--template", default=None, help="alpaca | none | raw | chat | a format string with {instruction}")
+    p.add_argument("--template", default=None,
+                   help="auto (the default mode's: the model's chat template, else Alpaca with a newline) | alpaca | "
+                        "chat | none | raw | wiz | vicuna | a format string with {instruction}")
+    p.add_argument("--bare-context", default=None,
+                   help="default mode: the text the bare pass starts from (default: the empty assistant turn of the "
+                        "auto template, else BOS)")
+    p.add_argument("--turns", default=None, choices=TURN_RULES,
+                   help="score every assistant turn of a conversation in one pass (a `turns` column) and give the row "
+                        "the score of: last (the last answer), weighted (every answer token once), mean or min")
     p.add_argument("--max-length", type=int, default=None, help="longest conditioned sequence, in tokens")
     p.add_argument("--dtype", default="auto", choices=["auto", "float32", "bfloat16", "float16"],
                    help="the model's dtype; auto: the device's (bfloat16 on most GPUs, float32 on a CPU), float32 "
@@ -89,6 +106,16 @@ def _add_select(p):
                         "by ifd_ppl, all-MiniLM-L6-v2); the baselines: longest (the longest answers, n_answer_tokens, "
                         "of the scored rows) and random (a --seed'ed draw of the scored rows)")
     p.add_argument("--seed", type=int, default=0, help="random: the draw's seed")
+    p.add_argument("--budget-tokens", type=int, default=None,
+                   help="top, longest, random: keep the best rows while their prompt and answer tokens fit this many "
+                        "(after --rate/--top, if given; within each group with --group-by)")
+    p.add_argument("--group-by", default=None,
+                   help="top, longest, random: apply --rate, --top or --budget-tokens within each value of this column")
+    p.add_argument("--per-turn", action="store_true",
+                   help="select answers, not conversations: each scored answer of a table scored with --turns is a "
+                        "row (the conversation up to it, its scores, `turn`)")
+    p.add_argument("--format", default=None, choices=FORMATS,
+                   help="write the rows in this training format, its fields only (default: every column as scored)")
     p.add_argument("--ifd-num", type=int, default=None,
                    help="superfiltering-d: candidates, the highest ifd_ppl below 1 (default: 20%% of the rows, as its "
                         "script's command on Alpaca)")
@@ -104,7 +131,7 @@ def _add_select(p):
                    help="per-cluster, facility: the model that embeds a row's prompt (mean last hidden state): "
                         "'embedded' (default), a causal LM or a sentence encoder (hub id or folder); superfiltering-d: "
                         "the sentence encoder (default sentence-transformers/all-MiniLM-L6-v2)")
-    p.add_argument("--template", default="alpaca",
+    p.add_argument("--template", default="auto",
                    help="per-cluster, facility: the template the embedded prompt is rendered with")
     _add_fields(p)
     p.add_argument("--embeddings-dir", default=None,
@@ -117,7 +144,7 @@ def _add_experience(p):
                    help="folder for the fine-tuned model; then: ifd_nb score INPUT --model FOLDER")
     p.add_argument("--model", default="embedded",
                    help="the base model: 'embedded' (default), a hub id or a local folder")
-    p.add_argument("--template", default="alpaca", help="the prompt template, as the scoring will use it")
+    p.add_argument("--template", default="auto", help="the prompt template, as the scoring will use it")
     p.add_argument("--clusters", type=int, default=100, help="KMeans clusters of the prompt embeddings (paper: 100)")
     p.add_argument("--per-cluster", type=int, default=10, help="rows fine-tuned on per cluster (paper: 10)")
     p.add_argument("--pool", type=int, default=100_000,
@@ -165,6 +192,7 @@ COMMANDS = {  # command: (help, the flag groups it takes), each group defined on
     "plot": ("write the standard plots of a scores file (PNG) into a folder",
              (_add_scores_out("folder for the PNG files"),)),
     "report": ("write one self-contained HTML report of a scores file", (_add_scores_out("the .html file to write"),)),
+    "run": ("run a recipe file: experience (optional), score, then each selection", (_add_recipe,)),
 }
 
 def _parser() -> argparse.ArgumentParser:
@@ -185,7 +213,7 @@ def run_score(args, src) -> pd.DataFrame | None:
         raise ValueError(f"--host-threads must be 0 (PyTorch's own count) or more, not {args.host_threads}")
     fields, split = getattr(args, "fields", "auto"), getattr(args, "split", "train")  # `demo` has neither
     return score_dataset(src, args.model, mode=args.mode, template=args.template, max_length=args.max_length,
-                         fields=fields, split=split,
+                         bare_context=args.bare_context, turns=getattr(args, "turns", None), fields=fields, split=split,
                          batch_tokens=args.batch_tokens, chunk_rows=args.chunk_rows, backend=args.backend,
                          output=args.output, shard_dir=args.shard_dir, resume=not args.no_resume, limit=args.limit,
                          device=args.device, packing={"on": True, "off": False}.get(args.packing, "auto"),
@@ -286,9 +314,15 @@ def run_experience(args) -> Path:
 def run_select(args) -> pd.DataFrame:
     "Select rows of a scores file as the parsed command line says, write them, print the counts."
     sized = (args.rate is not None) + (args.top is not None)
+    ranks = args.rule in ("top", "longest", "random")  # the rules that order rows: budgets and groups cut the order
+    if not ranks and (args.budget_tokens is not None or args.group_by is not None):
+        raise ValueError(f"--budget-tokens and --group-by work with --rule top, longest and random, not {args.rule}")
+    if args.budget_tokens is not None and args.budget_tokens < 1:
+        raise ValueError(f"--budget-tokens must be a positive number of tokens, not {args.budget_tokens}")
     if args.rule == "per-cluster" and sized:
         raise ValueError("--rule per-cluster takes --clusters and --per-cluster, not --rate or --top")
-    if args.rule != "per-cluster" and not sized: raise ValueError(f"--rule {args.rule} needs --rate or --top")
+    if args.rule != "per-cluster" and not sized and not (ranks and args.budget_tokens is not None):
+        raise ValueError(f"--rule {args.rule} needs --rate or --top" + (" or --budget-tokens" if ranks else ""))
     if args.rule == "per-cluster" and min(args.clusters, args.per_cluster, args.fit_rows) < 1:
         raise ValueError("--clusters, --per-cluster and --fit-rows must be positive")
     if args.rule == "facility" and not 0 < args.candidates <= 1:
@@ -300,22 +334,16 @@ def run_select(args) -> pd.DataFrame:
     # before any embedding is computed; never the scores file itself
     out = check_output_file(check_selection_path(args.output), "output", inputs=[args.scores])
     df = read_scores(args.scores)
+    if args.per_turn: df = turn_rows(df)  # one row per scored answer
     paper = args.rule in ("superfiltering", "superfiltering-d")
     key = args.key or ("ifd_ppl" if paper else ranking_key(df))  # the paper's, or the mode's own ranking
     if key not in df:
         numeric = [c for c in df.columns if pd.api.types.is_numeric_dtype(df[c]) and c != "index"]
         raise ValueError(f"--key {key}: {args.scores} has no such column (numeric columns: {', '.join(numeric)})")
-    if args.rule == "top":
-        sel, counts = select_top_ifd(df, rate=args.rate, top=args.top, key=key)
-        print(", ".join(f"{k} {v}" for k, v in counts.items()), file=sys.stderr)
+    groups, counts = {}, {}
+    if ranks:
+        sel, groups, counts, key = select_by_order(df, args, key)
     elif args.rule == "cherry": sel = select_cherry(df, rate=args.rate or 0.0, number=args.top or 0, key=key)
-    elif args.rule == "longest":  # "Long Is More for Alignment": the longest answers, whatever their IFD
-        sel, counts = select_top_ifd(df, rate=args.rate, top=args.top, key=args.key or "n_answer_tokens", max_ifd=None)
-        key = args.key or "n_answer_tokens"
-    elif args.rule == "random":  # the baseline every selection is compared with: the same size, drawn from scored rows
-        scored = df[df.status == "ok"]
-        n = args.top if args.top is not None else int(len(scored) * args.rate)
-        sel, key = select_random(scored, n, seed=args.seed), f"seed {args.seed}"
     elif args.rule == "superfiltering-d":  # do_fla.py: --ifd-num candidates, --top picks by facility location
         ifd_num = args.ifd_num if args.ifd_num is not None else int(len(df) * 0.2)
         fla_num = args.top if args.top is not None else int(len(df) * args.rate)
@@ -329,9 +357,41 @@ def run_select(args) -> pd.DataFrame:
                              args.device, args.clusters, args.per_cluster, args.fit_rows, args.top, args.rate,
                              args.candidates,
                              progress=not args.quiet, say=lambda m: print(m, file=sys.stderr))
-    export_selection(sel, out)
-    print(f"selected {len(sel)} of {len(df)} rows by {key} ({args.rule}); wrote {out}", file=sys.stderr)
+    for g, (n_eligible, n_selected) in groups.items():
+        print(f"  {args.group_by} = {g}: {n_selected} of {n_eligible}", file=sys.stderr)
+    written = format_selection(sel, args.format, args.fields) if args.format else sel  # before anything is written
+    export_selection(written, out)
+    card = write_card(out, selection_info(df, sel, args, key, counts, groups))
+    print(f"selected {len(sel)} of {len(df)} rows by {key} ({args.rule}); wrote {out} and its card {card.name}",
+          file=sys.stderr)
     return sel
+
+def select_by_order(df: pd.DataFrame, args, key: str):
+    """top, longest and random: the rows' order, cut by --rate/--top, --budget-tokens and --group-by: (rows, groups,
+    counts, key)."""
+    if args.rule == "random":  # the baseline: a seeded order of the scored rows, whatever their IFD
+        mask, counts = eligible(df, "ifd", None)
+        pos = np.flatnonzero(mask.values)
+        order, key = pos[np.random.default_rng(args.seed).permutation(len(pos))], f"seed {args.seed}"
+    else:  # longest: "Long Is More for Alignment", the longest answers whatever their IFD
+        key = key if args.rule == "top" else args.key or "n_answer_tokens"
+        order, counts = ranked_order(df, key, 1.0 if args.rule == "top" else None)
+    sel, groups = select_ranked(df, order, args.top, args.rate, args.budget_tokens, args.group_by)
+    counts["selected"] = len(sel)
+    print(", ".join(f"{k} {v}" for k, v in counts.items()), file=sys.stderr)
+    return sel, groups, counts, key
+
+def selection_info(df: pd.DataFrame, sel: pd.DataFrame, args, key: str, counts: dict, groups: dict) -> dict:
+    "What the dataset card records: the scores and how they were computed, the rule, its parameters and counts."
+    scored = {c: sorted(map(str, df[c].dropna().unique())) for c in RUN_FIELDS if c in df}
+    rule = {k: getattr(args, k) for k in ("rate", "top", "budget_tokens", "group_by", "format") if getattr(args, k)
+            is not None}
+    if args.rule == "random": rule["seed"] = args.seed
+    if args.per_turn: rule["per_turn"] = True  # rows are answers
+    if getattr(args, "recipe", None): rule["recipe"] = args.recipe  # `ifd_nb run`: the whole recipe it ran
+    return dict(scores=str(args.scores), scored_with={k: v[0] if len(v) == 1 else v for k, v in scored.items()},
+                rule=args.rule, key=key, **rule, rows=len(df), selected=len(sel), counts=counts,
+                groups={g: list(v) for g, v in groups.items()})
 
 # %% ../nbs/library/08_cli.ipynb #23907b8a
 def run_compare(args) -> dict:
@@ -355,6 +415,77 @@ def run_compare(args) -> dict:
         print(f"wrote {args.plot}", file=sys.stderr)
     return r
 
+# %% ../nbs/library/08_cli.ipynb #d49e96dd
+RECIPE_KEYS = ("input", "fields", "split", "limit", "experience", "score", "select")
+PATH_OPTIONS = ("output", "shard_dir", "embeddings_dir")  # recipe keys that name files of the run
+
+def read_recipe(path) -> dict:
+    "A recipe file read and checked: a mapping of `RECIPE_KEYS`, with input and score; select as a list."
+    import yaml
+    try: recipe = yaml.safe_load(Path(path).read_text(encoding="utf-8"))
+    except yaml.YAMLError as e: raise ValueError(f"{path}: not valid YAML ({e})") from None
+    if not isinstance(recipe, dict): raise ValueError(f"{path}: a recipe is a mapping of {', '.join(RECIPE_KEYS)}")
+    if unknown := sorted(set(recipe) - set(RECIPE_KEYS)):
+        raise ValueError(f"{path}: unknown keys {unknown}; a recipe has {', '.join(RECIPE_KEYS)}")
+    for k in ("input", "score"):
+        if k not in recipe: raise ValueError(f"{path}: a recipe needs '{k}'")
+    select = recipe.get("select") or []
+    recipe["select"] = [select] if isinstance(select, dict) else list(select)
+    for step in [recipe["score"], *([recipe["experience"]] if "experience" in recipe else []), *recipe["select"]]:
+        if not isinstance(step, dict) or "output" not in step:
+            raise ValueError(f"{path}: every step is a mapping of options with an output, not {step!r}")
+    return recipe
+
+def step_argv(spec: dict, base: Path) -> list[str]:
+    "A recipe step as its command's options: each key a --flag (underscores as dashes), true a bare flag."
+    argv = []
+    for k, v in spec.items():
+        if v is None or v is False: continue
+        if k in PATH_OPTIONS: v = base / str(v)  # an absolute path stays as it is
+        if k == "model" and (base / str(v)).exists(): v = base / str(v)  # a local folder; a hub id stays a name
+        argv += [f"--{str(k).replace('_', '-')}"] + ([] if v is True else [str(v)])
+    return argv
+
+def parse_step(command: str, argv: list[str], path) -> argparse.Namespace:
+    "The parsed options of one step, or a ValueError naming the step (argparse has said what is wrong)."
+    try: return _parser().parse_args([command, *argv])
+    except SystemExit: raise ValueError(f"{path}: the {command} step has an option `ifd_nb {command}` does not "
+                                        f"take (above)") from None
+
+def experience_done(folder: Path) -> bool:
+    "Whether `folder` holds a finished brief experience (`save_model` writes its `brief_experience.json` last)."
+    try: return isinstance(json.loads((folder / "brief_experience.json").read_text()), dict)
+    except (OSError, ValueError): return False
+
+def run_recipe(path) -> list[Path]:
+    "Run a recipe file's steps in order, resuming what an earlier run of it left: the selections written."
+    import os
+    path = Path(path).resolve()
+    base, recipe = path.parent, read_recipe(path)
+    src = str(base / recipe["input"]) if (base / str(recipe["input"])).exists() else str(recipe["input"])
+    common = [a for k in ("fields", "split", "limit") if k in recipe for a in (f"--{k}", str(recipe[k]))]
+    score, exp = dict(recipe["score"]), recipe.get("experience")
+    if exp is not None:
+        if int(os.environ.get("WORLD_SIZE", "1")) > 1: raise ValueError("a recipe with an experience step runs in one "
+                                                                        "process; score in many with `ifd_nb score`")
+        args = parse_step("experience", [src, *common, *step_argv(exp, base)], path)
+        if experience_done(Path(args.output)): print(f"recipe: {args.output} holds a finished brief experience: reused "
+                                                     f"(remove it to make it again)", file=sys.stderr)
+        else: run_experience(args)
+    if score.get("model") == "experience":
+        if exp is None: raise ValueError(f"{path}: score has model: experience, but the recipe has no experience step")
+        score["model"] = str(base / str(exp["output"]))
+    args = parse_step("score", [src, *common, *step_argv(score, base)], path)
+    if run_score(args, args.input) is None: return []  # a rank other than 0: rank 0 selects
+    written = []
+    for spec in recipe["select"]:
+        fields = ["--fields", str(recipe["fields"])] if "fields" in recipe else []
+        sel = parse_step("select", [str(args.output), *fields, *step_argv(spec, base)], path)
+        sel.recipe = dict(file=str(path), steps={k: v for k, v in recipe.items()})
+        run_select(sel)
+        written.append(Path(sel.output))
+    return written
+
 # %% ../nbs/library/08_cli.ipynb #e5ff36dd
 def main(argv: list[str] | None = None) -> int:
     "Entry point of the `ifd_nb` console script."
@@ -368,6 +499,8 @@ def main(argv: list[str] | None = None) -> int:
             run_experience(args)
         elif args.command == "compare":
             run_compare(args)
+        elif args.command == "run":
+            run_recipe(args.recipe)
         elif args.command in ("plot", "report"):
             import matplotlib; matplotlib.use("Agg")
             from ifd_nb.analysis import plot_all, html_report

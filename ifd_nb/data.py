@@ -10,9 +10,10 @@ from pathlib import Path
 
 # %% auto #0
 __all__ = ['ALPACA_PROMPT_NO_INPUT', 'ALPACA_PROMPT_INPUT', 'VICUNA_SYSTEM', 'TEMPLATES', 'STATUSES', 'ROW_FIELDS',
-           'FIELD_ALIASES', 'PromptTemplate', 'render_chat', 'generation_prompt', 'get_template', 'SkipSample',
-           'text_field', 'prompt_and_answer', 'rows_of_object', 'read_rows', 'package_dir', 'demo_data_path',
-           'parse_fields', 'resolve_fields', 'rename_fields', 'describe_fields', 'shared_data_path']
+           'FIELD_ALIASES', 'FORMATS', 'SHAREGPT_ROLES', 'PromptTemplate', 'render_chat', 'generation_prompt',
+           'get_template', 'SkipSample', 'text_field', 'prompt_and_answer', 'rows_of_object', 'read_rows',
+           'package_dir', 'demo_data_path', 'chat_demo_path', 'parse_fields', 'resolve_fields', 'rename_fields',
+           'describe_fields', 'conversation', 'to_format', 'shared_data_path']
 
 # %% ../nbs/library/01_data.ipynb #65cee1e1
 @dataclass(frozen=True)
@@ -102,6 +103,7 @@ STATUSES = {
     "answer_truncated_away": "no answer token is scored in one of the passes (compatibility-mode windowing)",
     "nonfinite": "a loss was NaN or infinite, or the bare loss was 0",
     "fp16_overflow": "the float16 forward overflowed and the float32 retry did not fit in memory",
+    "turns_unaligned": "the chat template renders earlier turns differently once later ones follow (per-turn scoring)",
 }
 
 class SkipSample(Exception):
@@ -238,6 +240,10 @@ def demo_data_path() -> Path:
     "Path of the bundled demo set (JSON Lines, Alpaca fields plus `task` and `quality`)."
     return package_dir()/"assets"/"demo.jsonl"
 
+def chat_demo_path() -> Path:
+    "Path of the bundled conversations (JSON Lines: `topic`, `messages`, and `off_topic_turns`, written off topic)."
+    return package_dir()/"assets"/"chat_demo.jsonl"
+
 # %% ../nbs/library/01_data.ipynb #14b3de25
 # other names data sets give each field that `prompt_and_answer` reads
 FIELD_ALIASES = {"instruction": ("prompt", "question", "query"),
@@ -311,6 +317,38 @@ def describe_fields(rows: list[dict], mapping: dict) -> str:
     ]
     return ("fields: " + ", ".join(f"{f} <- {c!r}" for f, c in mapping.items())
             + (f"; text columns not read: {', '.join(unread)}" if unread else ""))
+
+# %% ../nbs/library/01_data.ipynb #816cde22
+FORMATS = ("alpaca", "sharegpt", "messages")
+SHAREGPT_ROLES = {"user": "human", "assistant": "gpt", "system": "system"}
+
+def conversation(row: dict) -> list[dict]:
+    "The row's turns as role/content messages: its conversation, or its instruction (and input) and output."
+    msgs = _messages(row)
+    if msgs is not None: return msgs
+    if "instruction" not in row or "output" not in row:
+        raise SkipSample("missing_field", f"row has {sorted(row)[:6]}, needs 'instruction' and 'output'")
+    inp = "" if row.get("input") is None else text_field(row["input"], "input")
+    user = text_field(row["instruction"], "instruction") + (f"\n\n{inp}" if inp else "")
+    return [{"role": "user", "content": user}, {"role": "assistant", "content": text_field(row["output"], "output")}]
+
+def to_format(row: dict, fmt: str) -> dict:
+    """One row in a training format (`FORMATS`): 'alpaca', 'sharegpt' or 'messages'; a ValueError for a conversation
+    that is not one exchange, asked for as 'alpaca'."""
+    if fmt not in FORMATS: raise ValueError(f"unknown format {fmt!r}: use one of {', '.join(FORMATS)}")
+    if fmt == "alpaca" and _messages(row) is None:
+        conversation(row)  # the fields are there and are text
+        return {"instruction": row["instruction"], "input": row.get("input") or "", "output": row["output"]}
+    msgs = conversation(row)
+    if fmt == "messages": return {"messages": msgs}
+    if fmt == "sharegpt":
+        return {"conversations": [{"from": SHAREGPT_ROLES.get(m["role"], m["role"]), "value": m["content"]}
+                                  for m in msgs]}
+    system, rest = [m for m in msgs if m["role"] == "system"], [m for m in msgs if m["role"] != "system"]
+    if len(system) > 1 or [m["role"] for m in rest] != ["user", "assistant"]:
+        raise ValueError(f"a conversation of {len(rest)} turns is not one Alpaca row: write it as sharegpt or messages")
+    out = {"instruction": rest[0]["content"], "input": "", "output": rest[1]["content"]}
+    return out | ({"system": system[0]["content"]} if system else {})
 
 # %% ../nbs/library/01_data.ipynb #9e3a541b
 def shared_data_path(name: str = "alpaca_cherry_5pct.json") -> Path | None:

@@ -37,7 +37,7 @@ def prompt_perplexities(model, hidden: torch.Tensor, # [B, T, D] last hidden sta
     return out
 
 # %% ../nbs/library/06_embed.ipynb #cb2b7d3e
-def prompt_text(row: dict, template="alpaca", tokenizer=None) -> str:
+def prompt_text(row: dict, template="auto", tokenizer=None) -> str:
     "The text of a row that is embedded: its rendered prompt, or its bare instruction where no prompt can be rendered."
     try: return prompt_and_answer(row, template, tokenizer)[0]
     except SkipSample: return str(row.get("instruction", ""))
@@ -48,7 +48,7 @@ def instruction_features(
     model,
     tokenizer,
     rows: list[dict],
-    template="alpaca",
+    template="auto",
     batch_size: int = 16,
     max_length: int = 512,
     progress: bool = False,
@@ -92,7 +92,7 @@ def save_npz(path: Path, **arrays):
 def _features_key(model, rows, template, max_length) -> str:
     return sample_key({"rows": rows}, dict(model=model_identity(model), template=str(template), max_length=max_length))
 
-def cached_instruction_features(model, tokenizer, rows: list[dict], template="alpaca", max_length: int = 512,
+def cached_instruction_features(model, tokenizer, rows: list[dict], template="auto", max_length: int = 512,
                                 path=None, # an .npz file to keep them in (None: not kept)
                                 progress: bool = False, say=None, # called with a line when the file is reused
                                ) -> tuple[np.ndarray, np.ndarray]:
@@ -116,7 +116,7 @@ def stored_prompt_embeddings(
     model,
     tokenizer,
     rows: list[dict],
-    template="alpaca",
+    template="auto",
     max_length: int = 512,
     folder=None,  # where blocks of embeddings are kept (None: nothing kept)
     block_rows: int = 4096,  # rows computed, then written, together
@@ -162,7 +162,7 @@ def stored_prompt_embeddings(
 def prompt_embedder(
     rows: list[dict],  # rows of a data set or scores table (see `resolve_fields`)
     model="embedded",  # a name `load_embedder` takes, or a loaded (model, tokenizer) pair
-    template="alpaca",
+    template="auto",
     fields="auto",
     folder=None,  # where embeddings are kept and read back (see `stored_prompt_embeddings`); None: nothing kept
     device=None,
@@ -180,7 +180,7 @@ def select_diverse(
     rule: str = "per-cluster",  # 'per-cluster' (quotas per KMeans cluster) or 'facility' (facility location)
     key: str = "ifd",
     model="embedded",
-    template="alpaca",
+    template="auto",
     fields="auto",
     folder=None,
     device=None,

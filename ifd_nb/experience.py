@@ -49,7 +49,7 @@ def brief_experience_sample(
     return np.sort(np.array(out, dtype=int))
 
 # %% ../nbs/lessons/05_experience.ipynb #8cf49251
-def sft_example(tokenizer, row, template="alpaca", max_length: int = 512) -> tuple[list[int], list[int]] | None:
+def sft_example(tokenizer, row, template="auto", max_length: int = 512) -> tuple[list[int], list[int]] | None:
     "Token ids and labels (-100 on the prompt) of one training example, or None if the row cannot be used."
     try: q, a = prompt_and_answer(row, template, tokenizer)
     except SkipSample: return None
@@ -77,7 +77,7 @@ def lr_factor(step: int, recipe: dict) -> float:
     done = (step - w) / max(1, n - w)
     return 0.5 * (1 + math.cos(math.pi * done)) if recipe["schedule"] == "cosine" else max(0.0, 1 - done)
 
-def fine_tune(model, tokenizer, rows: list[dict], template="alpaca", epochs: int = 1, lr: float = 2e-5,
+def fine_tune(model, tokenizer, rows: list[dict], template="auto", epochs: int = 1, lr: float = 2e-5,
               batch_size: int = 4, # rows per forward pass (the micro-batch)
               max_length: int = 512, seed: int = 0, lora: bool = False, progress: bool = False,
               global_batch: int | None = 128, # rows per optimizer step, by gradient accumulation (None: batch_size)
@@ -133,7 +133,7 @@ def _batch_loss(model, tokenizer, batch: list[tuple], dev) -> torch.Tensor:
 
 # %% ../nbs/lessons/05_experience.ipynb #99c76403
 @torch.no_grad()
-def answer_loss(model, tokenizer, rows: list[dict], template="alpaca", max_length: int = 2048,
+def answer_loss(model, tokenizer, rows: list[dict], template="auto", max_length: int = 2048,
                 batch_size: int = 16) -> float:
     "Token-weighted mean cross-entropy of the answers given their prompts (nats/token); unusable rows are left out."
     seqs = [
@@ -164,7 +164,7 @@ def brief_experience(
     model,
     tokenizer,
     rows: list[dict],  # the rows to be scored; the brief-experience set is drawn from them
-    template="alpaca",
+    template="auto",
     n_clusters: int = 100,
     per_cluster: int = 10,
     method: str = "reference",  # within-cluster rule (see `brief_experience_sample`)

@@ -10,12 +10,13 @@ import torch
 from tqdm.auto import tqdm
 from .forward import sequence_token_losses
 from .data import (SkipSample, prompt_and_answer, read_rows, PromptTemplate, resolve_fields, rename_fields,
-                         get_template, generation_prompt)
+                         get_template, generation_prompt, conversation, render_chat)
 
 # %% auto #0
-__all__ = ['RECORD_FIELDS', 'CHERRY_PROMPTS', 'MODES', 'Encoded', 'special_prefix', 'template_bare_context', 'bare_context_ids',
-           'encode_exact', 'skipped_record', 'ifd_record', 'encode_cherry', 'encode_superfiltering', 'mode_encoder',
-           'encode_sample', 'token_ids', 'cuts_like_truncation', 'encode_samples', 'score_rows']
+__all__ = ['RECORD_FIELDS', 'CHERRY_PROMPTS', 'MODES', 'TURN_RULES', 'Encoded', 'special_prefix', 'template_bare_context',
+           'bare_context_ids', 'encode_exact', 'skipped_record', 'ifd_record', 'encode_cherry', 'encode_superfiltering',
+           'chat_pieces', 'history_ids', 'mode_encoder', 'pass_settings', 'encode_sample', 'token_ids',
+           'cuts_like_truncation', 'encode_samples', 'score_rows', 'TurnsEncoded', 'encode_turns', 'turns_record']
 
 # %% ../nbs/lessons/01_ifd.ipynb #21b7e4db
 @dataclass
@@ -156,9 +157,36 @@ def encode_superfiltering(tokenizer, prompt: str, answer: str, max_length: int =
     truncated = len(_enc(tokenizer, whole)) > max_length or len(_enc(tokenizer, answer)) > len(bare_ids)
     return Encoded(cond_ids, max(cond_start, 1), bare_ids, 1, truncated)
 
+# %% ../nbs/lessons/01_ifd.ipynb #0884da5d
+def chat_pieces(tokenizer, messages: list[dict]) -> tuple[list[str], list[str]]:
+    """The chat-template text before each assistant answer (after the previous answer) and the answers, for every
+    assistant turn after the first message; `SkipSample('turns_unaligned')` where the pieces do not add up."""
+    pieces, answers, done = [], [], ""
+    for i, m in enumerate(messages):
+        if m["role"] != "assistant" or i == 0: continue
+        text = render_chat(tokenizer, messages[:i])
+        if not text.startswith(done):
+            raise SkipSample("turns_unaligned", f"the template renders the turns before answer {len(answers) + 1} anew")
+        pieces.append(text[len(done):])
+        answers.append(m["content"])
+        done = text + m["content"]
+    return pieces, answers
+
+def history_ids(tokenizer, row: dict, template) -> list[int] | None:
+    """The prompt ids of a conversation with earlier answers rendered by the chat template, each piece tokenized alone
+    (see `chat_pieces`); None for any other row, or a template that rewrites earlier turns: that prompt is tokenized
+    whole."""
+    if "messages" not in row and "conversations" not in row: return None
+    if not get_template(template).uses_chat(tokenizer): return None
+    try: pieces, answers = chat_pieces(tokenizer, conversation(row))
+    except SkipSample: return None  # a template that renders earlier turns anew: the prompt as it renders it
+    if len(answers) < 2: return None
+    tok = lambda t: tokenizer(t, add_special_tokens=False).input_ids
+    return [i for d, a in zip(pieces[:-1], answers[:-1]) for i in tok(d) + tok(a)] + tok(pieces[-1])
+
 # %% ../nbs/lessons/01_ifd.ipynb #066aed27
 MODES = {
-    "default": dict(encode=encode_exact, template="alpaca", max_length=2048),
+    "default": dict(encode=encode_exact, template="auto", max_length=2048),
     "cherry": dict(encode=encode_cherry, template="alpaca", max_length=512),  # data_analysis.py, --prompt alpaca
     "cherry-v2": dict(encode=encode_cherry, template="alpaca", max_length=512),  # data_analysis_vic.py
     "superfiltering": dict(encode=encode_superfiltering, template="none", max_length=1024),
@@ -178,6 +206,17 @@ def mode_encoder(mode: str, template=None):
     prefix, extra = CHERRY_PROMPTS[name]
     return lambda tokenizer, prompt, answer, ml: encode_cherry(tokenizer, prompt, answer, ml, prefix, extra)
 
+def pass_settings(tokenizer, mode: str = "default", template=None, bare_context=None) -> dict:
+    """The template and the bare pass's context a run uses, as text (`template`, `bare_context`): printed when a run
+    starts and kept with its scores."""
+    tpl = get_template(template or MODES[mode]["template"])
+    name = tpl.no_input if tpl.name == "custom" else tpl.name
+    if tpl.auto: name += ": the tokenizer's chat template" if tpl.uses_chat(tokenizer) else ": Alpaca, newline after"
+    if mode == "default": ids = bare_context_ids(tokenizer, template_bare_context(tokenizer, tpl, bare_context))
+    elif mode.startswith("cherry"): ids = tokenizer.encode(CHERRY_PROMPTS[tpl.name][0])  # its bare text's prefix
+    else: ids = special_prefix(tokenizer)  # Superfiltering: the answer alone (its first token unscored without BOS)
+    return dict(template=name, bare_context=tokenizer.decode(ids))
+
 def encode_sample(tokenizer, row: dict, mode: str = "default", template=None, max_length: int | None = None,
                   bare_context=None) -> Encoded:
     "The two passes of one input row under `mode`; raises `SkipSample` with a named status."
@@ -187,7 +226,10 @@ def encode_sample(tokenizer, row: dict, mode: str = "default", template=None, ma
     ml = max_length or m["max_length"]
     if mode == "default":
         context = template_bare_context(tokenizer, template or m["template"], bare_context)
-        return encode_exact(tokenizer, prompt, answer, ml, context)
+        history = history_ids(tokenizer, row, template or m["template"])
+        if history is None: return encode_exact(tokenizer, prompt, answer, ml, context)
+        answer_ids = tokenizer(answer, add_special_tokens=False).input_ids
+        return _exact_passes(special_prefix(tokenizer), history, answer_ids, bare_context_ids(tokenizer, context), ml)
     return encode(tokenizer, prompt, answer, ml)
 
 # %% ../nbs/lessons/01_ifd.ipynb #cd7d6fe4
@@ -231,13 +273,19 @@ def _mode_texts(mode: str, prompt: str, answer: str, bare_prefix: str = "### Res
     return [prompt, bare, bare[:bare.rfind(answer)], whole, whole[:whole.rfind(answer)]]
 
 def encode_samples(tokenizer, rows: list[dict], mode: str = "default", template=None, max_length: int | None = None,
-                   bare_context=None) -> list:
-    "`encode_sample` of every row, as a list of `Encoded` or `SkipSample` values, its texts tokenized in batches."
+                   bare_context=None,
+                   turns: str | None = None, # score every answer of a conversation, aggregated by this rule
+                  ) -> list:
+    """`encode_sample` (or `encode_turns`) of every row, as a list of `Encoded`, `TurnsEncoded` or `SkipSample` values,
+    its texts tokenized in batches."""
     encode = mode_encoder(mode, template)
     def one(fn, *a):
         try: return fn(*a)
         except SkipSample as s: return s
     m = MODES[mode]
+    if turns is not None:
+        ml, tpl = max_length or m["max_length"], template or m["template"]
+        return [one(encode_turns, tokenizer, r, tpl, ml, bare_context, turns) for r in rows]
     texts = [one(prompt_and_answer, r, template or m["template"], tokenizer) for r in rows]
     ok, ml = [i for i, t in enumerate(texts) if not isinstance(t, SkipSample)], max_length or m["max_length"]
     # the reference encoders as they are, asking a stand-in that tokenized their texts in one call
@@ -253,7 +301,9 @@ def encode_samples(tokenizer, rows: list[dict], mode: str = "default", template=
     prompts, answers = token_ids(tokenizer, [texts[i][0] for i in ok]), token_ids(tokenizer, [texts[i][1] for i in ok])
     context = template_bare_context(tokenizer, template or m["template"], bare_context)
     prefix, bare = special_prefix(tokenizer), bare_context_ids(tokenizer, context)
-    for i, p_ids, a_ids in zip(ok, prompts, answers): texts[i] = one(_exact_passes, prefix, p_ids, a_ids, bare, ml)
+    for i, p_ids, a_ids in zip(ok, prompts, answers):
+        history = history_ids(tokenizer, rows[i], template or m["template"])  # None but for multi-turn conversations
+        texts[i] = one(_exact_passes, prefix, p_ids if history is None else history, a_ids, bare, ml)
     return texts
 
 # %% ../nbs/lessons/01_ifd.ipynb #c251f064
@@ -287,3 +337,74 @@ def score_rows(rows, # input rows (see `read_rows`), or anything `read_rows` acc
         for j, (i, e) in enumerate(chunk):
             recs[i] = ifd_record(losses[2*j], losses[2*j+1], e.n_prompt, e.truncated, token_losses)
     return recs
+
+# %% ../nbs/lessons/01_ifd.ipynb #5e42e67d
+TURN_RULES = ("last", "weighted", "mean", "min")
+
+@dataclass
+class TurnsEncoded:
+    "A conversation scored turn by turn: one conditioned pass holding every answer, and a bare pass per answer."
+    cond_ids: list[int]
+    cond_start: int # the first scored answer's first position
+    turns: list[tuple] # (status, start, end, truncated) of each answer: `cond_ids[start:end]` are its scored tokens
+    bares: list[tuple[list[int], int]] # the bare pass (ids, start) of each answer whose status is 'ok'
+    rule: str = "weighted" # how the turns make the conversation's score (`TURN_RULES`)
+
+    @property
+    def n_prompt(self) -> int: return self.cond_start
+
+def encode_turns(tokenizer, row: dict, template="auto", max_length: int = 2048, bare_context=None,
+                 rule: str = "weighted") -> TurnsEncoded:
+    "Every answer of a conversation (or the one of an Alpaca row) in one conditioned pass, each with its bare pass."
+    if rule not in TURN_RULES: raise ValueError(f"unknown turn rule {rule!r}: use one of {', '.join(TURN_RULES)}")
+    tpl = get_template(template)
+    if not tpl.uses_chat(tokenizer):
+        raise ValueError("scoring every turn needs a chat template: the template 'auto' on a model that has one, or "
+                         "'chat'")
+    prompt_and_answer(row, tpl, tokenizer)  # the row's own checks: text fields, an answer after a user turn
+    pieces, answers = chat_pieces(tokenizer, conversation(row))
+    tok = lambda t: tokenizer(t, add_special_tokens=False).input_ids
+    prefix, bare = special_prefix(tokenizer), bare_context_ids(tokenizer, template_bare_context(tokenizer, tpl,
+                                                                                                 bare_context))
+    ids, turns, bares = [], [], []
+    for d, a in zip(pieces, answers):
+        d_ids = tok(d)
+        if not ids and prefix and d_ids[:len(prefix)] != prefix: ids = list(prefix)  # as `_exact_passes` adds it
+        ids += d_ids
+        a_ids, start = tok(a), len(ids)
+        room = max_length - start
+        if not a.strip() or not a_ids: turns.append(("empty_answer", start, start, False))
+        elif room <= 0: turns.append(("prompt_too_long", start, start, False))
+        else:
+            cut = a_ids[:room]
+            turns.append(("ok", start, start + len(cut), len(a_ids) > room))
+            bares.append((list(bare) + cut, len(bare)))
+        ids += a_ids
+    ok = [t for t in turns if t[0] == "ok"]
+    if not ok: raise SkipSample(turns[-1][0])
+    return TurnsEncoded(ids[:ok[-1][2]], ok[0][1], turns, bares, rule)
+
+# %% ../nbs/lessons/01_ifd.ipynb #0126726b
+def turns_record(cond: torch.Tensor, # losses of `enc.cond_ids[enc.cond_start:]`
+                 bares: list, # losses of each bare pass of `enc.bares`
+                 enc: TurnsEncoded) -> dict:
+    "The record of a conversation scored turn by turn: its score by `enc.rule`, and each turn's record in `turns`."
+    recs, scored, it = [], [], iter(bares)
+    for status, a, b, truncated in enc.turns:
+        if status != "ok":
+            recs.append(skipped_record(status))  # as the prefix scored as its own row has it
+            continue
+        c, bl = cond[a - enc.cond_start:b - enc.cond_start], next(it)
+        recs.append(ifd_record(c, bl, a, truncated))
+        if recs[-1]["status"] == "ok": scored.append((recs[-1], c, bl))
+    if enc.rule == "last" or not scored: out = dict(recs[-1] if enc.rule == "last" else recs[0])
+    elif enc.rule == "weighted":
+        out = ifd_record(torch.cat([c for _, c, _ in scored]), torch.cat([b for _, _, b in scored]),
+                         scored[0][0]["n_prompt_tokens"], any(r["truncated"] for r, _, _ in scored))
+    elif enc.rule == "min": out = dict(min((r for r, _, _ in scored), key=lambda r: r["ifd"]))
+    else:  # mean: of the turns' scores
+        out = {k: sum(r[k] for r, _, _ in scored) / len(scored) for k in ("loss_cond", "loss_bare", "ifd", "ifd_ppl")}
+        cut = any(r["truncated"] for r, _, _ in scored)
+        out |= dict(n_prompt_tokens=scored[0][0]["n_prompt_tokens"], truncated=cut, status="ok")
+    out["n_answer_tokens"] = sum(r["n_answer_tokens"] for r in recs) if enc.rule != "last" else out["n_answer_tokens"]
+    return out | dict(turns=recs)

@@ -4,16 +4,16 @@
 
 # %% ../nbs/library/05_scores.ipynb #3bbe5b5a
 from __future__ import annotations
-import csv, json, math
+import csv
 from pathlib import Path
 import pandas as pd
 from .data import read_rows
 from .ifd import RECORD_FIELDS
-from .store import atomic_write
+from .store import atomic_write, column_kind, json_text, storable_table
 
 # %% auto #0
-__all__ = ['SCORE_SUFFIXES', 'NUMERIC_FIELDS', 'storable', 'original_fields', 'scores_frame', 'ranking_key', 'check_scores_path',
-           'write_table', 'write_scores', 'summarize', 'read_scores', 'show_ranked']
+__all__ = ['RUN_FIELDS', 'SCORE_SUFFIXES', 'NUMERIC_FIELDS', 'storable', 'original_fields', 'scores_frame', 'ranking_key',
+           'check_scores_path', 'write_table', 'write_scores', 'summarize', 'read_scores', 'show_ranked']
 
 # %% ../nbs/library/05_scores.ipynb #91abfe6e
 def storable(value):
@@ -26,9 +26,11 @@ def storable(value):
     if isinstance(value, dict): return {k: storable(v) for k, v in value.items()}
     return value
 
+RUN_FIELDS = ["mode", "template", "bare_context", "scored_by", "max_length", "turn_rule"]  # the run's settings
+
 def original_fields(rows: list[dict]) -> pd.DataFrame:
     "The input rows as columns, a field that a record also has renamed `orig_<field>`."
-    ours = {*RECORD_FIELDS, "index", "mode"}
+    ours = {*RECORD_FIELDS, "index", *RUN_FIELDS, "turns"}  # turns: the per-turn records of `score --turns`
     named = [{(f"orig_{k}" if k in ours else k): v for k, v in r.items()} for r in rows]
     try: return pd.DataFrame(named, index=range(len(rows)))
     except UnicodeEncodeError:  # a lone surrogate (\ud800): the rare case pays for the check of every value
@@ -36,8 +38,9 @@ def original_fields(rows: list[dict]) -> pd.DataFrame:
 
 def scores_frame(rows: list[dict], records: list[dict] | pd.DataFrame,
                  mode: str | None = None, # the scoring mode, kept in a `mode` column (it decides the ranking score)
+                 settings: dict | None = None, # more of the run's settings, a column each (see `RUN_FIELDS`)
                 ) -> pd.DataFrame:
-    "One row per input row: `index`, the original fields, then the record fields (and `mode`)."
+    "One row per input row: `index`, the original fields, then the record fields (and the run's settings)."
     assert len(rows) == len(records), "one record per row"
     orig = original_fields(rows)
     rec = (
@@ -47,13 +50,9 @@ def scores_frame(rows: list[dict], records: list[dict] | pd.DataFrame,
     )
     df = pd.concat([pd.DataFrame({"index": range(len(rows))}), orig, rec], axis=1)
     for c in orig.columns:
-        types = {type(v) for v in df[c] if v is not None and not (isinstance(v, float) and math.isnan(v))}
-        wide = int in types and any(isinstance(v, int) and not -2**63 <= v < 2**63 for v in df[c])  # beyond int64
-        if len(types) > 1 or types & {dict, list} or wide:
-            df[c] = [
-                v if v is None or isinstance(v, str) else json.dumps(v, ensure_ascii=False, default=str) for v in df[c]
-            ]
+        if df[c].dtype == object and column_kind(df[c]) == "mixed": df[c] = json_text(df[c])
     if mode is not None: df["mode"] = mode
+    for k, v in (settings or {}).items(): df[k] = v
     return df
 
 def ranking_key(df: pd.DataFrame) -> str:
@@ -73,6 +72,7 @@ def check_scores_path(path) -> Path:
 
 def write_table(df: pd.DataFrame, path: Path, tmp: Path):
     "Write `df` to `tmp` in the format `path`'s suffix names."
+    df = storable_table(df, path.suffix)
     if path.suffix == ".parquet": df.to_parquet(tmp, index=False)
     elif path.suffix == ".jsonl": df.to_json(tmp, orient="records", lines=True, force_ascii=False)
     else: df.to_csv(tmp, index=False, quoting=csv.QUOTE_NONNUMERIC)  # every text quoted: a bare \r stays in its cell

@@ -8,13 +8,16 @@ import csv, json, math
 from pathlib import Path
 import numpy as np
 import pandas as pd
-from .store import atomic_write
+from .data import SkipSample, resolve_fields, rename_fields, to_format, conversation
+from .store import atomic_write, storable_table
 
 # %% auto #0
-__all__ = ['SELECTION_SUFFIXES', 'eligible', 'select_top_ifd', 'select_cherry', 'select_superfiltering', 'select_random',
-           'cluster_labels', 'select_per_cluster', 'facility_location_reference', 'facility_location_greedy',
-           'select_facility_location', 'superfiltering_d_candidates', 'superfiltering_d_texts', 'euclidean_similarity',
-           'kernel_facility_location', 'select_superfiltering_d', 'check_selection_path', 'export_selection']
+__all__ = ['SELECTION_SUFFIXES', 'CARD_KEY', 'eligible', 'select_top_ifd', 'ranked_order', 'select_cherry',
+           'select_superfiltering', 'select_random', 'random_order', 'row_tokens', 'take', 'group_labels',
+           'select_ranked', 'turn_rows', 'cluster_labels', 'select_per_cluster', 'facility_location_reference',
+           'facility_location_greedy', 'select_facility_location', 'superfiltering_d_candidates',
+           'superfiltering_d_texts', 'euclidean_similarity', 'kernel_facility_location', 'select_superfiltering_d',
+           'check_selection_path', 'export_selection', 'format_selection', 'card_path', 'selection_card', 'write_card']
 
 # %% ../nbs/lessons/04_select.ipynb #f93f4285
 def eligible(
@@ -28,9 +31,11 @@ def eligible(
         (score < max_ifd if strict else score <= max_ifd) if max_ifd is not None else pd.Series(True, index=df.index)
     )
     mask = ok & finite & below
-    counts = {"rows": len(df), "not_ok": int((~ok).sum()), "nan_score": int((ok & ~finite).sum()),
-              f"{key}_at_or_above_{max_ifd}" if strict else f"{key}_above_{max_ifd}": int((ok & finite & ~below).sum()),
-              "eligible": int(mask.sum())}
+    counts = {"rows": len(df), "not_ok": int((~ok).sum()), "nan_score": int((ok & ~finite).sum())}
+    if max_ifd is not None:
+        excluded = f"{key}_at_or_above_{max_ifd}" if strict else f"{key}_above_{max_ifd}"
+        counts[excluded] = int((ok & finite & ~below).sum())
+    counts["eligible"] = int(mask.sum())
     return mask, counts
 
 # %% ../nbs/lessons/04_select.ipynb #1fca490e
@@ -39,14 +44,16 @@ def select_top_ifd(df: pd.DataFrame, rate: float | None = None, top: int | None 
     "The top `rate` share (rounded down) or `top` rows by `key` among eligible rows, in input order; and the counts."
     if (rate is None) == (top is None): raise ValueError("give exactly one of rate or top")
     if rate is not None and not 0 <= rate <= 1: raise ValueError("rate must lie in [0, 1]")
-    mask, counts = eligible(df, key, max_ifd)
-    pool = df[mask]
-    n = int(math.floor(len(pool) * rate)) if rate is not None else min(int(top), len(pool))
-    pos = pd.Series(np.arange(len(df)), index=df.index)[mask]
-    order = np.lexsort((pos.values, -pool[key].astype(float).values))  # by score descending, then input position
-    chosen = np.sort(pos.values[order[:n]])
+    order, counts = ranked_order(df, key, max_ifd)
+    n = int(math.floor(len(order) * rate)) if rate is not None else min(int(top), len(order))
     counts["selected"] = n
-    return df.iloc[chosen], counts
+    return df.iloc[np.sort(order[:n])], counts
+
+def ranked_order(df: pd.DataFrame, key: str = "ifd", max_ifd: float | None = 1.0) -> tuple[np.ndarray, dict]:
+    "Positions of the eligible rows, highest `key` first (equal scores: input order), and the exclusion counts."
+    mask, counts = eligible(df, key, max_ifd)
+    pos = np.flatnonzero(mask.values)
+    return pos[np.lexsort((pos, -df[key].astype(float).values[pos]))], counts
 
 # %% ../nbs/lessons/04_select.ipynb #9e380b90
 def select_cherry(df: pd.DataFrame, rate: float = 0.1, number: int = 0, key: str = "ifd") -> pd.DataFrame:
@@ -73,11 +80,70 @@ def select_superfiltering(df: pd.DataFrame, rate: float = 0.1, n_total: int | No
 def select_random(
     df: pd.DataFrame, n: int, seed: int = 0, only_eligible: bool = False, key: str = "ifd"
 ) -> pd.DataFrame:
-    "A seeded random subset of `n` rows (of all rows, or of the eligible ones), in input order."
+    """A seeded random subset of `n` rows (of all rows, or of the eligible ones), in input order: the first `n` of
+    `random_order`, so that a larger `n` with the same seed keeps every row of a smaller one."""
+    return df.iloc[np.sort(random_order(df, seed, only_eligible, key)[:n])]
+
+def random_order(df: pd.DataFrame, seed: int = 0, only_eligible: bool = False, key: str = "ifd") -> np.ndarray:
+    "Positions of the rows (or of the eligible ones) in a seeded random order."
     pool = np.arange(len(df))
     if only_eligible: pool = pool[eligible(df, key)[0].values]
-    rng = np.random.default_rng(seed)
-    return df.iloc[np.sort(rng.choice(pool, size=min(n, len(pool)), replace=False))]
+    return np.random.default_rng(seed).permutation(pool)
+
+# %% ../nbs/lessons/04_select.ipynb #cd15d120
+def row_tokens(df: pd.DataFrame) -> np.ndarray:
+    "Each row's prompt and answer tokens (its conditioned sequence): what a token budget counts."
+    return (df["n_prompt_tokens"].fillna(0) + df["n_answer_tokens"].fillna(0)).astype(np.int64).values
+
+def take(order: np.ndarray, n: int | None = None, rate: float | None = None, budget_tokens: int | None = None,
+         tokens: np.ndarray | None = None, # `row_tokens` of the table, when there is a budget
+        ) -> np.ndarray:
+    "The first rows of `order`: `n` of them or the `rate` share (rounded down), then the prefix that fits the budget."
+    k = len(order) if n is None and rate is None else min(n, len(order)) if n is not None else int(len(order) * rate)
+    kept = order[:k]
+    if budget_tokens is not None: kept = kept[:int((np.cumsum(tokens[kept]) <= budget_tokens).sum())]
+    return kept
+
+def group_labels(df: pd.DataFrame, column: str) -> np.ndarray:
+    "Each row's group: the text of its value in `column`, '(missing)' where it has none."
+    if column not in df:
+        raise ValueError(f"--group-by {column}: the table has no such column ({', '.join(map(str, df.columns))})")
+    missing = lambda v: v is None or (isinstance(v, float) and math.isnan(v))
+    return np.array(["(missing)" if missing(v) else v if isinstance(v, str) else json.dumps(v, default=str)
+                     for v in df[column]], dtype=object)
+
+def select_ranked(df: pd.DataFrame, order: np.ndarray, # positions, best first (`ranked_order`, `random_order`)
+                  n: int | None = None, rate: float | None = None, budget_tokens: int | None = None,
+                  group_by: str | None = None, # the same `n`, `rate` or budget within each value of this column
+                 ) -> tuple[pd.DataFrame, dict]:
+    "The rows `take` keeps of `order` (within each group), in input order, and {group: (eligible, selected)}."
+    tokens = row_tokens(df) if budget_tokens is not None else None
+    if group_by is None: return df.iloc[np.sort(take(order, n, rate, budget_tokens, tokens))], {}
+    labels = group_labels(df, group_by)
+    parts, groups = [], {}
+    for g in sorted(set(labels)):
+        got = take(order[labels[order] == g], n, rate, budget_tokens, tokens)
+        parts.append(got)
+        groups[g] = (int((labels[order] == g).sum()), len(got))
+    return df.iloc[np.sort(np.concatenate(parts))], groups
+
+# %% ../nbs/lessons/04_select.ipynb #0cab55bb
+def turn_rows(df: pd.DataFrame) -> pd.DataFrame:
+    """One row per scored answer of a table scored turn by turn: the conversation up to that answer, its record, and
+    `turn` (1-based); rows without turns stay as they are."""
+    if "turns" not in df: raise ValueError("this table has no per-turn scores: score it with --turns (turns=) first")
+    out = []
+    for r in df.to_dict("records"):
+        turns = r.pop("turns")
+        if isinstance(turns, str): turns = json.loads(turns)  # a CSV table: JSON text
+        if turns is None or (isinstance(turns, float) and math.isnan(turns)) or not len(turns):
+            out.append(r | {"turn": None})
+            continue
+        column = "messages" if "messages" in r else "conversations"
+        ends = [i for i, m in enumerate(conversation(r)) if m["role"] == "assistant" and i > 0]
+        for k, (end, t) in enumerate(zip(ends, turns)):
+            out.append(r | {column: list(r[column])[:end + 1]} | dict(t) | {"turn": k + 1})
+    return pd.DataFrame(out)
 
 # %% ../nbs/lessons/04_select.ipynb #d4c9403c
 def cluster_labels(
@@ -260,6 +326,7 @@ def export_selection(sel: pd.DataFrame, path=None):
         return datasets.Dataset.from_pandas(sel.reset_index(drop=True), preserve_index=False)
     path = check_selection_path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
+    sel = storable_table(sel, path.suffix)  # conversations stay lists of turns, except in CSV
     recs = json.loads(sel.to_json(orient="records", force_ascii=False)) if path.suffix in (".json", ".jsonl") else None
     def write(tmp: Path):
         if path.suffix == ".json": tmp.write_text(json.dumps(recs, indent=1, ensure_ascii=False))
@@ -267,3 +334,50 @@ def export_selection(sel: pd.DataFrame, path=None):
         elif path.suffix == ".parquet": sel.to_parquet(tmp, index=False)
         else: sel.to_csv(tmp, index=False, quoting=csv.QUOTE_NONNUMERIC)  # every text quoted: a bare \r stays in it
     return atomic_write(path, write)  # whole or not at all
+
+# %% ../nbs/lessons/04_select.ipynb #4c01eac6
+def format_selection(sel: pd.DataFrame, fmt: str, fields="auto") -> pd.DataFrame:
+    "The selected rows in a training format (`to_format`), its fields only; a ValueError naming a row that cannot be."
+    rows = sel.to_dict("records")
+    rows = rename_fields(rows, resolve_fields(rows, fields))
+    out, bad = [], []
+    for r in rows:
+        try: out.append(to_format(r, fmt))
+        except (ValueError, SkipSample) as e: bad.append(f"row {r.get('index', '?')}: {e}")
+    if bad: raise ValueError(f"{len(bad)} of {len(rows)} selected rows cannot be written as {fmt} ({bad[0]}"
+                             f"{'; ...' if len(bad) > 1 else ''})")
+    return pd.DataFrame(out, index=sel.index)
+
+CARD_KEY = "ifd_nb"  # the front matter's key that marks a card this package wrote
+
+def card_path(output) -> Path:
+    "Where the dataset card of `output` goes: README.md beside it, unless another file's or a person's card is there."
+    import yaml
+    output = Path(output)
+    readme = output.parent / "README.md"
+    if not readme.exists(): return readme
+    try: meta = yaml.safe_load(readme.read_text(encoding="utf-8").split("---\n")[1])  # the front matter
+    except (IndexError, ValueError, yaml.YAMLError): meta = None
+    card = meta.get(CARD_KEY) if isinstance(meta, dict) else None
+    ours = isinstance(card, dict) and card.get("output") == output.name
+    return readme if ours else output.with_name(output.name + ".README.md")
+
+def selection_card(output, info: dict) -> str:
+    "A dataset card (YAML front matter the hub reads, then a few lines) for the selection written to `output`."
+    import yaml
+    name = Path(output).name
+    meta = {"configs": [{"config_name": "default", "data_files": name}], "tags": ["ifd_nb", "data-selection"],
+            CARD_KEY: {"output": name, **info}}
+    lines = ["---", yaml.safe_dump(meta, sort_keys=False, allow_unicode=True).strip(), "---", "",
+             f"# {name}", "", f"{info.get('selected', '?')} rows selected by ifd_nb (rule `{info.get('rule')}`) from "
+             f"`{info.get('scores')}`. How the rows were scored and chosen is in the front matter above, under "
+             f"`{CARD_KEY}`."]
+    groups = info.get("groups") or {}
+    if groups: lines += ["", "| group | eligible | selected |", "|---|---|---|"] + [
+        f"| {g} | {e} | {s} |" for g, (e, s) in groups.items()]
+    return "\n".join(lines) + "\n"
+
+def write_card(output, info: dict) -> Path:
+    "Write the dataset card of `output` (see `card_path`), whole or not at all."
+    path = card_path(output)
+    return atomic_write(path, lambda tmp: tmp.write_text(selection_card(output, info), encoding="utf-8"))

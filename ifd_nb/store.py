@@ -4,12 +4,13 @@
 
 # %% ../nbs/library/02_store.ipynb #8713333e
 from __future__ import annotations
-import hashlib, json, os, shutil, signal, socket, sys, time, zipfile
+import hashlib, json, math, os, shutil, signal, socket, sys, time, zipfile
 from pathlib import Path
 
 # %% auto #0
 __all__ = ['UNREADABLE', 'sample_key', 'sample_keys', 'temporary_path', 'atomic_write', 'set_aside', 'ShardStore',
-           'remove_stale_temporaries', 'check_output_file', 'check_folder', 'FolderBusy', 'FolderLock']
+           'remove_stale_temporaries', 'column_kind', 'json_text', 'storable_table', 'check_output_file',
+           'check_folder', 'FolderBusy', 'FolderLock']
 
 # %% ../nbs/library/02_store.ipynb #ef10e703
 def sample_key(row: dict, spec: dict) -> str:
@@ -119,6 +120,39 @@ def remove_stale_temporaries(folder, pattern: str, # glob of the hidden temporar
             if now - p.stat().st_mtime > older_than_s: p.unlink(); n += 1
         except FileNotFoundError: pass  # another process removed or renamed it first
     return n
+
+# %% ../nbs/library/02_store.ipynb #b4fd235c
+def _missing(v) -> bool: return v is None or (isinstance(v, float) and math.isnan(v))
+
+def column_kind(values) -> str:
+    """'nested' (lists only, or dicts only, besides missing values), 'mixed' (several types, or integers beyond 64
+    bits), or 'plain'."""
+    types = {type(v) for v in values if not _missing(v)}
+    if types in ({list}, {dict}): return "nested"
+    wide = int in types and any(isinstance(v, int) and not -2**63 <= v < 2**63 for v in values)
+    return "mixed" if len(types) > 1 or types & {dict, list} or wide else "plain"
+
+def json_text(values) -> list:
+    "Every value that is not text or missing written as JSON text."
+    return [v if v is None or isinstance(v, str) else json.dumps(v, ensure_ascii=False, default=str) for v in values]
+
+def _arrow_holds(values) -> bool:
+    "Whether pyarrow can store these values as one column type."
+    import pyarrow as pa
+    try: pa.array(list(values))
+    except (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError, OverflowError): return False
+    return True
+
+def storable_table(df, suffix: str):
+    """`df` as a file of this suffix stores it: nested columns stay lists and dicts in .parquet, .json and .jsonl (in
+    Parquet where one type holds them), JSON text otherwise; mixed columns are JSON text."""
+    kinds = {c: column_kind(df[c]) for c in df.columns if df[c].dtype == object}
+    keep = lambda c: suffix in (".json", ".jsonl") or (suffix == ".parquet" and _arrow_holds(df[c]))
+    encode = [c for c, k in kinds.items() if k == "mixed" or (k == "nested" and not keep(c))]
+    if not encode: return df
+    df = df.copy()
+    for c in encode: df[c] = json_text(df[c])
+    return df
 
 # %% ../nbs/library/02_store.ipynb #c30a0002
 def _same_file(a: Path, b) -> bool:

@@ -23,3 +23,37 @@ def test_readme_quick_start_matches_index_notebook():
 def test_demo_data_is_packaged():
     from ifd_nb.data import demo_data_path
     assert demo_data_path().exists() and (demo_data_path().parent/"README.md").exists()
+
+
+def test_readme_is_generated_from_index_notebook(tmp_path):
+    "README.md is `.ci/make_readme.py`'s output from nbs/index.ipynb: the notebook is the source, nothing drifts."
+    import shutil, subprocess, sys
+    (tmp_path/".ci").mkdir(); (tmp_path/"nbs").mkdir()
+    shutil.copy(ROOT/".ci"/"make_readme.py", tmp_path/".ci")
+    shutil.copy(ROOT/"nbs"/"index.ipynb", tmp_path/"nbs")
+    subprocess.run([sys.executable, str(tmp_path/".ci"/"make_readme.py")], check=True)
+    assert (tmp_path/"README.md").read_text() == (ROOT/"README.md").read_text()
+
+
+def test_readme_template_table_is_the_result_file():
+    "The README's measured template table is rendered from the newest template result, not typed."
+    from ifd_nb.bench.template_facts import readme_table
+    newest = sorted((ROOT/"nbs"/"bench"/"results").glob("cpu_templates_*.json"))[-1]
+    readme = (ROOT/"README.md").read_text()
+    assert readme_table(json.loads(newest.read_text())) in readme
+    assert newest.name in readme
+
+
+def test_chat_demo_is_packaged_and_matches_its_card():
+    from ifd_nb.data import chat_demo_path, read_rows
+    rows = read_rows(chat_demo_path())
+    answers = [m for r in rows for m in r["messages"] if m["role"] == "assistant"]
+    off = sum(len(r["off_topic_turns"]) for r in rows)
+    card = (chat_demo_path().parent/"README.md").read_text()
+    assert f"{len(rows)} short conversations ({len(answers)} assistant answers)" in card and f"the {off} answers" in card
+    for r in rows:  # every conversation alternates user and assistant turns, and names real answers as off topic
+        assert [m["role"] for m in r["messages"]] == ["user", "assistant"] * (len(r["messages"]) // 2)
+        assert all(0 <= k < len(r["messages"]) // 2 for k in r["off_topic_turns"])
+    readme = (ROOT/"README.md").read_text()
+    shown = json.loads(readme.split("```json\n", 1)[1].split("\n```", 1)[0])
+    assert shown == {k: v for k, v in rows[1].items() if k != "off_topic_turns"}  # the README's example is bundled
