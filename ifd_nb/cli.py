@@ -17,7 +17,7 @@ from .forward import input_device
 from .scores import read_scores, show_ranked, ranking_key, RUN_FIELDS
 from .select import (select_cherry, select_superfiltering, export_selection, check_selection_path,
                            select_superfiltering_d, eligible, ranked_order, select_ranked, format_selection, write_card,
-                           turn_rows)
+                           turn_rows, random_order)
 from .data import FORMATS
 from .embed import select_diverse, sentence_embedder, MINILM
 from .engine import score_dataset
@@ -372,7 +372,7 @@ def select_by_order(df: pd.DataFrame, args, key: str):
     if args.rule == "random":  # the baseline: a seeded order of the scored rows, whatever their IFD
         mask, counts = eligible(df, "ifd", None)
         pos = np.flatnonzero(mask.values)
-        order, key = pos[np.random.default_rng(args.seed).permutation(len(pos))], f"seed {args.seed}"
+        order, key = pos[random_order(df.iloc[pos], args.seed)], f"seed {args.seed}"  # `select_random`'s order
     else:  # longest: "Long Is More for Alignment", the longest answers whatever their IFD
         key = key if args.rule == "top" else args.key or "n_answer_tokens"
         order, counts = ranked_order(df, key, 1.0 if args.rule == "top" else None)
