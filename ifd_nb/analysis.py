@@ -48,13 +48,17 @@ def plot_ifd_distribution(df: pd.DataFrame, key: str = "ifd", rates=(0.05, 0.10)
     d = _ok(df, key)
     fig, ax = plt.subplots(figsize=(7, 3.5))
     sns.histplot(d, x=key, hue=hue, bins=40, ax=ax, element="step")
-    ax.axvline(1.0, color="red", ls="--", label="IFD = 1")
+    kinds = ax.get_legend()  # the hue's legend, kept beside the lines'
+    lines = [ax.axvline(1.0, color="red", ls="--", label="IFD = 1")]
     elig = d[key][d[key] < 1].sort_values(ascending=False)
-    for r in rates:
+    for r, style in zip(rates, (":", "-.", (0, (1, 4)), (0, (5, 2, 1, 2)))):
         n = int(len(elig) * r)
-        if n: ax.axvline(elig.iloc[n - 1], color="black", ls=":", label=f"top {r:.0%} cut-off")
+        if n: lines.append(ax.axvline(elig.iloc[n - 1], color="black", ls=style, label=f"top {r:.0%} cut-off"))
     ax.set(xlabel=key, ylabel="samples", title=f"{key} of {len(d)} scored samples")
-    ax.legend(fontsize=8)
+    ax.legend(handles=lines, fontsize=8, loc="upper right")
+    if kinds is not None:
+        kinds.set_loc("upper left")
+        ax.add_artist(kinds)
     return _save(fig, path)
 
 # %% ../nbs/lessons/03_analysis.ipynb #087a13cc

@@ -62,6 +62,10 @@ def _add_scoring(p):
                    help="score every assistant turn of a conversation in one pass (a `turns` column) and give the row "
                         "the score of: last (the last answer), weighted (every answer token once), mean or min")
     p.add_argument("--max-length", type=int, default=None, help="longest conditioned sequence, in tokens")
+    p.add_argument("--cut-history", action="store_true",
+                   help="default mode: a prompt that leaves the answer no room loses its oldest turns, then its oldest "
+                        "tokens (the answer and its nearest context kept; the row marked context_truncated); without "
+                        "it (the default) such a row is skipped as prompt_too_long")
     p.add_argument("--dtype", default="auto", choices=["auto", "float32", "bfloat16", "float16"],
                    help="the model's dtype; auto: the device's (bfloat16 on most GPUs, float32 on a CPU), float32 "
                         "in the compatibility modes, as their scripts ran")
@@ -214,6 +218,7 @@ def run_score(args, src) -> pd.DataFrame | None:
     fields, split = getattr(args, "fields", "auto"), getattr(args, "split", "train")  # `demo` has neither
     return score_dataset(src, args.model, mode=args.mode, template=args.template, max_length=args.max_length,
                          bare_context=args.bare_context, turns=getattr(args, "turns", None), fields=fields, split=split,
+                         cut_history=args.cut_history,
                          batch_tokens=args.batch_tokens, chunk_rows=args.chunk_rows, backend=args.backend,
                          output=args.output, shard_dir=args.shard_dir, resume=not args.no_resume, limit=args.limit,
                          device=args.device, packing={"on": True, "off": False}.get(args.packing, "auto"),

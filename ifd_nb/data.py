@@ -352,11 +352,14 @@ def to_format(row: dict, fmt: str) -> dict:
 
 # %% ../nbs/library/01_data.ipynb #9e3a541b
 def shared_data_path(name: str = "alpaca_cherry_5pct.json") -> Path | None:
-    "Path of a file in the project's shared data folder (`$IFD_NB_SHARED_DATA` or `../shared/data`), or None."
+    """Path of a file in the project's shared data folder, or None: `$IFD_NB_SHARED_DATA` where it is set (then the only
+    place looked at: an empty folder hides the data), else `../shared/data` beside the working folder or the project."""
     import os
 
+    if os.environ.get("IFD_NB_SHARED_DATA") is not None:
+        found = Path(os.environ["IFD_NB_SHARED_DATA"]) / name
+        return found.resolve() if found.exists() else None
     roots = [
-        os.environ.get("IFD_NB_SHARED_DATA"),
         Path.cwd() / ".." / "shared" / "data",
         Path.cwd() / ".." / ".." / "shared" / "data",
         package_dir().parent.parent / "shared" / "data",

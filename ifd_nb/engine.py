@@ -12,7 +12,7 @@ import torch
 from tqdm.auto import tqdm
 from .data import read_rows, SkipSample, get_template, resolve_fields, rename_fields, describe_fields
 from .ifd import (encode_samples, ifd_record, skipped_record, MODES, mode_encoder, pass_settings, TurnsEncoded,
-                        turns_record, TURN_RULES)
+                        turns_record, TURN_RULES, check_mode_options)
 from .forward import (sequence_token_losses, input_device, attention_implementation, packing_plan, text_config)
 from .models import load_model, check_device, weights_fingerprint
 from .store import (sample_keys, ShardStore, remove_stale_temporaries, atomic_write, FolderLock,
@@ -30,13 +30,15 @@ __all__ = ['CPU_ACTIVATION_BYTES', 'MODELS_FILE', 'score_spec', 'plan_batches', 
 def score_spec(model_name: str, mode: str = "default", template=None, max_length=None, bare_context=None,
                weights: str | None = None, # `weights_fingerprint` of the loaded model
                turns: str | None = None, # every answer of a conversation scored, by this rule (`TURN_RULES`)
+               cut_history: bool = False, # the oldest context of a prompt too long cut (`cut_context`)
               ) -> dict:
     "Everything besides the row that determines its score (the resolved template and max_length included)."
     m = MODES[mode]
     tpl = get_template(template or m["template"])
     spec = dict(model=model_name, mode=mode, template=[tpl.name, tpl.no_input, tpl.with_input, tpl.chat],
                 max_length=max_length or m["max_length"], bare_context=bare_context, weights=weights, version=1)
-    return spec | (dict(turns=turns) if turns else {})  # without turns: the keys of earlier runs
+    extra = (dict(turns=turns) if turns else {}) | (dict(cut_history=True) if cut_history else {})
+    return spec | extra  # without them: the keys of earlier runs
 
 # %% ../nbs/library/07_engine.ipynb #6a3df965
 def plan_batches(seqs: list[tuple], batch_tokens: int, packed: bool = False) -> tuple[list[list[tuple]], int, int]:
@@ -133,12 +135,9 @@ def _to_host_async(losses: list[torch.Tensor]):
 # %% ../nbs/library/07_engine.ipynb #224fb03d
 def chunk_sequences(chunk) -> list[tuple]:
     """The (tag, ids, start) sequences of a chunk's [(row index, `Encoded` or `TurnsEncoded`)]: tag (i, 0) is row i's
-    conditioned pass, (i, 1) its bare one (of a conversation scored turn by turn, (i, 1 + k) the bare pass of answer
-    k)."""
-    def passes(e):
-        if isinstance(e, TurnsEncoded): return [(e.cond_ids, e.cond_start), *e.bares]
-        return [(e.cond_ids, e.cond_start), (e.bare_ids, e.bare_start)]
-    return [((i, p), ids, start) for i, e in chunk for p, (ids, start) in enumerate(passes(e))]
+    conditioned pass, (i, 1) its bare one (of a conversation scored turn by turn, (i, k) its k-th pass of
+    `TurnsEncoded.sequences`)."""
+    return [((i, p), ids, start) for i, e in chunk for p, (ids, start) in enumerate(e.sequences())]
 
 def _launch_chunk(model, chunk, # [(row index, `Encoded`)]
                   batch_tokens, pad, backend, packed, guard: bool) -> dict:
@@ -179,9 +178,8 @@ def _chunk_records(model, launched: dict, keys, batch_tokens, pad, backend, pack
         except torch.cuda.OutOfMemoryError: overflowed = {tag for tag, _, _ in retry}
     recs = []
     for i, e in launched["chunk"]:
-        if isinstance(e, TurnsEncoded): r = turns_record(got[(i, 0)], [got[(i, 1 + k)] for k in range(len(e.bares))],
-                                                         e)
-        else: r = ifd_record(got[(i, 0)], got[(i, 1)], e.n_prompt, e.truncated)
+        if isinstance(e, TurnsEncoded): r = turns_record([got[(i, k)] for k in range(len(e.sequences()))], e)
+        else: r = ifd_record(got[(i, 0)], got[(i, 1)], e.n_prompt, e.truncated, context_truncated=e.context_truncated)
         r["key"] = keys[i]
         if r["status"] == "nonfinite" and any(tag[0] == i for tag in overflowed): r["status"] = "fp16_overflow"
         recs.append(r)
@@ -259,7 +257,7 @@ class ScoringRun:
     todo: list # indices of the distinct rows not yet in the shards
     model: object
     tokenizer: object
-    how: tuple # (mode, template, max_length, bare_context, turns), as `encode_samples` takes them
+    how: tuple # (mode, template, max_length, bare_context, turns, cut_history), as `encode_samples` takes them
     settings: dict # template and bare context as text (`pass_settings`), model and max_length: kept with the scores
     impl: str | None # the attention implementation of packed batches; None: padded batches
     batch_tokens: int
@@ -337,7 +335,7 @@ def rows_to_score(keys: list[str], seen: set) -> list[int]:
 
 def open_run(src, model, tokenizer, mode, template, max_length, bare_context, fields, batch_tokens, packing, output,
              shard_dir, resume, limit, split, device, dtype, device_map, attn_implementation, compile_backbone,
-             verbose, turns=None) -> ScoringRun:
+             verbose, turns=None, cut_history=False) -> ScoringRun:
     "Read the rows, load the model, open the shards and find what is left to score (the arguments of `score_dataset`)."
     state = distributed_state(device)
     rank, world = state.process_index, state.num_processes
@@ -357,13 +355,15 @@ def open_run(src, model, tokenizer, mode, template, max_length, bare_context, fi
     say(f"model {name}: {describe_model(model)}; {layout} of {batch_tokens:,} token positions")
     if mapping: say(describe_fields(rows, mapping))
     settings = pass_settings(tokenizer, mode, template, bare_context) | dict(
-        scored_by=name, max_length=max_length or MODES[mode]["max_length"]) | (dict(turn_rule=turns) if turns else {})
+        scored_by=name, max_length=max_length or MODES[mode]["max_length"]) | (dict(turn_rule=turns) if turns else {}
+    ) | (dict(cut_history=True) if cut_history else {})
     if turns and not get_template(template or MODES[mode]["template"]).uses_chat(tokenizer):
         raise ValueError("scoring every turn needs a chat template: the template 'auto' on a model that has one, or "
                          "'chat'")
     by_turn = f"; every answer scored, rows by the turn rule {turns!r}" if turns else ""
-    say(f"mode {mode}, template {settings['template']}; bare pass from {settings['bare_context']!r}{by_turn}")
-    spec = score_spec(name, mode, template, max_length, bare_context, weights, turns)
+    cut = "; a prompt too long loses its oldest context (cut_history)" if cut_history else ""
+    say(f"mode {mode}, template {settings['template']}; bare pass from {settings['bare_context']!r}{by_turn}{cut}")
+    spec = score_spec(name, mode, template, max_length, bare_context, weights, turns, cut_history)
     keys = all_keys(work, spec, state)  # each rank hashes its share
     store, tmpdir = open_shards(shard_dir, output, rank, resume, say)
     if rank == 0: record_shard_model(store.folder, name, weights)
@@ -377,7 +377,7 @@ def open_run(src, model, tokenizer, mode, template, max_length, bare_context, fi
     if not compile_backbone and len(todo) >= 1000 and all(p.device.type == "cpu" for p in model.parameters()):
         say("on a CPU, compile_backbone=True (CLI: --compile) can score faster after about a minute of compiling "
             "(BENCHMARKS.md)")
-    how = (mode, template, max_length, bare_context, turns)
+    how = (mode, template, max_length, bare_context, turns, cut_history)
     return ScoringRun(rows, work, keys, todo, model, tokenizer, how, settings, impl, batch_tokens, store, state, say,
                       tmpdir)
 
@@ -452,15 +452,12 @@ def finish_run(run: ScoringRun, counts: RunCounts, output=None, t0: float | None
 
 # %% ../nbs/library/07_engine.ipynb #7870fa09
 def check_settings(src, mode, template, max_length, batch_tokens, chunk_rows, output, shard_dir, device,
-                   bare_context=None, turns=None):
+                   bare_context=None, turns=None, cut_history=False):
     "A clear error for each setting that cannot work, before any row is read or model loaded."
     if mode not in MODES: raise ValueError(f"unknown mode {mode!r}: use one of {sorted(MODES)}")
     if turns is not None and turns not in TURN_RULES:
         raise ValueError(f"unknown turn rule {turns!r}: use one of {', '.join(TURN_RULES)}")
-    if turns is not None and mode != "default":
-        raise ValueError(f"mode {mode} scores the last answer, as its script does: turns is for the default mode")
-    if bare_context is not None and mode != "default":
-        raise ValueError(f"mode {mode} builds the bare pass as its script does: bare_context is for the default mode")
+    check_mode_options(mode, bare_context, turns, cut_history)
     get_template(template or MODES[mode]["template"])  # {foo}, {} or a stray brace
     mode_encoder(mode, template)  # a template a compatibility mode's script does not have
     for what, n in (("max_length", max_length), ("batch_tokens", batch_tokens), ("chunk_rows", chunk_rows)):
@@ -495,19 +492,20 @@ def score_dataset(src, # rows, a file, a `datasets.Dataset` or a hub dataset nam
                   progress: bool = True, verbose: bool = True,
                   return_type: str = "pandas", # 'pandas' or 'dataset'
                   turns: str | None = None, # score every answer of a conversation; the row's score by this rule
+                  cut_history: bool = False, # a prompt too long loses its oldest turns, then tokens (not skipped)
                  ):
     "Score every row's IFD, batched and resumable, on one or many processes: the scores table (rank 0; None elsewhere)."
     t0 = time.time()
     chunk_rows = int(os.environ.get("IFD_NB_CHUNK_ROWS", "512")) if chunk_rows is None else chunk_rows
     if dtype is None and mode != "default": dtype = torch.float32  # the reference scripts ran float32
     check_settings(src, mode, template, max_length, batch_tokens, chunk_rows, output, shard_dir, device, bare_context,
-                   turns)
+                   turns, cut_history)
     folder, rank = shard_folder(shard_dir, output), distributed_state(device).process_index
     lock = FolderLock(folder).acquire() if folder is not None and rank == 0 else None  # one run at a time in a folder
     try:
         run = open_run(src, model, tokenizer, mode, template, max_length, bare_context, fields, batch_tokens, packing,
                        output, shard_dir, resume, limit, split, device, dtype, device_map, attn_implementation,
-                       compile_backbone, verbose, turns)
+                       compile_backbone, verbose, turns, cut_history)
         counts = score_share(run, backend, chunk_rows, fp16_guard, host_threads, progress)
         return finish_run(run, counts, output, t0, verbose, return_type)
     finally:

@@ -5,7 +5,7 @@
 # %% ../nbs/lessons/01_ifd.ipynb #78dff461
 from __future__ import annotations
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 import torch
 from tqdm.auto import tqdm
 from .forward import sequence_token_losses
@@ -14,9 +14,10 @@ from .data import (SkipSample, prompt_and_answer, read_rows, PromptTemplate, res
 
 # %% auto #0
 __all__ = ['RECORD_FIELDS', 'CHERRY_PROMPTS', 'MODES', 'TURN_RULES', 'Encoded', 'special_prefix', 'template_bare_context',
-           'bare_context_ids', 'encode_exact', 'skipped_record', 'ifd_record', 'encode_cherry', 'encode_superfiltering',
-           'chat_pieces', 'history_ids', 'mode_encoder', 'pass_settings', 'encode_sample', 'token_ids',
-           'cuts_like_truncation', 'encode_samples', 'score_rows', 'TurnsEncoded', 'encode_turns', 'turns_record']
+           'bare_context_ids', 'context_room', 'cut_context', 'encode_exact', 'skipped_record', 'ifd_record',
+           'encode_cherry', 'encode_superfiltering', 'chat_pieces', 'history_parts', 'mode_encoder', 'pass_settings',
+           'check_mode_options', 'encode_sample', 'token_ids', 'cuts_like_truncation', 'encode_samples', 'score_rows',
+           'TurnsEncoded', 'encode_turns', 'turns_record']
 
 # %% ../nbs/lessons/01_ifd.ipynb #21b7e4db
 @dataclass
@@ -27,9 +28,13 @@ class Encoded:
     bare_ids: list[int]
     bare_start: int
     truncated: bool = False
+    context_truncated: bool = False # the oldest context was cut to fit (`cut_history`)
 
     @property
     def n_prompt(self) -> int: return self.cond_start
+
+    def sequences(self) -> list[tuple[list[int], int]]: return [(self.cond_ids, self.cond_start),
+                                                                (self.bare_ids, self.bare_start)]
 
 # %% ../nbs/lessons/01_ifd.ipynb #d3e83e73
 def special_prefix(tokenizer) -> list[int]:
@@ -55,23 +60,48 @@ def bare_context_ids(tokenizer, bare_context: str | list[int] | None = None) -> 
     return [tid]
 
 # %% ../nbs/lessons/01_ifd.ipynb #7430f5a2
+def context_room(max_length: int, n_answer: int) -> int:
+    "The context tokens `cut_history` keeps: room for the whole answer, and never fewer than half of `max_length`."
+    return max(max_length - n_answer, max_length // 2)
+
+def cut_context(parts: list[list[int]], # the context in pieces, oldest first: a turn each, or the whole prompt
+                keep: int, # the most tokens kept
+               ) -> tuple[list[int], bool]:
+    """The newest `keep` tokens of a context, whole oldest pieces dropped first and then, if the newest piece alone is
+    too long, its oldest tokens; and whether anything was cut."""
+    parts = [p for p in parts if p]
+    total = sum(map(len, parts))
+    if total <= keep: return [i for p in parts for i in p], False
+    while len(parts) > 1 and total > keep:
+        total -= len(parts[0])
+        parts = parts[1:]
+    ids = [i for p in parts for i in p]
+    return ids[max(len(ids) - keep, 0):], True
+
 def _exact_passes(
-    prefix: list[int], prompt_ids: list[int], ans: list[int], bare: list[int], max_length: int
+    prefix: list[int], prompt_ids: list[int], ans: list[int], bare: list[int], max_length: int,
+    cut_history: bool = False, # cut the oldest context (`cut_context`) instead of skipping a prompt too long
+    parts: list[list[int]] | None = None, # `prompt_ids` in pieces, oldest first (a conversation's turns)
 ) -> Encoded:
     "The two passes of the default mode from the tokenized prompt and answer (see `encode_exact`)."
-    if prefix and prompt_ids[:len(prefix)] == prefix: prefix = []  # a chat template may already start with BOS
-    ctx = prefix + prompt_ids
-    if not ctx: ctx = list(bare)
+    parts = [list(p) for p in parts] if parts else [list(prompt_ids)]
+    if prefix and prompt_ids[:len(prefix)] == prefix: parts[0] = parts[0][len(prefix):]  # a template's own BOS: once
     if not ans: raise SkipSample("empty_answer", "the answer has no tokens")
+    body, cut = [i for p in parts for i in p], False
+    if cut_history and len(prefix) + len(body) + len(ans) > max_length:  # BOS stays in front
+        body, cut = cut_context(parts, context_room(max_length, len(ans)) - len(prefix))
+    ctx = prefix + body
+    if not ctx: ctx = list(bare)
     room = max_length - len(ctx)
     if room <= 0: raise SkipSample("prompt_too_long", f"prompt is {len(ctx)} tokens, max_length {max_length}")
     truncated = len(ans) > room
     ans = ans[:room]
-    return Encoded(ctx + ans, len(ctx), list(bare) + ans, len(bare), truncated)
+    return Encoded(ctx + ans, len(ctx), list(bare) + ans, len(bare), truncated, cut)
 
 def encode_exact(tokenizer, prompt: str, answer: str,
                  max_length: int, # longest conditioned sequence (prompt + answer) in tokens
                  bare_context=None, # see `bare_context_ids`
+                 cut_history: bool = False, # cut the oldest context of a prompt too long (`cut_context`)
                 ) -> Encoded:
     "Tokenize prompt and answer separately so both passes score the same answer ids (the default mode)."
     return _exact_passes(
@@ -80,6 +110,7 @@ def encode_exact(tokenizer, prompt: str, answer: str,
         tokenizer(answer, add_special_tokens=False).input_ids,
         bare_context_ids(tokenizer, bare_context),
         max_length,
+        cut_history,
     )
 
 # %% ../nbs/lessons/01_ifd.ipynb #979b8609
@@ -91,24 +122,28 @@ RECORD_FIELDS = [
     "n_prompt_tokens",
     "n_answer_tokens",
     "truncated",
+    "context_truncated",
     "status",
 ]
 
 def skipped_record(status: str) -> dict:
     "The record of a sample that was not scored."
     return dict(loss_cond=math.nan, loss_bare=math.nan, ifd=math.nan, ifd_ppl=math.nan,
-                n_prompt_tokens=0, n_answer_tokens=0, truncated=False, status=status)
+                n_prompt_tokens=0, n_answer_tokens=0, truncated=False, context_truncated=False, status=status)
 
 def ifd_record(cond: torch.Tensor, bare: torch.Tensor, n_prompt: int = 0, truncated: bool = False,
-               token_losses: bool = False) -> dict:
+               token_losses: bool = False,
+               context_truncated: bool = False, # the oldest context was cut (`cut_history`)
+              ) -> dict:
     "The IFD record of one sample from its per-token losses in the two passes."
-    if len(cond) == 0 or len(bare) == 0:
-        return skipped_record("answer_truncated_away") | dict(n_prompt_tokens=n_prompt, truncated=truncated)
+    cut = dict(n_prompt_tokens=n_prompt, truncated=truncated, context_truncated=context_truncated)
+    if len(cond) == 0 or len(bare) == 0: return skipped_record("answer_truncated_away") | cut
     lc, lb = float(cond.double().mean()), float(bare.double().mean())
     ok = math.isfinite(lc) and math.isfinite(lb) and lb > 0
     r = dict(loss_cond=lc, loss_bare=lb, ifd=lc/lb if ok else math.nan,
              ifd_ppl=math.exp(lc - lb) if ok else math.nan, n_prompt_tokens=n_prompt,
-             n_answer_tokens=len(cond), truncated=truncated, status="ok" if ok else "nonfinite")
+             n_answer_tokens=len(cond), truncated=truncated, context_truncated=context_truncated,
+             status="ok" if ok else "nonfinite")
     if token_losses: r |= dict(token_losses_cond=cond.tolist(), token_losses_bare=bare.tolist())
     return r
 
@@ -172,17 +207,17 @@ def chat_pieces(tokenizer, messages: list[dict]) -> tuple[list[str], list[str]]:
         done = text + m["content"]
     return pieces, answers
 
-def history_ids(tokenizer, row: dict, template) -> list[int] | None:
+def history_parts(tokenizer, row: dict, template) -> list[list[int]] | None:
     """The prompt ids of a conversation with earlier answers rendered by the chat template, each piece tokenized alone
-    (see `chat_pieces`); None for any other row, or a template that rewrites earlier turns: that prompt is tokenized
-    whole."""
+    (see `chat_pieces`), a list per turn (its text and answer; last, the text before the scored answer); None for any
+    other row, or a template that rewrites earlier turns: that prompt is tokenized whole."""
     if "messages" not in row and "conversations" not in row: return None
     if not get_template(template).uses_chat(tokenizer): return None
     try: pieces, answers = chat_pieces(tokenizer, conversation(row))
     except SkipSample: return None  # a template that renders earlier turns anew: the prompt as it renders it
     if len(answers) < 2: return None
     tok = lambda t: tokenizer(t, add_special_tokens=False).input_ids
-    return [i for d, a in zip(pieces[:-1], answers[:-1]) for i in tok(d) + tok(a)] + tok(pieces[-1])
+    return [tok(d) + tok(a) for d, a in zip(pieces[:-1], answers[:-1])] + [tok(pieces[-1])]
 
 # %% ../nbs/lessons/01_ifd.ipynb #066aed27
 MODES = {
@@ -217,19 +252,31 @@ def pass_settings(tokenizer, mode: str = "default", template=None, bare_context=
     else: ids = special_prefix(tokenizer)  # Superfiltering: the answer alone (its first token unscored without BOS)
     return dict(template=name, bare_context=tokenizer.decode(ids))
 
+def check_mode_options(mode: str, bare_context=None, turns=None, cut_history: bool = False):
+    "A ValueError for an option of the default mode given to a compatibility mode, whose script's rules stand."
+    if mode == "default": return
+    for name, given, what in (("bare_context", bare_context is not None, "builds the bare pass"),
+                              ("turns", turns is not None, "scores the last answer"),
+                              ("cut_history", bool(cut_history), "skips a prompt too long")):
+        if given: raise ValueError(f"mode {mode} {what} as its script does: {name} is for the default mode")
+
 def encode_sample(tokenizer, row: dict, mode: str = "default", template=None, max_length: int | None = None,
-                  bare_context=None) -> Encoded:
+                  bare_context=None,
+                  cut_history: bool = False, # cut the oldest context of a prompt too long (`cut_context`)
+                 ) -> Encoded:
     "The two passes of one input row under `mode`; raises `SkipSample` with a named status."
+    check_mode_options(mode, bare_context, cut_history=cut_history)
     encode = mode_encoder(mode, template)
     m = MODES[mode]
     prompt, answer = prompt_and_answer(row, template or m["template"], tokenizer)
     ml = max_length or m["max_length"]
     if mode == "default":
         context = template_bare_context(tokenizer, template or m["template"], bare_context)
-        history = history_ids(tokenizer, row, template or m["template"])
-        if history is None: return encode_exact(tokenizer, prompt, answer, ml, context)
+        parts = history_parts(tokenizer, row, template or m["template"])
+        if parts is None: return encode_exact(tokenizer, prompt, answer, ml, context, cut_history)
         answer_ids = tokenizer(answer, add_special_tokens=False).input_ids
-        return _exact_passes(special_prefix(tokenizer), history, answer_ids, bare_context_ids(tokenizer, context), ml)
+        return _exact_passes(special_prefix(tokenizer), [i for p in parts for i in p], answer_ids,
+                             bare_context_ids(tokenizer, context), ml, cut_history, parts)
     return encode(tokenizer, prompt, answer, ml)
 
 # %% ../nbs/lessons/01_ifd.ipynb #cd7d6fe4
@@ -275,9 +322,11 @@ def _mode_texts(mode: str, prompt: str, answer: str, bare_prefix: str = "### Res
 def encode_samples(tokenizer, rows: list[dict], mode: str = "default", template=None, max_length: int | None = None,
                    bare_context=None,
                    turns: str | None = None, # score every answer of a conversation, aggregated by this rule
+                   cut_history: bool = False, # cut the oldest context of a prompt too long (`cut_context`)
                   ) -> list:
     """`encode_sample` (or `encode_turns`) of every row, as a list of `Encoded`, `TurnsEncoded` or `SkipSample` values,
     its texts tokenized in batches."""
+    check_mode_options(mode, bare_context, turns, cut_history)
     encode = mode_encoder(mode, template)
     def one(fn, *a):
         try: return fn(*a)
@@ -285,7 +334,7 @@ def encode_samples(tokenizer, rows: list[dict], mode: str = "default", template=
     m = MODES[mode]
     if turns is not None:
         ml, tpl = max_length or m["max_length"], template or m["template"]
-        return [one(encode_turns, tokenizer, r, tpl, ml, bare_context, turns) for r in rows]
+        return [one(encode_turns, tokenizer, r, tpl, ml, bare_context, turns, cut_history) for r in rows]
     texts = [one(prompt_and_answer, r, template or m["template"], tokenizer) for r in rows]
     ok, ml = [i for i, t in enumerate(texts) if not isinstance(t, SkipSample)], max_length or m["max_length"]
     # the reference encoders as they are, asking a stand-in that tokenized their texts in one call
@@ -302,8 +351,9 @@ def encode_samples(tokenizer, rows: list[dict], mode: str = "default", template=
     context = template_bare_context(tokenizer, template or m["template"], bare_context)
     prefix, bare = special_prefix(tokenizer), bare_context_ids(tokenizer, context)
     for i, p_ids, a_ids in zip(ok, prompts, answers):
-        history = history_ids(tokenizer, rows[i], template or m["template"])  # None but for multi-turn conversations
-        texts[i] = one(_exact_passes, prefix, p_ids if history is None else history, a_ids, bare, ml)
+        parts = history_parts(tokenizer, rows[i], template or m["template"])  # None but for multi-turn conversations
+        ids = p_ids if parts is None else [t for p in parts for t in p]
+        texts[i] = one(_exact_passes, prefix, ids, a_ids, bare, ml, cut_history, parts)
     return texts
 
 # %% ../nbs/lessons/01_ifd.ipynb #c251f064
@@ -319,6 +369,7 @@ def score_rows(rows, # input rows (see `read_rows`), or anything `read_rows` acc
                sort_by_length: bool = True, # batch samples of similar length together (less padding; same numbers)
                backend: str = "auto", # 'reference' (full logits) or a kernels backend: 'auto', 'torch', 'triton'
                progress: bool = True,
+               cut_history: bool = False, # cut the oldest context of a prompt too long (`cut_context`)
               ) -> list[dict]:
     "Score every row's IFD with `model`: one record per row, in input order."
     rows = read_rows(rows) if not isinstance(rows, list) else rows
@@ -326,16 +377,16 @@ def score_rows(rows, # input rows (see `read_rows`), or anything `read_rows` acc
     recs: list[dict | None] = [None] * len(rows)
     todo = []
     for i, row in enumerate(rows):
-        try: todo.append((i, encode_sample(tokenizer, row, mode, template, max_length, bare_context)))
+        try: todo.append((i, encode_sample(tokenizer, row, mode, template, max_length, bare_context, cut_history)))
         except SkipSample as s: recs[i] = skipped_record(s.status)
     if sort_by_length: todo.sort(key=lambda t: len(t[1].cond_ids))
     pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
     for k in tqdm(range(0, len(todo), batch_size), disable=not progress, desc=f"IFD ({mode})", unit="batch"):
         chunk = todo[k:k+batch_size]
-        seqs = [s for _, e in chunk for s in ((e.cond_ids, e.cond_start), (e.bare_ids, e.bare_start))]
+        seqs = [s for _, e in chunk for s in e.sequences()]
         losses = sequence_token_losses(model, seqs, pad, backend)
         for j, (i, e) in enumerate(chunk):
-            recs[i] = ifd_record(losses[2*j], losses[2*j+1], e.n_prompt, e.truncated, token_losses)
+            recs[i] = ifd_record(losses[2*j], losses[2*j+1], e.n_prompt, e.truncated, token_losses, e.context_truncated)
     return recs
 
 # %% ../nbs/lessons/01_ifd.ipynb #5e42e67d
@@ -343,18 +394,28 @@ TURN_RULES = ("last", "weighted", "mean", "min")
 
 @dataclass
 class TurnsEncoded:
-    "A conversation scored turn by turn: one conditioned pass holding every answer, and a bare pass per answer."
-    cond_ids: list[int]
+    """A conversation scored turn by turn: one conditioned pass holding every answer that fits it, and a bare pass per
+    answer (with `cut_history`, an answer past `max_length` has a conditioned pass of its own, its context cut)."""
+    cond_ids: list[int] # the shared conditioned pass ([] when no answer fits it)
     cond_start: int # the first scored answer's first position
-    turns: list[tuple] # (status, start, end, truncated) of each answer: `cond_ids[start:end]` are its scored tokens
+    turns: list[tuple] # (status, pass, start, end, truncated) of each answer: pass 0 is the shared one, `cond_ids`
+                       # (its scored tokens `cond_ids[start:end]`), k > 0 its own, `own[k - 1]`
     bares: list[tuple[list[int], int]] # the bare pass (ids, start) of each answer whose status is 'ok'
     rule: str = "weighted" # how the turns make the conversation's score (`TURN_RULES`)
+    own: list = field(default_factory=list) # `Encoded` of the answers cut by `cut_history`: the prefix's own passes
 
     @property
     def n_prompt(self) -> int: return self.cond_start
 
+    def sequences(self) -> list[tuple[list[int], int]]:
+        "Every pass, in the order `turns_record` reads their losses: shared, own conditioned, bare."
+        shared = [(self.cond_ids, self.cond_start)] if self.cond_ids else []
+        return shared + [(e.cond_ids, e.cond_start) for e in self.own] + list(self.bares)
+
 def encode_turns(tokenizer, row: dict, template="auto", max_length: int = 2048, bare_context=None,
-                 rule: str = "weighted") -> TurnsEncoded:
+                 rule: str = "weighted",
+                 cut_history: bool = False, # an answer past `max_length`: its context cut, as its prefix's row has it
+                ) -> TurnsEncoded:
     "Every answer of a conversation (or the one of an Alpaca row) in one conditioned pass, each with its bare pass."
     if rule not in TURN_RULES: raise ValueError(f"unknown turn rule {rule!r}: use one of {', '.join(TURN_RULES)}")
     tpl = get_template(template)
@@ -366,45 +427,62 @@ def encode_turns(tokenizer, row: dict, template="auto", max_length: int = 2048, 
     tok = lambda t: tokenizer(t, add_special_tokens=False).input_ids
     prefix, bare = special_prefix(tokenizer), bare_context_ids(tokenizer, template_bare_context(tokenizer, tpl,
                                                                                                  bare_context))
-    ids, turns, bares = [], [], []
+    ids, turns, bares, own, parts = [], [], [], [], []
     for d, a in zip(pieces, answers):
         d_ids = tok(d)
         if not ids and prefix and d_ids[:len(prefix)] != prefix: ids = list(prefix)  # as `_exact_passes` adds it
         ids += d_ids
+        parts.append(d_ids)
         a_ids, start = tok(a), len(ids)
         room = max_length - start
-        if not a.strip() or not a_ids: turns.append(("empty_answer", start, start, False))
-        elif room <= 0: turns.append(("prompt_too_long", start, start, False))
+        e = None
+        if a.strip() and a_ids and cut_history and start + len(a_ids) > max_length:
+            try: e = _exact_passes(prefix, [i for p in parts for i in p], a_ids, bare, max_length, True, parts)
+            except SkipSample: e = None  # a max_length shorter than the BOS: skipped below as its prefix's row is
+        if not a.strip() or not a_ids: turns.append(("empty_answer", 0, start, start, False))
+        elif e is not None and e.context_truncated:  # its own pass, as its prefix scored alone has it
+            own.append(e)
+            turns.append(("ok", len(own), e.cond_start, len(e.cond_ids), e.truncated))
+            bares.append((e.bare_ids, e.bare_start))
+        elif room <= 0: turns.append(("prompt_too_long", 0, start, start, False))
         else:
             cut = a_ids[:room]
-            turns.append(("ok", start, start + len(cut), len(a_ids) > room))
+            turns.append(("ok", 0, start, start + len(cut), len(a_ids) > room))
             bares.append((list(bare) + cut, len(bare)))
         ids += a_ids
+        parts[-1] = parts[-1] + a_ids
     ok = [t for t in turns if t[0] == "ok"]
     if not ok: raise SkipSample(turns[-1][0])
-    return TurnsEncoded(ids[:ok[-1][2]], ok[0][1], turns, bares, rule)
+    shared = [t for t in ok if t[1] == 0]
+    cond = ids[:shared[-1][3]] if shared else []
+    return TurnsEncoded(cond, shared[0][2] if shared else 0, turns, bares, rule, own)
 
 # %% ../nbs/lessons/01_ifd.ipynb #0126726b
-def turns_record(cond: torch.Tensor, # losses of `enc.cond_ids[enc.cond_start:]`
-                 bares: list, # losses of each bare pass of `enc.bares`
+def turns_record(losses: list, # per-token losses of the scored tokens of each of `enc.sequences()`, in order
                  enc: TurnsEncoded) -> dict:
     "The record of a conversation scored turn by turn: its score by `enc.rule`, and each turn's record in `turns`."
-    recs, scored, it = [], [], iter(bares)
-    for status, a, b, truncated in enc.turns:
+    n_cond = len(enc.sequences()) - len(enc.bares)
+    conds, bares = losses[:n_cond], iter(losses[n_cond:])
+    shared = conds[0] if enc.cond_ids else None  # the losses of `enc.cond_ids[enc.cond_start:]`
+    recs, scored = [], []
+    for status, where, a, b, truncated in enc.turns:
         if status != "ok":
             recs.append(skipped_record(status))  # as the prefix scored as its own row has it
             continue
-        c, bl = cond[a - enc.cond_start:b - enc.cond_start], next(it)
-        recs.append(ifd_record(c, bl, a, truncated))
+        c = shared[a - enc.cond_start:b - enc.cond_start] if where == 0 else conds[n_cond - len(enc.own) + where - 1]
+        bl = next(bares)
+        recs.append(ifd_record(c, bl, a, truncated, context_truncated=where > 0))
         if recs[-1]["status"] == "ok": scored.append((recs[-1], c, bl))
+    flags = lambda k: any(r[k] for r, _, _ in scored)
     if enc.rule == "last" or not scored: out = dict(recs[-1] if enc.rule == "last" else recs[0])
     elif enc.rule == "weighted":
         out = ifd_record(torch.cat([c for _, c, _ in scored]), torch.cat([b for _, _, b in scored]),
-                         scored[0][0]["n_prompt_tokens"], any(r["truncated"] for r, _, _ in scored))
+                         scored[0][0]["n_prompt_tokens"], flags("truncated"),
+                         context_truncated=flags("context_truncated"))
     elif enc.rule == "min": out = dict(min((r for r, _, _ in scored), key=lambda r: r["ifd"]))
     else:  # mean: of the turns' scores
         out = {k: sum(r[k] for r, _, _ in scored) / len(scored) for k in ("loss_cond", "loss_bare", "ifd", "ifd_ppl")}
-        cut = any(r["truncated"] for r, _, _ in scored)
-        out |= dict(n_prompt_tokens=scored[0][0]["n_prompt_tokens"], truncated=cut, status="ok")
+        out |= dict(n_prompt_tokens=scored[0][0]["n_prompt_tokens"], truncated=flags("truncated"),
+                    context_truncated=flags("context_truncated"), status="ok")
     out["n_answer_tokens"] = sum(r["n_answer_tokens"] for r in recs) if enc.rule != "last" else out["n_answer_tokens"]
     return out | dict(turns=recs)

@@ -26,7 +26,8 @@ def storable(value):
     if isinstance(value, dict): return {k: storable(v) for k, v in value.items()}
     return value
 
-RUN_FIELDS = ["mode", "template", "bare_context", "scored_by", "max_length", "turn_rule"]  # the run's settings
+RUN_FIELDS = ["mode", "template", "bare_context", "scored_by", "max_length", "turn_rule",  # the run's settings
+              "cut_history"]
 
 def original_fields(rows: list[dict]) -> pd.DataFrame:
     "The input rows as columns, a field that a record also has renamed `orig_<field>`."

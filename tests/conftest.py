@@ -25,6 +25,14 @@ def alpaca_rows():
 
 
 @pytest.fixture(scope="session")
+def short_alpaca_rows(alpaca_rows):
+    """The rows of the Alpaca subset whose text (instruction, input and output) is at most 1,200 characters: tests
+    that sample real rows afresh on every run draw from these, so that their cost does not depend on the draw."""
+    size = lambda r: sum(len(str(r.get(k) or "")) for k in ("instruction", "input", "output"))
+    return [r for r in alpaca_rows if size(r) <= 1200]
+
+
+@pytest.fixture(scope="session")
 def tiny_model_folder(tmp_path_factory):
     "A tiny random Llama with the embedded tokenizer, saved as a model folder (a stand-in for a hub id)."
     from ifd_nb.experience import save_model

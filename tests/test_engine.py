@@ -13,9 +13,9 @@ from ifd_nb.ifd import score_rows
 EXE = shutil.which("ifd_nb")
 
 
-def test_engine_equals_reference_scorer_on_real_data(embedded, alpaca_rows):
+def test_engine_equals_reference_scorer_on_real_data(embedded, short_alpaca_rows):
     model, tok = embedded
-    rows = random.Random().sample(alpaca_rows, 24)
+    rows = random.Random().sample(short_alpaca_rows, 16)
     ref = pd.DataFrame(score_rows(rows, model, tok, backend="reference", progress=False))
     for bt, packing in ((1024, False), (8192, False), (2048, True)):
         df = score_dataset(rows, model, tok, batch_tokens=bt, packing=packing, progress=False, verbose=False)

@@ -186,10 +186,11 @@ def test_every_module_is_exported_from_a_notebook_of_its_kind():
 
 
 def test_three_kinds_of_notebook():
-    "The docs sidebar's three sections: every notebook but the landing page sits in lessons/, library/ or bench/."
+    """The docs sidebar's three sections: every notebook but the landing page and the workshop plan (a page of the
+    course, beside the lessons in the sidebar) sits in lessons/, library/ or bench/."""
     nbs = ROOT/"nbs"
     assert {p.parent.relative_to(nbs).as_posix() for p in nbs.rglob("*.ipynb")} == {".", "lessons", "library", "bench"}
-    assert [p.name for p in nbs.glob("*.ipynb")] == ["index.ipynb"]
+    assert sorted(p.name for p in nbs.glob("*.ipynb")) == ["index.ipynb", "workshop.ipynb"]
 
 
 def triton_kernels(source: str) -> list[ast.FunctionDef]:

@@ -50,8 +50,8 @@ def test_recipe_with_experience_runs_and_reruns(tmp_path, tiny_model_folder, cap
 
 def test_recipe_killed_and_rerun_equals_an_uninterrupted_run(tmp_path, tiny_model_folder):
     (tmp_path/"a").mkdir(); (tmp_path/"b").mkdir()
-    whole = write_recipe(tmp_path/"a", tiny_model_folder, n_rows=600)
-    killed = write_recipe(tmp_path/"b", tiny_model_folder, n_rows=600)
+    whole = write_recipe(tmp_path/"a", tiny_model_folder, n_rows=320)  # 20 chunks: the kill lands after 3
+    killed = write_recipe(tmp_path/"b", tiny_model_folder, n_rows=320)
     assert subprocess.run([EXE, "run", whole], capture_output=True, timeout=900).returncode == 0
     p = subprocess.Popen([EXE, "run", killed], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     shards = tmp_path/"b"/"scores.parquet.shards"

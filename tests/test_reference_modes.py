@@ -123,9 +123,9 @@ def superfiltering_reference(model, tok, row, max_length=1024):
     return math.exp(l_cond), math.exp(l_alone)
 
 
-def test_superfiltering_mode_equals_reference(embedded, alpaca_rows):
+def test_superfiltering_mode_equals_reference(embedded, short_alpaca_rows):
     model, tok = embedded
-    rows = random.Random().sample(alpaca_rows, 12)  # fresh samples every run
+    rows = random.Random().sample(short_alpaca_rows, 12)  # fresh samples every run
     ours = score_rows(rows, model, tok, mode="superfiltering", batch_size=4, progress=False)
     for row, rec in zip(rows, ours):
         ppl_c, ppl_a = superfiltering_reference(model, tok, row)
@@ -135,11 +135,11 @@ def test_superfiltering_mode_equals_reference(embedded, alpaca_rows):
         np.testing.assert_allclose(rec["ifd_ppl"], ppl_c / ppl_a, rtol=1e-4)
 
 
-def test_default_mode_token_losses_equal_float64(embedded, alpaca_rows):
+def test_default_mode_token_losses_equal_float64(embedded, short_alpaca_rows):
     "Per-token losses of the scorer (model in float64) equal an independent float64 computation to 1e-5."
     model, tok = embedded
     m64 = copy.deepcopy(model).double()
-    rows = random.Random().sample(alpaca_rows, 6)
+    rows = random.Random().sample(short_alpaca_rows, 6)
     recs = score_rows(rows, m64, tok, token_losses=True, batch_size=3, progress=False)
     for row, rec in zip(rows, recs):
         e = encode_sample(tok, row)
@@ -156,9 +156,9 @@ def test_default_mode_token_losses_equal_float64(embedded, alpaca_rows):
             np.testing.assert_allclose(ours, ref.numpy(), rtol=0, atol=1e-5)
 
 
-def test_scores_do_not_depend_on_batch_size_or_order(embedded, alpaca_rows):
+def test_scores_do_not_depend_on_batch_size_or_order(embedded, short_alpaca_rows):
     model, tok = embedded
-    rows = random.Random().sample(alpaca_rows, 10)
+    rows = random.Random().sample(short_alpaca_rows, 10)
     a = score_rows(rows, model, tok, batch_size=1, progress=False)
     b = score_rows(rows[::-1], model, tok, batch_size=5, progress=False)[::-1]
     np.testing.assert_allclose([r["ifd"] for r in a], [r["ifd"] for r in b], atol=1e-5)

