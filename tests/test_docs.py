@@ -1,10 +1,10 @@
 """The docs build and read as pages. Every notebook passes nbdev's docs processing (`nbdev_proc_nbs`, with a stand-in
 `quarto` first on PATH so that nothing gets installed); each processed page is rendered to HTML with tools available
-offline (nbconvert to Markdown, then pandoc with MathML) and opened in headless Chromium: its math rendered, its images
-loaded, no raw `#|` directive, traceback or error output on it, and no link to another page that does not exist. One
-screenshot per page is kept in `docs_check/` at the project root, for a person to look at (CI keeps it as an
-artifact). Needs pandoc and Chromium (Debian: `apt-get install pandoc chromium`); without them the rendering tests
-skip and say so, docs processing still runs."""
+offline (nbconvert to Markdown, then pandoc with MathML) and opened in headless Chromium (driven by Playwright): its
+math rendered, its images loaded, no raw `#|` directive, traceback or error output on it, and no link to another page
+that does not exist. One screenshot per page is kept in `docs_check/` at the project root, for a person to look at
+(CI keeps it as an artifact). Needs pandoc and Chromium (Debian: `apt-get install pandoc chromium`); without them the page check skips
+and says so, and docs processing still runs."""
 import json, os, re, shutil, subprocess, sys
 from pathlib import Path
 import pytest
@@ -15,11 +15,6 @@ CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser") or shuti
 PANDOC = shutil.which("pandoc")
 NOTEBOOKS = sorted((ROOT / "nbs").rglob("*.ipynb"))
 STUB_QUARTO = "#!/bin/sh\n# a stand-in for quarto: docs processing only asks for its version\necho 1.5.57\n"
-# after loading, the page's own images (not remote ones, such as the Colab badge: offline here) that did not load
-CHECK_IMAGES = ('<script>window.addEventListener("load", () => { const own = [...document.images].filter(i => '
-                '!/^https?:/.test(i.getAttribute("src"))); const bad = own.filter(i => !(i.complete && i.naturalWidth > 0))'
-                '.length; document.body.setAttribute("data-images", own.length); '
-                'document.body.setAttribute("data-broken-images", bad); });</script>')
 
 
 def project_copy(dest: Path) -> Path:
@@ -100,6 +95,10 @@ def as_quarto_shows(ipynb: Path, dest: Path) -> Path:
 
 def render(processed: Path, out: Path) -> dict[Path, Path]:
     "Each processed notebook as an HTML page (math as MathML, images beside it, as nbconvert wrote them): {notebook: page}."
+    from nbconvert import MarkdownExporter
+    from traitlets.config import Config
+    exporter = MarkdownExporter(config=Config(TagRemovePreprocessor=dict(enabled=True,
+                                                                          remove_input_tags=["remove_input"])))
     notebooks = sorted(processed.rglob("*.ipynb"))
     names = {p.relative_to(processed): page_name(p, json.loads(p.read_text())) for p in notebooks}
     pages = {}
@@ -107,11 +106,11 @@ def render(processed: Path, out: Path) -> dict[Path, Path]:
         rel = ipynb.relative_to(processed)
         folder = out / rel.parent
         folder.mkdir(parents=True, exist_ok=True)
-        shown = as_quarto_shows(ipynb, folder / ipynb.name)
-        subprocess.run([sys.executable, "-m", "nbconvert", "--to", "markdown", "--output-dir", str(folder),
-                        "--TagRemovePreprocessor.remove_input_tags=remove_input", str(shown)],
-                       check=True, capture_output=True, timeout=300)
-        md = (folder / (ipynb.stem + ".md")).read_text()
+        md, resources = exporter.from_filename(str(as_quarto_shows(ipynb, folder / ipynb.name)),
+                                               resources=dict(output_files_dir=f"{ipynb.stem}_files"))
+        for name, data in resources.get("outputs", {}).items():  # the images, where the Markdown points
+            (folder / name).parent.mkdir(exist_ok=True)
+            (folder / name).write_bytes(data)
 
         def to_page(m):  # a link to a notebook goes to its page, as quarto writes it
             target = Path(os.path.normpath(rel.parent / (m.group(1) + ".ipynb")))
@@ -123,7 +122,7 @@ def render(processed: Path, out: Path) -> dict[Path, Path]:
         page = folder / names[rel]
         r = subprocess.run([PANDOC, ipynb.stem + ".md", "-f", "markdown", "-t", "html5", "-s", "--mathml",
                             "-o", page.name,
-                            "--metadata", f"pagetitle={ipynb.stem}", "-V", f"header-includes={CHECK_IMAGES}"],
+                            "--metadata", f"pagetitle={ipynb.stem}"],
                            cwd=folder, capture_output=True, text=True, timeout=300)
         assert r.returncode == 0, r.stderr
         assert "Could not convert TeX math" not in r.stderr, f"{rel}: {r.stderr}"
@@ -131,43 +130,49 @@ def render(processed: Path, out: Path) -> dict[Path, Path]:
     return pages
 
 
-def chromium(*args: str, profile: Path) -> subprocess.CompletedProcess:
-    flags = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-             "--disable-background-networking", "--disable-component-update", "--disable-sync",
-             f"--user-data-dir={profile}", "--virtual-time-budget=5000", "--hide-scrollbars"]
-    return subprocess.run([CHROMIUM, *flags, *args], capture_output=True, text=True, timeout=120)
-
-
 REQUIRED = os.environ.get("IFD_NB_DOCS_BROWSER") == "required"  # CI sets it where it could install both
+CHROMIUM_FLAGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
+                  "--disable-component-update", "--disable-sync"]  # a closed network: no background connections
+OWN_IMAGES = "() => [...document.images].filter(i => !/^https?:/.test(i.getAttribute('src')))" \
+             ".map(i => i.complete && i.naturalWidth > 0)"  # the page's own images (not the remote Colab badge)
 
 
 @pytest.mark.skipif(not (CHROMIUM and PANDOC) and not REQUIRED,
                     reason="the page check needs pandoc and Chromium (apt-get install pandoc chromium)")
 def test_every_page_renders_in_a_browser(processed, tmp_path):
     assert CHROMIUM and PANDOC, "IFD_NB_DOCS_BROWSER=required, but pandoc or Chromium is not installed"
-    pages = render(processed, tmp_path / "html")
+    from playwright.sync_api import sync_playwright
+    out = tmp_path / "html"
+    pages = render(processed, out)
     shutil.rmtree(SHOTS, ignore_errors=True)
     SHOTS.mkdir()
     problems = []
     names = {p.resolve() for p in pages.values()}
-    for rel, page in pages.items():
-        dom = chromium("--dump-dom", page.as_uri(), profile=tmp_path / "profile").stdout
-        shot = SHOTS / (str(rel.with_suffix("")).replace(os.sep, "__") + ".png")
-        chromium(f"--screenshot={shot}", "--window-size=1280,2400", page.as_uri(), profile=tmp_path / "profile")
-        text = re.sub(r"<[^>]+>", " ", re.sub(r"<(script|style)\b.*?</\1>", " ", dom, flags=re.S))
-        source = "".join("".join(c["source"]) for c in json.loads((processed / rel).read_text())["cells"]
-                         if c["cell_type"] == "markdown")
-        if not shot.exists(): problems.append(f"{rel}: no screenshot")
-        if re.search(r"(^|\n)\s*#\|", text): problems.append(f"{rel}: a raw #| directive on the page")
-        if "Traceback (most recent call last)" in text or re.search(r"\w+Error: ", text):
-            problems.append(f"{rel}: an error on the page")
-        if re.search(r"\$[^$\n]+\$", source) and "<math" not in dom: problems.append(f"{rel}: math not rendered")
-        broken = re.search(r'data-broken-images="(\d+)"', dom)
-        if broken is None: problems.append(f"{rel}: the page did not finish loading")
-        elif int(broken.group(1)): problems.append(f"{rel}: {broken.group(1)} images did not load")
-        for href in re.findall(r'href="([^"#]+)(?:#[^"]*)?"', dom):
-            if href.startswith(DOC_HOST): target = (tmp_path / "html" / href[len(DOC_HOST):]).resolve()
-            elif re.match(r"[a-z]+:", href) or href.endswith((".css", ".js")): continue
-            else: target = (page.parent / href).resolve()
-            if target not in names and not target.exists(): problems.append(f"{rel}: a broken link to {href}")
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_FLAGS)
+        tab = browser.new_page(viewport={"width": 1280, "height": 1000})
+        tab.route("http*://**", lambda route: route.abort())  # offline: remote requests fail at once
+        for rel, page in pages.items():
+            tab.goto(page.as_uri(), wait_until="load")
+            shot = SHOTS / (str(rel.with_suffix("")).replace(os.sep, "__") + ".png")
+            height = min(tab.evaluate("() => document.body.scrollHeight"), 4000)
+            tab.screenshot(path=str(shot), clip=dict(x=0, y=0, width=1280, height=height))
+            text = tab.inner_text("body")
+            source = "".join("".join(c["source"]) for c in json.loads((processed / rel).read_text())["cells"]
+                             if c["cell_type"] == "markdown")
+            if re.search(r"(^|\n)\s*#\|", text): problems.append(f"{rel}: a raw #| directive on the page")
+            if "Traceback (most recent call last)" in text or re.search(r"\b\w+Error: ", text):
+                problems.append(f"{rel}: an error on the page")
+            if re.search(r"\$[^$\n]+\$", source) and not tab.evaluate("() => document.querySelectorAll('math').length"):
+                problems.append(f"{rel}: math not rendered")
+            loaded = tab.evaluate(OWN_IMAGES)
+            if not all(loaded): problems.append(f"{rel}: {loaded.count(False)} of {len(loaded)} images did not load")
+            for href in tab.evaluate("() => [...document.querySelectorAll('a[href]')].map(a => a.getAttribute('href'))"):
+                href = href.split("#")[0]
+                if not href: continue
+                if href.startswith(DOC_HOST): target = (out / href[len(DOC_HOST):]).resolve()
+                elif re.match(r"[a-z]+:", href): continue
+                else: target = (page.parent / href).resolve()
+                if target not in names and not target.exists(): problems.append(f"{rel}: a broken link to {href}")
+        browser.close()
     assert not problems, "\n".join(problems)
