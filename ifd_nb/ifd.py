@@ -79,13 +79,15 @@ def cut_context(parts: list[list[int]], # the context in pieces, oldest first: a
     return ids[max(len(ids) - keep, 0):], True
 
 def _exact_passes(
-    prefix: list[int], prompt_ids: list[int], ans: list[int], bare: list[int], max_length: int,
+    prefix: list[int],
+    parts: list[list[int]], # the prompt's ids in pieces, oldest first: a conversation's turns, or the whole prompt
+    ans: list[int], bare: list[int], max_length: int,
     cut_history: bool = False, # cut the oldest context (`cut_context`) instead of skipping a prompt too long
-    parts: list[list[int]] | None = None, # `prompt_ids` in pieces, oldest first (a conversation's turns)
 ) -> Encoded:
     "The two passes of the default mode from the tokenized prompt and answer (see `encode_exact`)."
-    parts = [list(p) for p in parts] if parts else [list(prompt_ids)]
-    if prefix and prompt_ids[:len(prefix)] == prefix: parts[0] = parts[0][len(prefix):]  # a template's own BOS: once
+    parts = [list(p) for p in parts]
+    if prefix and [i for p in parts for i in p][:len(prefix)] == prefix:  # a template's own BOS: kept once
+        parts[0] = parts[0][len(prefix):]
     if not ans: raise SkipSample("empty_answer", "the answer has no tokens")
     body, cut = [i for p in parts for i in p], False
     if cut_history and len(prefix) + len(body) + len(ans) > max_length:  # BOS stays in front
@@ -106,7 +108,7 @@ def encode_exact(tokenizer, prompt: str, answer: str,
     "Tokenize prompt and answer separately so both passes score the same answer ids (the default mode)."
     return _exact_passes(
         special_prefix(tokenizer),
-        tokenizer(prompt, add_special_tokens=False).input_ids,
+        [tokenizer(prompt, add_special_tokens=False).input_ids],
         tokenizer(answer, add_special_tokens=False).input_ids,
         bare_context_ids(tokenizer, bare_context),
         max_length,
@@ -275,8 +277,8 @@ def encode_sample(tokenizer, row: dict, mode: str = "default", template=None, ma
         parts = history_parts(tokenizer, row, template or m["template"])
         if parts is None: return encode_exact(tokenizer, prompt, answer, ml, context, cut_history)
         answer_ids = tokenizer(answer, add_special_tokens=False).input_ids
-        return _exact_passes(special_prefix(tokenizer), [i for p in parts for i in p], answer_ids,
-                             bare_context_ids(tokenizer, context), ml, cut_history, parts)
+        return _exact_passes(special_prefix(tokenizer), parts, answer_ids, bare_context_ids(tokenizer, context), ml,
+                             cut_history)
     return encode(tokenizer, prompt, answer, ml)
 
 # %% ../nbs/lessons/01_ifd.ipynb #cd7d6fe4
@@ -352,8 +354,7 @@ def encode_samples(tokenizer, rows: list[dict], mode: str = "default", template=
     prefix, bare = special_prefix(tokenizer), bare_context_ids(tokenizer, context)
     for i, p_ids, a_ids in zip(ok, prompts, answers):
         parts = history_parts(tokenizer, rows[i], template or m["template"])  # None but for multi-turn conversations
-        ids = p_ids if parts is None else [t for p in parts for t in p]
-        texts[i] = one(_exact_passes, prefix, ids, a_ids, bare, ml, cut_history, parts)
+        texts[i] = one(_exact_passes, prefix, [p_ids] if parts is None else parts, a_ids, bare, ml, cut_history)
     return texts
 
 # %% ../nbs/lessons/01_ifd.ipynb #c251f064
@@ -437,7 +438,7 @@ def encode_turns(tokenizer, row: dict, template="auto", max_length: int = 2048, 
         room = max_length - start
         e = None
         if a.strip() and a_ids and cut_history and start + len(a_ids) > max_length:
-            try: e = _exact_passes(prefix, [i for p in parts for i in p], a_ids, bare, max_length, True, parts)
+            try: e = _exact_passes(prefix, parts, a_ids, bare, max_length, True)
             except SkipSample: e = None  # a max_length shorter than the BOS: skipped below as its prefix's row is
         if not a.strip() or not a_ids: turns.append(("empty_answer", 0, start, start, False))
         elif e is not None and e.context_truncated:  # its own pass, as its prefix scored alone has it
