@@ -4,12 +4,12 @@
 
 # %% ../nbs/library/03_compile_facts.ipynb #127b30b4
 from __future__ import annotations
-import importlib, os
+import importlib, os, random
 import torch
 
 # %% auto #0
-__all__ = ['CARDS', 'interpreting', 'cubin_usage', 'resolve_kernel', 'resources_here', 'resources_many', 'kernel_resources',
-           'launch_job']
+__all__ = ['CARDS', 'interpreting', 'cubin_usage', 'resolve_kernel', 'resources_here', 'compile_in_children', 'resources_many',
+           'kernel_resources', 'launch_job']
 
 # %% ../nbs/library/03_compile_facts.ipynb #f77a1643
 try:
@@ -97,20 +97,44 @@ def resources_here(ref, capability, args, num_warps, num_stages, constexprs, sas
 
 _RESOURCES: dict = {}
 
-def resources_many(jobs: list) -> list:
-    "`resources_here` for each job, remembered; in a fresh process when the interpreter is active."
-    todo = [j for j in dict.fromkeys(jobs) if j not in _RESOURCES]
-    if todo and interpreting():  # the interpreter patched triton.language: compile in a process without it
-        import subprocess, sys, pickle
-        code = ("import sys, pickle\nfrom ifd_nb import compile_facts\nout = []\nfor j in "
-                "pickle.load(sys.stdin.buffer):\n"
-                "    try: out.append(compile_facts.resources_here(*j))\n"
-                "    except Exception as e: out.append(dict(error=f'{type(e).__name__}: {e}'))\n"
-                "sys.stdout.buffer.write(pickle.dumps(out))")
-        env = {k: v for k, v in os.environ.items() if k != "TRITON_INTERPRET"}
-        r = subprocess.run([sys.executable, "-c", code], input=pickle.dumps(todo), capture_output=True, env=env)
+_CHILD = """import sys, pickle
+from ifd_nb import compile_facts
+out = []
+for j in pickle.load(sys.stdin.buffer):
+    try: out.append(compile_facts.resources_here(*j))
+    except Exception as e: out.append(dict(error=f'{type(e).__name__}: {e}'))
+sys.stdout.buffer.write(pickle.dumps(out))"""
+
+def compile_in_children(jobs: list, # launch descriptions, as `launch_job` makes them
+                        workers: int | None = None, # child processes (default: the cores this process may use)
+                       ) -> list:
+    "`resources_here` of each job, compiled in fresh processes without the interpreter, several at once."
+    import subprocess, sys, pickle
+    from concurrent.futures import ThreadPoolExecutor
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    workers = max(1, min(len(jobs), workers or cores))
+    env = {k: v for k, v in os.environ.items() if k != "TRITON_INTERPRET"}
+
+    def run(part):
+        r = subprocess.run([sys.executable, "-c", _CHILD], input=pickle.dumps(part), capture_output=True, env=env)
         if r.returncode: raise RuntimeError(f"compiling in a child process failed:\n{r.stderr.decode()[-3000:]}")
-        _RESOURCES.update(zip(todo, pickle.loads(r.stdout)))
+        return pickle.loads(r.stdout)
+
+    order = list(range(len(jobs)))
+    random.Random(0).shuffle(order)  # slow and quick compiles mixed in every part
+    n_parts = min(len(jobs), 3 * workers)  # more parts than children: one that finishes early takes the next
+    parts = [order[i::n_parts] for i in range(n_parts)]
+    with ThreadPoolExecutor(workers) as pool: done = list(pool.map(run, [[jobs[i] for i in p] for p in parts]))
+    out = [None] * len(jobs)
+    for p, res in zip(parts, done):
+        for i, r in zip(p, res): out[i] = r
+    return out
+
+def resources_many(jobs: list) -> list:
+    "`resources_here` for each job, remembered; in fresh processes when the interpreter is active."
+    todo = [j for j in dict.fromkeys(jobs) if j not in _RESOURCES]
+    # the interpreter patched triton.language: compile in processes without it
+    if todo and interpreting(): _RESOURCES.update(zip(todo, compile_in_children(todo)))
     for j in todo:
         if j not in _RESOURCES:
             try: _RESOURCES[j] = resources_here(*j)

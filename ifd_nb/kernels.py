@@ -4,14 +4,15 @@
 
 # %% ../nbs/lessons/02_kernels.ipynb #8ab443b1
 from __future__ import annotations
-import warnings, functools
+import warnings
 import torch
-from .compile_facts import CARDS, interpreting, launch_job, resources_many
+from .compile_facts import interpreting, launch_job, resources_many
+from .tiles import (K2_TILES, device_limits, estimated_programs_per_sm, first_fitting, pick_tile,
+                          program_order, programs_per_sm, vocab_splits)
 
 # %% auto #0
-__all__ = ['SEGMENT_ERROR', 'K2_TILES', 'KERNEL_MODULE', 'ce_reference', 'segment_ifd', 'segment_table', 'check_targets',
-           'ce_logits_triton', 'ce_logits_torch', 'vocab_splits', 'program_order', 'first_fitting', 'kernel2_job',
-           'kernel1_job', 'merge_job', 'kernel2_resources', 'programs_per_sm', 'choose_tile', 'device_limits',
+__all__ = ['SEGMENT_ERROR', 'KERNEL_MODULE', 'ce_reference', 'segment_ifd', 'segment_table', 'check_targets', 'ce_logits_triton',
+           'ce_logits_torch', 'kernel2_job', 'kernel1_job', 'merge_job', 'kernel2_resources', 'choose_tile',
            'tile_choices', 'kernel2_device_caches', 'linear_ce_triton', 'apply_logit_transforms',
            'apply_logit_transforms_', 'linear_ce_torch', 'linear_ce_chunked', 'choose_backend', 'token_cross_entropy',
            'linear_cross_entropy', 'random_segments']
@@ -387,70 +388,6 @@ if HAS_TRITON:
             _segment_finish(loss_ptr, tgt_ptr, seg, seg_start_ptr, seg_len_ptr, counter_ptr, seg_sum_ptr, seg_cnt_ptr,
                             ignore_index, BLOCK_S)
 
-# %% ../nbs/lessons/02_kernels.ipynb #d57c72b4
-def vocab_splits(n_rows: int, V: int, block_r: int, block_v: int,
-                 slots: int, # programs the device runs at once (SMs x programs per SM)
-                 min_tiles: int = 4, # fewest vocabulary tiles per program
-                 tol: float = 0.05, # accept this much over the best count's cost for fewer slices
-                 min_splits: int = 1, # fewest slices (`program_order` asks for more where L2 needs them)
-                ) -> int:
-    "Vocabulary slices for kernel 2: the fewest whose waves x tiles-per-program is within `tol` of the best."
-    n_r, n_tiles = -(-n_rows // block_r), -(-V // block_v)
-    lo = max(1, min(min_splits, n_tiles))
-    cost = {}
-    for k in range(lo, max(lo, n_tiles // min_tiles) + 1):
-        per = -(-n_tiles // k)  # tiles per program
-        k_eff = -(-n_tiles // per)  # slices actually needed at that size
-        if k_eff >= lo: cost.setdefault(k_eff, -(-(n_r * k_eff) // slots) * per)
-    best = min(cost.values())
-    return min(k for k, c in cost.items() if c <= best * (1 + tol))
-
-def program_order(n_rows: int, V: int, D: int,
-                  elt: int, # bytes per element of the hidden states
-                  block_r: int, block_v: int,
-                  slots: int, # programs the device runs at once (SMs x programs per SM)
-                  l2_bytes: int, # the device's L2 cache (0: unknown, plain order)
-                 ) -> tuple[int, int]:
-    """Kernel 2's (vocabulary slices, row blocks per group): the hidden-state blocks a wave re-reads must stay well
-    inside L2."""
-    n_r, block = -(-n_rows // block_r), block_r * D * elt
-    if not l2_bytes or min(n_r, slots) * block <= l2_bytes // 2:  # plain row-major order: the wave's blocks already fit
-        return vocab_splits(n_rows, V, block_r, block_v, slots), n_r
-    k = 1
-    while k < slots and slots // k * block > l2_bytes // 3: k *= 2  # a wave spans slots / k row blocks x k slices
-    k = vocab_splits(n_rows, V, block_r, block_v, slots, min_splits=k)
-    return k, max(1, slots // k)
-
-def _programs_per_sm(dev, block_r: int, block_v: int, block_d: int, num_warps: int, num_stages: int, elt: int) -> int:
-    "An estimate of how many kernel-2 programs fit on one SM, for when the compiler's facts (below) cannot be had."
-    props = torch.cuda.get_device_properties(dev)
-    smem = getattr(props, "shared_memory_per_multiprocessor", 228 * 1024) - 1024
-    regs = getattr(props, "regs_per_multiprocessor", 65536)
-    need_smem = num_stages * (block_r + block_v) * block_d * elt
-    need_regs = num_warps * 32 * (block_r * block_v // (num_warps * 32) + 64)
-    return max(1, min(smem // need_smem, regs // need_regs))
-
-# %% ../nbs/lessons/02_kernels.ipynb #6c15692f
-# (BLOCK_R, BLOCK_V, BLOCK_D, warps, stages), largest first
-K2_TILES = ((128, 256, 64, 8, 3), (128, 128, 64, 8, 3), (64, 128, 64, 4, 3), (64, 128, 32, 4, 2))
-_TILE_START: dict = {}
-
-def _out_of_resources(e: Exception) -> bool:
-    return type(e).__name__ == "OutOfResources" or "out of resource" in str(e).lower()
-
-def first_fitting(key, # what the choice is remembered by, e.g. (device, dtype size, loop form)
-                  configs, # candidates, largest first
-                  launch, # launch(config) -> result; raises Triton's OutOfResources when the device cannot hold it
-                 ):
-    "`launch` with the first of `configs` the device has the resources for, remembered per `key`."
-    for k in range(_TILE_START.get(key, 0), len(configs)):
-        try: out = launch(configs[k])
-        except Exception as e:
-            if not _out_of_resources(e) or k == len(configs) - 1: raise
-            continue
-        _TILE_START[key] = k
-        return out
-
 # %% ../nbs/lessons/02_kernels.ipynb #f7200357
 KERNEL_MODULE = "ifd_nb.kernels"  # where a compile job finds the kernels (see `resolve_kernel`)
 
@@ -502,43 +439,14 @@ def kernel2_resources(capability: tuple, # compute capability of the card
     "`kernel_resources` of kernel 2's main loop for each tile (one child process for all, under the interpreter)."
     return resources_many([kernel2_job(capability, t, dtype, D, V, **flags) for t in tiles])
 
-def programs_per_sm(
-    res: dict,  # from `kernel_resources`
-    num_warps: int,
-    limits: tuple,  # (shared per program, shared per SM, threads per SM, reserved per program), as in `CARDS`
-) -> int:
-    """Programs of a compiled kernel that one SM runs at once (0: it does not fit): the tightest of registers, shared
-    memory, threads."""
-    per_program, per_sm, threads, reserved = limits
-    if "error" in res or res["shared"] > per_program: return 0
-    regs = -(-res["regs"] // 8) * 8 * 32 * num_warps  # registers are handed out per warp, 256 at a time
-    return min(65536 // regs, per_sm // (res["shared"] + reserved), threads // (32 * num_warps))
 
 # %% ../nbs/lessons/02_kernels.ipynb #330cd258
 def choose_tile(capability: tuple, limits: tuple, # compute capability; the card's limits, as in `CARDS`
                 dtype=torch.bfloat16, D: int = 1536, V: int = 151936, tiles=K2_TILES, **flags):
-    """The first tile the card's shared memory holds that compiles without spills (else the fewest spilled bytes), with
-    its resources."""
-    res = kernel2_resources(capability, tiles, dtype, D, V, **flags)
-    ok = [(t, r) for t, r in zip(tiles, res) if programs_per_sm(r, t[3], limits) > 0]
-    if not ok: raise RuntimeError(f"no kernel-2 tile fits compute capability {capability}; the first: {res[0]}")
-    return next(((t, r) for t, r in ok if r["spill"] == 0), min(ok, key=lambda tr: tr[1]["spill"]))
+    "`pick_tile` over kernel 2's compile facts on this card: the first tile that fits without spills, with its facts."
+    return pick_tile(tiles, kernel2_resources(capability, tiles, dtype, D, V, **flags), limits)
 
 # %% ../nbs/lessons/02_kernels.ipynb #2f3a64b6
-@functools.lru_cache(maxsize=None)  # asked on every kernel-2 call; a device's limits do not change
-def device_limits(dev) -> tuple:
-    """The limits of a CUDA device as in `CARDS`: Triton's and PyTorch's reports of the device, `CARDS` where they are
-    silent."""
-    p, cap = torch.cuda.get_device_properties(dev), torch.cuda.get_device_capability(dev)
-    known = CARDS.get(cap, CARDS[(9, 0)])[1:]
-    try:  # the limit Triton itself checks a kernel's shared memory against
-        optin = triton.runtime.driver.active.utils.get_device_properties(torch.device(dev).index or 0)["max_shared_mem"]
-    except Exception: optin = getattr(p, "shared_memory_per_block_optin", None)
-    per_sm, threads = (
-        getattr(p, n, None) for n in ("shared_memory_per_multiprocessor", "max_threads_per_multi_processor")
-    )
-    return int(optin or known[0]), int(per_sm or known[1]), int(threads or known[2]), 0 if cap < (8, 0) else 1024
-
 def _tile_resources(dev, tile, dtype, D: int, V: int, **flags):
     "Compile facts of one kernel-2 tile on a CUDA device (to size its slices), or None where they cannot be had."
     try: r = kernel2_resources(torch.cuda.get_device_capability(dev), [tile], dtype, D, V, **flags)[0]
@@ -607,7 +515,7 @@ def linear_ce_triton(hidden, # [R, D] final hidden states of the answer-predicti
             if dev.type != "cuda": slots, l2 = 4, 0
             else:
                 per_sm = (programs_per_sm(res, nw, device_limits(dev)) if res else
-                          _programs_per_sm(dev, BR, BV, BD, nw, ns, hidden.element_size()))
+                          estimated_programs_per_sm(dev, BR, BV, BD, nw, ns, hidden.element_size()))
                 props = torch.cuda.get_device_properties(dev)
                 slots, l2 = props.multi_processor_count * max(1, per_sm), getattr(props, "L2_cache_size", 0)
             if g is None: k, g = program_order(R, V, D, hidden.element_size(), BR, BV, slots, l2)

@@ -3,13 +3,15 @@
 The interpreter tests prove the kernels compute the right numbers; these prove Triton's compiler accepts them for each
 architecture a user may have (Colab's T4 and L4 included) and check what the compiled code uses. A Triton upgrade
 that breaks a kernel on one architecture, or makes kernel 1 spill registers, fails here before it reaches a GPU.
-All compiles run in one batch (one child process under the interpreter), about a minute on 2 cores.
+All compiles run in one batch, dealt to one child process per core under the interpreter.
 """
 import pytest
 import torch
 
 from ifd_nb import kernels
-from ifd_nb.kernels import HAS_TRITON, K2_TILES, choose_tile, programs_per_sm
+from unittest import mock
+from ifd_nb.kernels import HAS_TRITON, choose_tile
+from ifd_nb.tiles import K2_TILES, programs_per_sm
 from ifd_nb.compile_facts import CARDS
 from ifd_nb import compile_facts
 
@@ -27,6 +29,11 @@ K1 = [kernels.kernel1_job(c, dt, V) for c in CARDS for dt in _dtypes(c) for V in
 MERGE = [kernels.merge_job(c, dt, b) for c in CARDS for dt in _dtypes(c) for b in (False, True)]
 K2 = [kernels.kernel2_job(c, t, dt, D, V, **fl) for c in NEWER for dt, D, V, fl in K2_CASES for t in K2_TILES]
 K2 += [kernels.kernel2_job((7, 5), t, f16, 1536, 151936) for t in K2_TILES]
+K2 += [kernels.kernel2_job((9, 0), t, f16, 1536, 151936) for t in K2_TILES]  # what a simulated H100 asks in fp16
+TWO_PER_SM = ((128, 128, 64, 4, 3), (64, 256, 64, 4, 2))  # the H100 tiles the GPU benchmark times against the default
+K2 += [kernels.kernel2_job((9, 0), t, bf16, 1536, 151936) for t in TWO_PER_SM]
+SASS = kernels.kernel2_job((9, 0), K2_TILES[0], bf16, 1536, 151936, sass=True)
+K2 += [SASS]
 
 
 @pytest.fixture(scope="module")
@@ -60,3 +67,40 @@ def test_t4_dot_runs_on_cuda_cores(compiled):
     for t in K2_TILES:
         r = compiled[kernels.kernel2_job((7, 5), t, f16, 1536, 151936)]
         assert "error" not in r and r["tensor_cores"] == "none" and r["spill"] > 0, r
+
+
+def test_default_tiles_per_card(compiled):
+    "The H100 keeps the default tile; the A100 takes the first that does not spill; the T4 the fewest spilled bytes."
+    chosen = {cap: choose_tile(cap, CARDS[cap][1:])[0] for cap in NEWER}
+    assert chosen[(9, 0)] == K2_TILES[0] and chosen[(8, 0)] == K2_TILES[1], chosen
+    t4 = [compiled[kernels.kernel2_job((7, 5), t, f16, 1536, 151936)]["spill"] for t in K2_TILES]
+    assert choose_tile((7, 5), CARDS[(7, 5)][1:], f16)[0] == K2_TILES[t4.index(min(t4))]
+
+
+def test_two_programs_per_sm_on_h100(compiled):
+    for t in TWO_PER_SM:
+        r = compiled[kernels.kernel2_job((9, 0), t, bf16, 1536, 151936)]
+        assert (programs_per_sm(r, t[3], CARDS[(9, 0)][1:]), r["spill"], r["tensor_cores"]) == (2, 0, "wgmma"), (t, r)
+
+
+def test_h100_epilogue_instructions(compiled):
+    "Per logit, one FFMA and one exp2: the scale folds into the exponent, the column mask only on the last tile."
+    r = compiled[SASS]
+    assert (r["tensor_cores"], r["pipelined"], r["spill"], r["shared"]) == ("wgmma", True, 0, 3 * (128 + 256) * 64 * 2)
+    ops, per_thread = r["sass"], 128 * 256 // 256  # logits per thread per tile; the tile's code appears twice
+    assert ops["FFMA"] >= 2 * per_thread and ops["MUFU.EX2"] >= 2 * per_thread, ops
+    assert ops.get("FMUL", 0) < 16 and ops.get("FSEL", 0) <= per_thread + 16, ops  # no multiply; one select per tile
+
+
+def test_device_tile_simulated(compiled):
+    "A T4 and an H100, simulated: the tile and its facts come from the compiler, the limits from the card."
+    got = {}
+    for cap in ((7, 5), (9, 0)):
+        with mock.patch("torch.cuda.get_device_capability", return_value=cap), \
+             mock.patch.object(kernels, "device_limits", lambda dev, cap=cap: CARDS[cap][1:]):
+            got[cap] = kernels._device_tile(f"cuda:{cap[0]}", f16, 1536, 151936)
+    try:
+        assert got[(7, 5)][1]["tensor_cores"] == "none"
+        assert got[(9, 0)] == (K2_TILES[0], compiled[kernels.kernel2_job((9, 0), K2_TILES[0], f16, 1536, 151936)])
+        assert len(kernels.tile_choices()) == 2
+    finally: kernels._TILE_CHOICE.clear()

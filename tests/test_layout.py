@@ -11,7 +11,7 @@ PKG = ROOT/"ifd_nb"
 
 # module -> floor; a module imports only modules on lower floors. bench/* (floor 7, the benchmark wing) may import each
 # other and anything in the library except the CLI; nothing below imports them.
-FLOORS = {"store": 0, "compile_facts": 0, "data": 0, "select": 1, "models": 1, "kernels": 2, "forward": 3, "ifd": 4,
+FLOORS = {"store": 0, "compile_facts": 0, "data": 0, "select": 1, "models": 1, "tiles": 1, "kernels": 2, "forward": 3, "ifd": 4,
           "scores": 5, "embed": 5, "engine": 6, "analysis": 6, "experience": 6, "cli": 7}
 BENCH_FLOOR = 7
 

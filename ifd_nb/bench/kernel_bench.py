@@ -110,13 +110,13 @@ def gpu_correctness(dev="cuda") -> list[dict]:
 def compile_facts(dev="cuda") -> dict:
     """Kernel 2's tile as chosen from the compiler's facts on this card, next to what the JIT built and the driver
     loaded."""
-    from ifd_nb import kernels
+    from ifd_nb import kernels, tiles
     h = torch.randn(4096, 1536, device=dev, dtype=torch.bfloat16)
     w = (torch.randn(151936, 1536, device=dev) / 1536**0.5).to(torch.bfloat16)
     linear_ce_triton(h, w, torch.randint(0, 151936, (4096,), device=dev))  # chooses a tile, compiles, launches
     res = dict(
         choices=[dict(key=str(k), tile=v and v[0], resources=v and v[1]) for k, v in kernels.tile_choices().items()],
-        limits=kernels.device_limits(dev),
+        limits=tiles.device_limits(dev),
         jit=[],
     )
     try:  # Triton >= 3.3 keeps (kernel cache, ...) per device; each compiled kernel knows its registers once loaded

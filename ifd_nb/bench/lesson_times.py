@@ -17,6 +17,8 @@ from pathlib import Path
 from execnb.nbio import read_nb, write_nb
 from execnb.shell import CaptureShell
 nb = read_nb(Path(sys.argv[1]))
+for c in nb.cells:  # execnb keeps a cell's old outputs when it prints nothing now: start from none
+    if c.cell_type == "code": c.outputs, c.execution_count = [], None
 start = time.time()
 CaptureShell().run_all(nb, exc_stop=True, preproc=lambda c: "nbdev_export(" in c.source)
 print(time.time() - start)

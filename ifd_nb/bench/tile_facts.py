@@ -10,7 +10,8 @@ import datetime, platform
 from .timing import write_result
 import torch, triton
 from ..compile_facts import CARDS
-from ..kernels import K2_TILES, kernel2_resources, choose_tile, programs_per_sm
+from ..kernels import kernel2_resources, choose_tile
+from ..tiles import K2_TILES, programs_per_sm
 
 def main():
     "Compile kernel 2 for every card of `CARDS` and write compile_facts_<date>.json."
