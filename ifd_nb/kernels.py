@@ -7,8 +7,8 @@ from __future__ import annotations
 import warnings
 import torch
 from .compile_facts import interpreting, launch_job, resources_many
-from .tiles import (K2_TILES, device_limits, estimated_programs_per_sm, first_fitting, pick_tile,
-                          program_order, programs_per_sm, vocab_splits)
+from .tiles import K2_TILES, device_limits, estimated_programs_per_sm, first_fitting, pick_tile
+from .tiles import program_order, programs_per_sm, vocab_splits
 
 # %% auto #0
 __all__ = ['SEGMENT_ERROR', 'KERNEL_MODULE', 'ce_reference', 'segment_ifd', 'segment_table', 'check_targets', 'ce_logits_triton',
