@@ -1,0 +1,54 @@
+"""Writes the saved scores that `tests/test_scores_unchanged.py` compares against: the demo set, the conversations
+(every turn, `weighted`) and, where `../shared/data` is present, the first 100 rows of the paper's Alpaca subset,
+scored by the engine in each mode with the embedded model in float32, with the resume key of every row.
+
+Run it only to record the scores of a deliberate change of the computation, and say why in the commit:
+`python tests/golden/make_golden.py`. Real rows are saved as their keys and scores only, never their text."""
+import tempfile
+from pathlib import Path
+import pandas as pd
+import torch
+
+HERE = Path(__file__).resolve().parent
+SCORE_COLUMNS = ["index", "loss_cond", "loss_bare", "ifd", "ifd_ppl", "n_prompt_tokens", "n_answer_tokens", "truncated",
+                 "context_truncated", "status", "mode", "template", "bare_context", "max_length"]
+CASES = [("demo", "default", None), ("demo", "cherry", None), ("demo", "cherry-v2", None),
+         ("demo", "superfiltering", None), ("chat", "default", "weighted"), ("alpaca100", "default", None),
+         ("alpaca100", "cherry", None), ("alpaca100", "superfiltering", None)]
+
+
+def case_rows(data: str):
+    "The rows of a case: the bundled demo or chat set, or the first 100 Alpaca rows (None where they are absent)."
+    from ifd_nb.data import chat_demo_path, demo_data_path, read_rows, shared_data_path
+    if data == "demo": return read_rows(demo_data_path())
+    if data == "chat": return read_rows(chat_demo_path())
+    path = shared_data_path("alpaca_cherry_5pct.json")
+    return read_rows(path, limit=100) if path else None
+
+
+def score_case(model, tok, rows, mode: str, turns=None) -> tuple[pd.DataFrame, list[str]]:
+    "The engine's scores of `rows` in `mode`, and the sorted resume keys its shard folder holds."
+    from ifd_nb.engine import score_dataset
+    from ifd_nb.store import ShardStore
+    with tempfile.TemporaryDirectory() as d:
+        out = Path(d)/"scores.parquet"
+        df = score_dataset(rows, model, tok, mode=mode, turns=turns, output=out, progress=False, verbose=False)
+        keys = sorted(ShardStore(Path(str(out) + ".shards")).keys())
+    return df[[c for c in SCORE_COLUMNS if c in df]], keys
+
+
+def main():
+    from ifd_nb.models import load_model
+    model, tok = load_model("embedded", device="cpu", dtype=torch.float32)
+    for data, mode, turns in CASES:
+        rows = case_rows(data)
+        if rows is None:
+            print(f"{data}: ../shared/data is not here, skipped"); continue
+        df, keys = score_case(model, tok, rows, mode, turns)
+        name = f"{data}_{mode}" + (f"_{turns}" if turns else "")
+        df.to_parquet(HERE/f"{name}.parquet", index=False)
+        (HERE/f"{name}.keys").write_text("\n".join(keys) + "\n")
+        print(name, len(df), "rows", df.status.value_counts().to_dict())
+
+
+if __name__ == "__main__": main()
