@@ -4,19 +4,17 @@
 
 # %% ../nbs/lessons/03_analysis.ipynb #2bd46e9d
 from __future__ import annotations
-import base64, math, re
+import math, re
 from pathlib import Path
 import numpy as np
 import pandas as pd
 import matplotlib.pyplot as plt
 import seaborn as sns
-from .select import select_top_ifd
-from .scores import summarize
 
 # %% auto #0
-__all__ = ['make_mismatched', 'plot_ifd_distribution', 'plot_cond_vs_bare', 'plot_ifd_vs_length', 'plot_token_losses',
-           'mismatch_report', 'scorer_agreement', 'plot_agreement', 'matched_scores', 'compare_scores',
-           'experience_effect', 'leading_verb', 'task_breakdown', 'plot_task_breakdown', 'plot_all', 'html_report']
+__all__ = ['scored_rows', 'make_mismatched', 'plot_ifd_distribution', 'plot_cond_vs_bare', 'plot_ifd_vs_length',
+           'plot_token_losses', 'mismatch_report', 'scorer_agreement', 'plot_agreement', 'experience_effect',
+           'leading_verb', 'task_breakdown', 'plot_task_breakdown']
 
 # %% ../nbs/lessons/03_analysis.ipynb #9ce897e3
 def _save(fig, path=None):
@@ -25,7 +23,8 @@ def _save(fig, path=None):
         fig.savefig(path, bbox_inches="tight", dpi=110)
     return fig
 
-def _ok(df, key="ifd"):
+def scored_rows(df, key="ifd"):
+    "The rows scored `ok` with a finite `key`."
     s = pd.to_numeric(df[key], errors="coerce")
     return df[(df["status"] == "ok") & np.isfinite(s)] if "status" in df else df[np.isfinite(s)]
 
@@ -45,7 +44,7 @@ def make_mismatched(rows: list[dict], share: float = 0.3, seed: int = 0) -> tupl
 # %% ../nbs/lessons/03_analysis.ipynb #e889e939
 def plot_ifd_distribution(df: pd.DataFrame, key: str = "ifd", rates=(0.05, 0.10), hue: str | None = None, path=None):
     "Histogram of IFD with the IFD = 1 line and the top-`rates` cut-offs of the eligible rows."
-    d = _ok(df, key)
+    d = scored_rows(df, key)
     fig, ax = plt.subplots(figsize=(7, 3.5))
     sns.histplot(d, x=key, hue=hue, bins=40, ax=ax, element="step")
     kinds = ax.get_legend()  # the hue's legend, kept beside the lines'
@@ -88,7 +87,7 @@ def plot_cond_vs_bare(df: pd.DataFrame, hue: str | None = "status", iso=(0.5, 1.
 # %% ../nbs/lessons/03_analysis.ipynb #81562b67
 def plot_ifd_vs_length(df: pd.DataFrame, key: str = "ifd", hue: str | None = None, path=None):
     "IFD against the number of answer tokens and of prompt tokens (log scale)."
-    d = _ok(df, key)
+    d = scored_rows(df, key)
     fig, axs = plt.subplots(1, 2, figsize=(10, 3.5), sharey=True)
     for ax, col in zip(axs, ("n_answer_tokens", "n_prompt_tokens")):
         sns.scatterplot(d, x=col, y=key, hue=hue if hue in d else None, s=12, alpha=.6, ax=ax)
@@ -145,36 +144,6 @@ def plot_agreement(a, b, labels=("scorer A", "scorer B"), path=None):
     axs[1].set(xscale="log", xlabel="k", ylabel="top-k overlap", ylim=(0, 1.05)); axs[1].legend(fontsize=8)
     return _save(fig, path)
 
-# %% ../nbs/lessons/03_analysis.ipynb #e3fdcddf
-def matched_scores(a: pd.DataFrame, b: pd.DataFrame, # two scores tables of the same input (joined on `index`)
-                   key: str = "ifd") -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
-    """Both tables cut to the rows they share (by `index`, `key` as numbers), and the `key` pairs of the rows scored in
-    both."""
-    for name, t in (("first", a), ("second", b)):
-        if not {"index", key, "status"} <= set(t.columns): raise ValueError(f"the {name} table is not a scores table "
-                                                                            f"with {key!r}")
-        if t["index"].duplicated().any(): raise ValueError(f"the {name} table has repeated `index` values")
-    common = set(a["index"]) & set(b["index"])
-    if not common: raise ValueError("the two tables share no `index`: they do not score the same input")
-    a, b = (t[t["index"].isin(common)].assign(**{key: pd.to_numeric(t[key], errors="coerce")}) for t in (a, b))
-    both = a[["index", key, "status"]].merge(b[["index", key, "status"]], on="index", suffixes=("_a", "_b"))
-    return a, b, both.loc[(both.status_a == "ok") & (both.status_b == "ok"), [f"{key}_a", f"{key}_b"]]
-
-def compare_scores(a: pd.DataFrame, b: pd.DataFrame, # two scores tables of the same input (joined on `index`)
-                   key: str = "ifd", # the score column compared
-                   rates=(0.05, 0.10), # selection shares whose overlap is reported
-                  ) -> dict:
-    """Rows matched, Spearman and Kendall on the rows scored in both, and the share of each top-`rate` selection both
-    make."""
-    a, b, pairs = matched_scores(a, b, key)
-    r = scorer_agreement(pairs[f"{key}_a"], pairs[f"{key}_b"])
-    out = dict(matched=len(a), scored_in_both=r["n"], spearman=r["spearman"], kendall=r["kendall"])
-    for rate in rates:
-        sa, sb = (set(select_top_ifd(t, rate=rate, key=key)[0]["index"]) for t in (a, b))
-        # NaN: the share keeps no row (fewer than 1 / rate rows scored), so there is no overlap to report
-        out[f"top {rate:g}: kept by both"] = len(sa & sb) / max(len(sa), len(sb)) if sa or sb else math.nan
-    return out
-
 # %% ../nbs/lessons/03_analysis.ipynb #1c84cff1
 def experience_effect(base_scores, experienced_scores, key: str = "ifd", top: float = 0.1) -> dict:
     "Spearman correlation and top-`top` overlap between the IFD rankings of a base and a pre-experienced model."
@@ -191,51 +160,17 @@ def leading_verb(instruction: str) -> str:
 
 def task_breakdown(df: pd.DataFrame, key: str = "ifd", min_count: int = 5) -> pd.DataFrame:
     "Median and mean IFD and count per leading verb, for verbs with at least `min_count` scored rows."
-    d = _ok(df, key).assign(verb=lambda x: x["instruction"].map(leading_verb))
+    d = scored_rows(df, key).assign(verb=lambda x: x["instruction"].map(leading_verb))
     g = d.groupby("verb")[key].agg(["count", "median", "mean"])
     return g[g["count"] >= min_count].sort_values("median", ascending=False)
 
 def plot_task_breakdown(df: pd.DataFrame, key: str = "ifd", min_count: int = 5, path=None):
     "Box plot of IFD per leading verb (verbs with at least `min_count` rows), with counts in the labels."
     tb = task_breakdown(df, key, min_count)
-    d = _ok(df, key).assign(verb=lambda x: x["instruction"].map(leading_verb))
+    d = scored_rows(df, key).assign(verb=lambda x: x["instruction"].map(leading_verb))
     d = d[d.verb.isin(tb.index)]
     fig, ax = plt.subplots(figsize=(7, max(2.5, .35 * len(tb))))
     sns.boxplot(d, y="verb", x=key, order=list(tb.index), ax=ax, fliersize=2)
     ax.set_yticks(range(len(tb)), [f"{v} ({int(n)})" for v, n in tb["count"].items()])
     ax.axvline(1.0, color="red", ls="--", lw=1)
     return _save(fig, path)
-
-# %% ../nbs/lessons/03_analysis.ipynb #de3c9654
-def plot_all(df: pd.DataFrame, folder) -> list[Path]:
-    "Write the standard plots of a scores table as PNG files into `folder`; their paths."
-    if not (df.status == "ok").any():
-        raise ValueError("no scored row to plot (status: " + ", ".join(f"{k} {v}" for k, v in
-                                                                      df.status.value_counts().items()) + ")")
-    folder = Path(folder); folder.mkdir(parents=True, exist_ok=True)
-    jobs = {"ifd_distribution.png": lambda p: plot_ifd_distribution(df, path=p),
-            "cond_vs_bare.png": lambda p: plot_cond_vs_bare(df, path=p),
-            "ifd_vs_length.png": lambda p: plot_ifd_vs_length(df, path=p)}
-    if "instruction" in df: jobs["task_breakdown.png"] = lambda p: plot_task_breakdown(df, min_count=3, path=p)
-    out = []
-    for name, f in jobs.items():
-        fig = f(folder/name)
-        plt.close(fig)
-        out.append(folder/name)
-    return out
-
-def html_report(df: pd.DataFrame, path, title: str = "IFD report", n: int = 15) -> Path:
-    "One self-contained HTML page: summary, the standard plots (embedded PNG) and the top/bottom samples."
-    import html, tempfile
-    Path(path).parent.mkdir(parents=True, exist_ok=True)  # before the plots are drawn
-    with tempfile.TemporaryDirectory() as d:
-        imgs = [base64.b64encode(p.read_bytes()).decode() for p in plot_all(df, d)]
-    ok = _ok(df).sort_values("ifd", ascending=False)
-    cols = [c for c in ("index", "ifd", "loss_cond", "loss_bare", "instruction", "output") if c in df]
-    tab = lambda x: x[cols].to_html(index=False, escape=True, float_format=lambda v: f"{v:.3f}")
-    body = [f"<h1>{html.escape(title)}</h1>", f"<pre>{html.escape(summarize(df))}</pre>"]
-    body += [f'<img src="data:image/png;base64,{b}" style="max-width:100%">' for b in imgs]
-    body += [f"<h2>Highest IFD</h2>{tab(ok.head(n))}", f"<h2>Lowest IFD</h2>{tab(ok.tail(n))}"]
-    Path(path).write_text(f"<!doctype html><html><head><meta charset='utf-8'><title>{html.escape(title)}</title></head>"
-                          f"<body style='font-family:sans-serif'>{''.join(body)}</body></html>")
-    return Path(path)

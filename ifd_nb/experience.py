@@ -4,18 +4,16 @@
 
 # %% ../nbs/lessons/05_experience.ipynb #79903b57
 from __future__ import annotations
-import json, math, random
-from pathlib import Path
 import numpy as np
 import torch
-from .data import prompt_and_answer, SkipSample
-from .ifd import special_prefix, encode_samples
+from .data import SkipSample
+from .batch_encode import encode_samples
 from .forward import sequence_token_losses
 from .embed import cached_instruction_features
+from .train import fine_tune
 
 # %% auto #0
-__all__ = ['brief_experience_sample', 'sft_example', 'training_recipe', 'lr_factor', 'fine_tune', 'answer_loss',
-           'experience_pool', 'brief_experience', 'save_model']
+__all__ = ['brief_experience_sample', 'answer_loss', 'experience_pool', 'brief_experience']
 
 # %% ../nbs/lessons/05_experience.ipynb #0da0ccf0
 def brief_experience_sample(
@@ -47,89 +45,6 @@ def brief_experience_sample(
         mid = idx[(conf >= lo) & (conf <= hi)]
         out += list(mid if len(mid) < per_cluster else mid[::len(mid) // per_cluster][:per_cluster])
     return np.sort(np.array(out, dtype=int))
-
-# %% ../nbs/lessons/05_experience.ipynb #8cf49251
-def sft_example(tokenizer, row, template="auto", max_length: int = 512) -> tuple[list[int], list[int]] | None:
-    "Token ids and labels (-100 on the prompt) of one training example, or None if the row cannot be used."
-    try: q, a = prompt_and_answer(row, template, tokenizer)
-    except SkipSample: return None
-    prompt = special_prefix(tokenizer) + tokenizer(q, add_special_tokens=False).input_ids
-    ans = tokenizer(a, add_special_tokens=False).input_ids + [tokenizer.eos_token_id]
-    ids = (prompt + ans)[:max_length]
-    labels = ([-100] * len(prompt) + ans)[:max_length]
-    return (ids, labels) if any(l != -100 for l in labels) else None
-
-def training_recipe(n_examples: int, epochs: int = 1, batch_size: int = 4, global_batch: int | None = 128,
-                    schedule: str = "cosine", warmup_ratio: float = 0.03, lr: float = 2e-5) -> dict:
-    "The optimizer steps a fine-tune makes: micro-batch, accumulation, global batch, steps, warm-up and schedule."
-    if schedule not in ("cosine", "linear"):
-        raise ValueError(f"schedule must be 'cosine' or 'linear', not {schedule!r}")
-    accumulation = max(1, math.ceil((global_batch or batch_size) / batch_size))
-    steps = max(1, math.ceil(n_examples / (batch_size * accumulation)) * epochs)
-    return dict(micro_batch=batch_size, accumulation=accumulation, global_batch=batch_size * accumulation,
-                optimizer_steps=steps, warmup_steps=math.ceil(steps * warmup_ratio), schedule=schedule, lr=lr,
-                epochs=epochs, examples=n_examples)
-
-def lr_factor(step: int, recipe: dict) -> float:
-    "The learning rate's factor at optimizer step `step`: linear warm-up, then cosine (or linear) decay towards 0."
-    w, n = recipe["warmup_steps"], recipe["optimizer_steps"]
-    if step < w: return step / w  # as transformers' schedules: the first step at rate 0
-    done = (step - w) / max(1, n - w)
-    return 0.5 * (1 + math.cos(math.pi * done)) if recipe["schedule"] == "cosine" else max(0.0, 1 - done)
-
-def fine_tune(model, tokenizer, rows: list[dict], template="auto", epochs: int = 1, lr: float = 2e-5,
-              batch_size: int = 4, # rows per forward pass (the micro-batch)
-              max_length: int = 512, seed: int = 0, lora: bool = False, progress: bool = False,
-              global_batch: int | None = 128, # rows per optimizer step, by gradient accumulation (None: batch_size)
-              schedule: str = "cosine", # after the warm-up: 'cosine' or 'linear' decay to 0
-              warmup_ratio: float = 0.03, # share of the optimizer steps with a linearly rising rate
-             ):
-    """Fine-tune `model` (in place, returned) on `rows` with answer-only loss; `model.sft_loss` is the mean training
-    loss, `model.sft_recipe` the steps it made."""
-    from tqdm.auto import tqdm
-    torch.manual_seed(seed)  # before the adapters' random initialisation too
-    if lora:
-        from peft import LoraConfig, get_peft_model
-
-        model = get_peft_model(
-            model, LoraConfig(r=16, lora_alpha=32, target_modules="all-linear", task_type="CAUSAL_LM")
-        )
-    dev = next(model.parameters()).device
-    data = [x for x in (sft_example(tokenizer, r, template, max_length) for r in rows) if x is not None]
-    recipe = training_recipe(len(data), epochs, batch_size, global_batch, schedule, warmup_ratio, lr)
-    order = list(range(len(data))); random.Random(seed).shuffle(order)
-    opt = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=lr, weight_decay=0.0)
-    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: lr_factor(s, recipe))
-    model.train(); losses, rates = [], []
-    per_step = recipe["micro_batch"] * recipe["accumulation"]
-    for ep in range(epochs):
-        for k in tqdm(range(0, len(order), per_step), disable=not progress, desc=f"epoch {ep}"):
-            micro = [order[k + j:k + j + batch_size] for j in range(0, min(per_step, len(order) - k), batch_size)]
-            for part in micro:  # accumulated: the step's loss is the mean over its micro-batches
-                loss = _batch_loss(model, tokenizer, [data[i] for i in part], dev) / len(micro)
-                loss.backward()
-                losses.append(loss.item() * len(micro))
-            rates.append(sched.get_last_lr()[0])
-            opt.step()
-            sched.step()
-            opt.zero_grad()
-    if lora: model = model.merge_and_unload()  # the adapters merged into the weights: a plain model the scorer reads
-    model.eval(); model.sft_loss = float(np.mean(losses)) if losses else math.nan
-    model.sft_examples = len(data)  # the rows that gave a training example
-    model.sft_recipe = recipe | dict(rates=rates)
-    return model
-
-def _batch_loss(model, tokenizer, batch: list[tuple], dev) -> torch.Tensor:
-    "The mean answer-token loss of one padded micro-batch of (ids, labels)."
-    T = max(len(ids) for ids, _ in batch)
-    x = torch.full((len(batch), T), tokenizer.pad_token_id or 0, dtype=torch.long)
-    y = torch.full((len(batch), T), -100, dtype=torch.long)
-    m = torch.zeros((len(batch), T), dtype=torch.long)
-    for j, (ids, lab) in enumerate(batch):
-        x[j, :len(ids)] = torch.tensor(ids)
-        y[j, :len(lab)] = torch.tensor(lab)
-        m[j, :len(ids)] = 1
-    return model(input_ids=x.to(dev), attention_mask=m.to(dev), labels=y.to(dev)).loss
 
 # %% ../nbs/lessons/05_experience.ipynb #99c76403
 @torch.no_grad()
@@ -194,15 +109,3 @@ def brief_experience(
     model = fine_tune(model, tokenizer, [rows[i] for i in chosen], template, epochs, lr, batch_size, max_length, seed,
                       lora, progress, global_batch, schedule, warmup_ratio)
     return model, chosen
-
-# %% ../nbs/lessons/05_experience.ipynb #6ece5299
-def save_model(model, tokenizer, folder, # where `load_model(folder)` will find them
-               info: dict | None = None, # written as `brief_experience.json` beside the weights
-              ) -> Path:
-    """Save a (fine-tuned) causal LM and its tokenizer as a folder that `load_model` reads; LoRA adapters are merged
-    first."""
-    folder = Path(folder); folder.mkdir(parents=True, exist_ok=True)
-    if hasattr(model, "merge_and_unload"): model = model.merge_and_unload()  # a peft model
-    model.save_pretrained(folder); tokenizer.save_pretrained(folder)
-    if info is not None: (folder/"brief_experience.json").write_text(json.dumps(info, indent=1, default=str))
-    return folder

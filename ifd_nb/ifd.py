@@ -5,19 +5,18 @@
 # %% ../nbs/lessons/01_ifd.ipynb #78dff461
 from __future__ import annotations
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 import torch
 from tqdm.auto import tqdm
 from .forward import sequence_token_losses
+from .history import context_room, cut_context, history_parts
 from .data import (SkipSample, prompt_and_answer, read_rows, PromptTemplate, resolve_fields, rename_fields,
-                         get_template, generation_prompt, conversation, render_chat)
+                         get_template, generation_prompt)
 
 # %% auto #0
-__all__ = ['RECORD_FIELDS', 'CHERRY_PROMPTS', 'MODES', 'TURN_RULES', 'Encoded', 'special_prefix', 'template_bare_context',
-           'bare_context_ids', 'context_room', 'cut_context', 'encode_exact', 'skipped_record', 'ifd_record',
-           'encode_cherry', 'encode_superfiltering', 'chat_pieces', 'history_parts', 'mode_encoder', 'pass_settings',
-           'check_mode_options', 'encode_sample', 'token_ids', 'cuts_like_truncation', 'encode_samples', 'score_rows',
-           'TurnsEncoded', 'encode_turns', 'turns_record']
+__all__ = ['RECORD_FIELDS', 'CHERRY_PROMPTS', 'MODES', 'Encoded', 'special_prefix', 'template_bare_context', 'bare_context_ids',
+           'exact_passes', 'encode_exact', 'skipped_record', 'ifd_record', 'encode_cherry', 'encode_superfiltering',
+           'mode_encoder', 'pass_settings', 'check_mode_options', 'encode_sample', 'score_rows']
 
 # %% ../nbs/lessons/01_ifd.ipynb #21b7e4db
 @dataclass
@@ -60,25 +59,7 @@ def bare_context_ids(tokenizer, bare_context: str | list[int] | None = None) -> 
     return [tid]
 
 # %% ../nbs/lessons/01_ifd.ipynb #7430f5a2
-def context_room(max_length: int, n_answer: int) -> int:
-    "The context tokens `cut_history` keeps: room for the whole answer, and never fewer than half of `max_length`."
-    return max(max_length - n_answer, max_length // 2)
-
-def cut_context(parts: list[list[int]], # the context in pieces, oldest first: a turn each, or the whole prompt
-                keep: int, # the most tokens kept
-               ) -> tuple[list[int], bool]:
-    """The newest `keep` tokens of a context, whole oldest pieces dropped first and then, if the newest piece alone is
-    too long, its oldest tokens; and whether anything was cut."""
-    parts = [p for p in parts if p]
-    total = sum(map(len, parts))
-    if total <= keep: return [i for p in parts for i in p], False
-    while len(parts) > 1 and total > keep:
-        total -= len(parts[0])
-        parts = parts[1:]
-    ids = [i for p in parts for i in p]
-    return ids[max(len(ids) - keep, 0):], True
-
-def _exact_passes(
+def exact_passes(
     prefix: list[int],
     parts: list[list[int]], # the prompt's ids in pieces, oldest first: a conversation's turns, or the whole prompt
     ans: list[int], bare: list[int], max_length: int,
@@ -106,7 +87,7 @@ def encode_exact(tokenizer, prompt: str, answer: str,
                  cut_history: bool = False, # cut the oldest context of a prompt too long (`cut_context`)
                 ) -> Encoded:
     "Tokenize prompt and answer separately so both passes score the same answer ids (the default mode)."
-    return _exact_passes(
+    return exact_passes(
         special_prefix(tokenizer),
         [tokenizer(prompt, add_special_tokens=False).input_ids],
         tokenizer(answer, add_special_tokens=False).input_ids,
@@ -116,17 +97,8 @@ def encode_exact(tokenizer, prompt: str, answer: str,
     )
 
 # %% ../nbs/lessons/01_ifd.ipynb #979b8609
-RECORD_FIELDS = [
-    "loss_cond",
-    "loss_bare",
-    "ifd",
-    "ifd_ppl",
-    "n_prompt_tokens",
-    "n_answer_tokens",
-    "truncated",
-    "context_truncated",
-    "status",
-]
+RECORD_FIELDS = ["loss_cond", "loss_bare", "ifd", "ifd_ppl", "n_prompt_tokens", "n_answer_tokens", "truncated",
+                 "context_truncated", "status"]
 
 def skipped_record(status: str) -> dict:
     "The record of a sample that was not scored."
@@ -194,33 +166,6 @@ def encode_superfiltering(tokenizer, prompt: str, answer: str, max_length: int =
     truncated = len(_enc(tokenizer, whole)) > max_length or len(_enc(tokenizer, answer)) > len(bare_ids)
     return Encoded(cond_ids, max(cond_start, 1), bare_ids, 1, truncated)
 
-# %% ../nbs/lessons/01_ifd.ipynb #0884da5d
-def chat_pieces(tokenizer, messages: list[dict]) -> tuple[list[str], list[str]]:
-    """The chat-template text before each assistant answer (after the previous answer) and the answers, for every
-    assistant turn after the first message; `SkipSample('turns_unaligned')` where the pieces do not add up."""
-    pieces, answers, done = [], [], ""
-    for i, m in enumerate(messages):
-        if m["role"] != "assistant" or i == 0: continue
-        text = render_chat(tokenizer, messages[:i])
-        if not text.startswith(done):
-            raise SkipSample("turns_unaligned", f"the template renders the turns before answer {len(answers) + 1} anew")
-        pieces.append(text[len(done):])
-        answers.append(m["content"])
-        done = text + m["content"]
-    return pieces, answers
-
-def history_parts(tokenizer, row: dict, template) -> list[list[int]] | None:
-    """The prompt ids of a conversation with earlier answers rendered by the chat template, each piece tokenized alone
-    (see `chat_pieces`), a list per turn (its text and answer; last, the text before the scored answer); None for any
-    other row, or a template that rewrites earlier turns: that prompt is tokenized whole."""
-    if "messages" not in row and "conversations" not in row: return None
-    if not get_template(template).uses_chat(tokenizer): return None
-    try: pieces, answers = chat_pieces(tokenizer, conversation(row))
-    except SkipSample: return None  # a template that renders earlier turns anew: the prompt as it renders it
-    if len(answers) < 2: return None
-    tok = lambda t: tokenizer(t, add_special_tokens=False).input_ids
-    return [tok(d) + tok(a) for d, a in zip(pieces[:-1], answers[:-1])] + [tok(pieces[-1])]
-
 # %% ../nbs/lessons/01_ifd.ipynb #066aed27
 MODES = {
     "default": dict(encode=encode_exact, template="auto", max_length=2048),
@@ -243,6 +188,7 @@ def mode_encoder(mode: str, template=None):
     prefix, extra = CHERRY_PROMPTS[name]
     return lambda tokenizer, prompt, answer, ml: encode_cherry(tokenizer, prompt, answer, ml, prefix, extra)
 
+# %% ../nbs/lessons/01_ifd.ipynb #003c869e
 def pass_settings(tokenizer, mode: str = "default", template=None, bare_context=None) -> dict:
     """The template and the bare pass's context a run uses, as text (`template`, `bare_context`): printed when a run
     starts and kept with its scores."""
@@ -277,85 +223,9 @@ def encode_sample(tokenizer, row: dict, mode: str = "default", template=None, ma
         parts = history_parts(tokenizer, row, template or m["template"])
         if parts is None: return encode_exact(tokenizer, prompt, answer, ml, context, cut_history)
         answer_ids = tokenizer(answer, add_special_tokens=False).input_ids
-        return _exact_passes(special_prefix(tokenizer), parts, answer_ids, bare_context_ids(tokenizer, context), ml,
+        return exact_passes(special_prefix(tokenizer), parts, answer_ids, bare_context_ids(tokenizer, context), ml,
                              cut_history)
     return encode(tokenizer, prompt, answer, ml)
-
-# %% ../nbs/lessons/01_ifd.ipynb #cd7d6fe4
-def token_ids(tokenizer, texts: list[str], add_special_tokens: bool = False) -> list[list[int]]:
-    """The ids `tokenizer(texts, add_special_tokens=...)` gives each text, from a fast tokenizer's batch call that skips
-    character offsets."""
-    if not texts: return []
-    plain = lambda xs: tokenizer(xs, add_special_tokens=add_special_tokens).input_ids
-    rust = getattr(tokenizer, "backend_tokenizer", None) if getattr(tokenizer, "is_fast", False) else None
-    if not hasattr(rust, "encode_batch_fast"): return plain(texts)
-    fast = lambda xs: [e.ids for e in rust.encode_batch_fast(xs, add_special_tokens=add_special_tokens)]
-    if plain(texts[:1]) != fast(texts[:1]): return plain(texts)  # a tokenizer class that rewrites texts in Python first
-    # the plain call just set the Rust tokenizer up as it needs (no truncation or padding, its special-token rule)
-    return fast(texts)
-
-# %% ../nbs/lessons/01_ifd.ipynb #3de5c8de
-def cuts_like_truncation(tokenizer) -> bool:
-    """Whether `tokenizer.encode(text, truncation=True, max_length=m)` is `tokenizer.encode(text)[:m]` (special tokens
-    only in front, cut on the right), on a probe text."""
-    if getattr(tokenizer, "truncation_side", "right") != "right": return False
-    probe = "Instruction: add 2 and 3.\n### Response: 5"
-    try:
-        full = tokenizer.encode(probe)
-        return all(tokenizer.encode(probe, truncation=True, max_length=m) == full[:m] for m in range(1, len(full) + 2))
-    except Exception: return False  # e.g. a max_length shorter than the special tokens
-
-class _BatchEncoded:
-    """Stands in for a tokenizer in `_enc`: the ids of `texts` from one batch call, cut at `max_length` (see
-    `cuts_like_truncation`)."""
-    def __init__(self, tokenizer, texts: list[str]):
-        self.tokenizer, self.ids = tokenizer, dict(zip(texts, token_ids(tokenizer, texts, add_special_tokens=True)))
-    def encode(self, text: str, truncation: bool = False, max_length: int | None = None) -> list[int]:
-        if text not in self.ids: self.ids[text] = self.tokenizer.encode(text)  # a text not batched: tokenized alone
-        return self.ids[text][:max_length] if truncation and max_length is not None else list(self.ids[text])
-
-def _mode_texts(mode: str, prompt: str, answer: str, bare_prefix: str = "### Response:") -> list[str]:
-    "The texts `encode_cherry` / `encode_superfiltering` tokenize for one sample."
-    whole = prompt + answer
-    if mode == "superfiltering": return [prompt, answer, whole, whole[:whole.rfind(answer)]]
-    bare = bare_prefix + answer
-    return [prompt, bare, bare[:bare.rfind(answer)], whole, whole[:whole.rfind(answer)]]
-
-def encode_samples(tokenizer, rows: list[dict], mode: str = "default", template=None, max_length: int | None = None,
-                   bare_context=None,
-                   turns: str | None = None, # score every answer of a conversation, aggregated by this rule
-                   cut_history: bool = False, # cut the oldest context of a prompt too long (`cut_context`)
-                  ) -> list:
-    """`encode_sample` (or `encode_turns`) of every row, as a list of `Encoded`, `TurnsEncoded` or `SkipSample` values,
-    its texts tokenized in batches."""
-    check_mode_options(mode, bare_context, turns, cut_history)
-    encode = mode_encoder(mode, template)
-    def one(fn, *a):
-        try: return fn(*a)
-        except SkipSample as s: return s
-    m = MODES[mode]
-    if turns is not None:
-        ml, tpl = max_length or m["max_length"], template or m["template"]
-        return [one(encode_turns, tokenizer, r, tpl, ml, bare_context, turns, cut_history) for r in rows]
-    texts = [one(prompt_and_answer, r, template or m["template"], tokenizer) for r in rows]
-    ok, ml = [i for i, t in enumerate(texts) if not isinstance(t, SkipSample)], max_length or m["max_length"]
-    # the reference encoders as they are, asking a stand-in that tokenized their texts in one call
-    if mode != "default":
-        prefix = CHERRY_PROMPTS.get(get_template(template or m["template"]).name, ("### Response:",))[0]
-        enc = (
-            _BatchEncoded(tokenizer, [t for i in ok for t in _mode_texts(mode, *texts[i], prefix)])
-            if cuts_like_truncation(tokenizer)
-            else tokenizer
-        )
-        for i in ok: texts[i] = one(encode, enc, *texts[i], ml)
-        return texts
-    prompts, answers = token_ids(tokenizer, [texts[i][0] for i in ok]), token_ids(tokenizer, [texts[i][1] for i in ok])
-    context = template_bare_context(tokenizer, template or m["template"], bare_context)
-    prefix, bare = special_prefix(tokenizer), bare_context_ids(tokenizer, context)
-    for i, p_ids, a_ids in zip(ok, prompts, answers):
-        parts = history_parts(tokenizer, rows[i], template or m["template"])  # None but for multi-turn conversations
-        texts[i] = one(_exact_passes, prefix, [p_ids] if parts is None else parts, a_ids, bare, ml, cut_history)
-    return texts
 
 # %% ../nbs/lessons/01_ifd.ipynb #c251f064
 def score_rows(rows, # input rows (see `read_rows`), or anything `read_rows` accepts
@@ -389,101 +259,3 @@ def score_rows(rows, # input rows (see `read_rows`), or anything `read_rows` acc
         for j, (i, e) in enumerate(chunk):
             recs[i] = ifd_record(losses[2*j], losses[2*j+1], e.n_prompt, e.truncated, token_losses, e.context_truncated)
     return recs
-
-# %% ../nbs/lessons/01_ifd.ipynb #5e42e67d
-TURN_RULES = ("last", "weighted", "mean", "min")
-
-@dataclass
-class TurnsEncoded:
-    """A conversation scored turn by turn: one conditioned pass holding every answer that fits it, and a bare pass per
-    answer (with `cut_history`, an answer past `max_length` has a conditioned pass of its own, its context cut)."""
-    cond_ids: list[int] # the shared conditioned pass ([] when no answer fits it)
-    cond_start: int # the first scored answer's first position
-    turns: list[tuple] # (status, pass, start, end, truncated) of each answer: pass 0 is the shared one, `cond_ids`
-                       # (its scored tokens `cond_ids[start:end]`), k > 0 its own, `own[k - 1]`
-    bares: list[tuple[list[int], int]] # the bare pass (ids, start) of each answer whose status is 'ok'
-    rule: str = "weighted" # how the turns make the conversation's score (`TURN_RULES`)
-    own: list = field(default_factory=list) # `Encoded` of the answers cut by `cut_history`: the prefix's own passes
-
-    @property
-    def n_prompt(self) -> int: return self.cond_start
-
-    def sequences(self) -> list[tuple[list[int], int]]:
-        "Every pass, in the order `turns_record` reads their losses: shared, own conditioned, bare."
-        shared = [(self.cond_ids, self.cond_start)] if self.cond_ids else []
-        return shared + [(e.cond_ids, e.cond_start) for e in self.own] + list(self.bares)
-
-def encode_turns(tokenizer, row: dict, template="auto", max_length: int = 2048, bare_context=None,
-                 rule: str = "weighted",
-                 cut_history: bool = False, # an answer past `max_length`: its context cut, as its prefix's row has it
-                ) -> TurnsEncoded:
-    "Every answer of a conversation (or the one of an Alpaca row) in one conditioned pass, each with its bare pass."
-    if rule not in TURN_RULES: raise ValueError(f"unknown turn rule {rule!r}: use one of {', '.join(TURN_RULES)}")
-    tpl = get_template(template)
-    if not tpl.uses_chat(tokenizer):
-        raise ValueError("scoring every turn needs a chat template: the template 'auto' on a model that has one, or "
-                         "'chat'")
-    prompt_and_answer(row, tpl, tokenizer)  # the row's own checks: text fields, an answer after a user turn
-    pieces, answers = chat_pieces(tokenizer, conversation(row))
-    tok = lambda t: tokenizer(t, add_special_tokens=False).input_ids
-    prefix, bare = special_prefix(tokenizer), bare_context_ids(tokenizer, template_bare_context(tokenizer, tpl,
-                                                                                                 bare_context))
-    ids, turns, bares, own, parts = [], [], [], [], []
-    for d, a in zip(pieces, answers):
-        d_ids = tok(d)
-        if not ids and prefix and d_ids[:len(prefix)] != prefix: ids = list(prefix)  # as `_exact_passes` adds it
-        ids += d_ids
-        parts.append(d_ids)
-        a_ids, start = tok(a), len(ids)
-        room = max_length - start
-        e = None
-        if a.strip() and a_ids and cut_history and start + len(a_ids) > max_length:
-            try: e = _exact_passes(prefix, parts, a_ids, bare, max_length, True)
-            except SkipSample: e = None  # a max_length shorter than the BOS: skipped below as its prefix's row is
-        if not a.strip() or not a_ids: turns.append(("empty_answer", 0, start, start, False))
-        elif e is not None and e.context_truncated:  # its own pass, as its prefix scored alone has it
-            own.append(e)
-            turns.append(("ok", len(own), e.cond_start, len(e.cond_ids), e.truncated))
-            bares.append((e.bare_ids, e.bare_start))
-        elif room <= 0: turns.append(("prompt_too_long", 0, start, start, False))
-        else:
-            cut = a_ids[:room]
-            turns.append(("ok", 0, start, start + len(cut), len(a_ids) > room))
-            bares.append((list(bare) + cut, len(bare)))
-        ids += a_ids
-        parts[-1] = parts[-1] + a_ids
-    ok = [t for t in turns if t[0] == "ok"]
-    if not ok: raise SkipSample(turns[-1][0])
-    shared = [t for t in ok if t[1] == 0]
-    cond = ids[:shared[-1][3]] if shared else []
-    return TurnsEncoded(cond, shared[0][2] if shared else 0, turns, bares, rule, own)
-
-# %% ../nbs/lessons/01_ifd.ipynb #0126726b
-def turns_record(losses: list, # per-token losses of the scored tokens of each of `enc.sequences()`, in order
-                 enc: TurnsEncoded) -> dict:
-    "The record of a conversation scored turn by turn: its score by `enc.rule`, and each turn's record in `turns`."
-    n_cond = len(enc.sequences()) - len(enc.bares)
-    conds, bares = losses[:n_cond], iter(losses[n_cond:])
-    shared = conds[0] if enc.cond_ids else None  # the losses of `enc.cond_ids[enc.cond_start:]`
-    recs, scored = [], []
-    for status, where, a, b, truncated in enc.turns:
-        if status != "ok":
-            recs.append(skipped_record(status))  # as the prefix scored as its own row has it
-            continue
-        c = shared[a - enc.cond_start:b - enc.cond_start] if where == 0 else conds[n_cond - len(enc.own) + where - 1]
-        bl = next(bares)
-        recs.append(ifd_record(c, bl, a, truncated, context_truncated=where > 0))
-        if recs[-1]["status"] == "ok": scored.append((recs[-1], c, bl))
-    flags = lambda k: any(r[k] for r, _, _ in scored)
-    if enc.rule == "last" or not scored: out = dict(recs[-1] if enc.rule == "last" else recs[0])
-    elif enc.rule == "weighted":
-        out = ifd_record(torch.cat([c for _, c, _ in scored]), torch.cat([b for _, _, b in scored]),
-                         scored[0][0]["n_prompt_tokens"], flags("truncated"),
-                         context_truncated=flags("context_truncated"))
-    elif enc.rule == "min": out = dict(min((r for r, _, _ in scored), key=lambda r: r["ifd"]))
-    else:  # mean: of the turns' scores
-        out = {k: sum(r[k] for r, _, _ in scored) / len(scored) for k in ("loss_cond", "loss_bare", "ifd", "ifd_ppl")}
-        out |= dict(n_prompt_tokens=scored[0][0]["n_prompt_tokens"], truncated=flags("truncated"),
-                    context_truncated=flags("context_truncated"), status="ok")
-    out["n_answer_tokens"] = sum(r["n_answer_tokens"] for r in recs) if enc.rule != "last" else out["n_answer_tokens"]
-    return out | dict(turns=recs)

@@ -4,20 +4,14 @@
 
 # %% ../nbs/lessons/04_select.ipynb #c74846a7
 from __future__ import annotations
-import csv, json, math
-from pathlib import Path
+import math
 import numpy as np
 import pandas as pd
-from .data import SkipSample, resolve_fields, rename_fields, to_format, conversation
-from .store import atomic_write, storable_table
 
 # %% auto #0
-__all__ = ['SELECTION_SUFFIXES', 'CARD_KEY', 'eligible', 'select_top_ifd', 'ranked_order', 'select_cherry',
-           'select_superfiltering', 'select_random', 'random_order', 'row_tokens', 'take', 'group_labels',
-           'select_ranked', 'turn_rows', 'cluster_labels', 'select_per_cluster', 'facility_location_reference',
-           'facility_location_greedy', 'select_facility_location', 'superfiltering_d_candidates',
-           'superfiltering_d_texts', 'euclidean_similarity', 'kernel_facility_location', 'select_superfiltering_d',
-           'check_selection_path', 'export_selection', 'format_selection', 'card_path', 'selection_card', 'write_card']
+__all__ = ['eligible', 'select_top_ifd', 'ranked_order', 'select_cherry', 'select_superfiltering', 'select_random',
+           'random_order', 'cluster_labels', 'select_per_cluster', 'facility_location_reference',
+           'facility_location_greedy', 'select_facility_location']
 
 # %% ../nbs/lessons/04_select.ipynb #f93f4285
 def eligible(
@@ -89,61 +83,6 @@ def random_order(df: pd.DataFrame, seed: int = 0, only_eligible: bool = False, k
     pool = np.arange(len(df))
     if only_eligible: pool = pool[eligible(df, key)[0].values]
     return np.random.default_rng(seed).permutation(pool)
-
-# %% ../nbs/lessons/04_select.ipynb #cd15d120
-def row_tokens(df: pd.DataFrame) -> np.ndarray:
-    "Each row's prompt and answer tokens (its conditioned sequence): what a token budget counts."
-    return (df["n_prompt_tokens"].fillna(0) + df["n_answer_tokens"].fillna(0)).astype(np.int64).values
-
-def take(order: np.ndarray, n: int | None = None, rate: float | None = None, budget_tokens: int | None = None,
-         tokens: np.ndarray | None = None, # `row_tokens` of the table, when there is a budget
-        ) -> np.ndarray:
-    "The first rows of `order`: `n` of them or the `rate` share (rounded down), then the prefix that fits the budget."
-    k = len(order) if n is None and rate is None else min(n, len(order)) if n is not None else int(len(order) * rate)
-    kept = order[:k]
-    if budget_tokens is not None: kept = kept[:int((np.cumsum(tokens[kept]) <= budget_tokens).sum())]
-    return kept
-
-def group_labels(df: pd.DataFrame, column: str) -> np.ndarray:
-    "Each row's group: the text of its value in `column`, '(missing)' where it has none."
-    if column not in df:
-        raise ValueError(f"--group-by {column}: the table has no such column ({', '.join(map(str, df.columns))})")
-    missing = lambda v: v is None or (isinstance(v, float) and math.isnan(v))
-    return np.array(["(missing)" if missing(v) else v if isinstance(v, str) else json.dumps(v, default=str)
-                     for v in df[column]], dtype=object)
-
-def select_ranked(df: pd.DataFrame, order: np.ndarray, # positions, best first (`ranked_order`, `random_order`)
-                  n: int | None = None, rate: float | None = None, budget_tokens: int | None = None,
-                  group_by: str | None = None, # the same `n`, `rate` or budget within each value of this column
-                 ) -> tuple[pd.DataFrame, dict]:
-    "The rows `take` keeps of `order` (within each group), in input order, and {group: (eligible, selected)}."
-    tokens = row_tokens(df) if budget_tokens is not None else None
-    if group_by is None: return df.iloc[np.sort(take(order, n, rate, budget_tokens, tokens))], {}
-    labels = group_labels(df, group_by)
-    parts, groups = [], {}
-    for g in sorted(set(labels)):
-        got = take(order[labels[order] == g], n, rate, budget_tokens, tokens)
-        parts.append(got)
-        groups[g] = (int((labels[order] == g).sum()), len(got))
-    return df.iloc[np.sort(np.concatenate(parts))], groups
-
-# %% ../nbs/lessons/04_select.ipynb #0cab55bb
-def turn_rows(df: pd.DataFrame) -> pd.DataFrame:
-    """One row per scored answer of a table scored turn by turn: the conversation up to that answer, its record, and
-    `turn` (1-based); rows without turns stay as they are."""
-    if "turns" not in df: raise ValueError("this table has no per-turn scores: score it with --turns (turns=) first")
-    out = []
-    for r in df.to_dict("records"):
-        turns = r.pop("turns")
-        if isinstance(turns, str): turns = json.loads(turns)  # a CSV table: JSON text
-        if turns is None or (isinstance(turns, float) and math.isnan(turns)) or not len(turns):
-            out.append(r | {"turn": None})
-            continue
-        column = "messages" if "messages" in r else "conversations"
-        ends = [i for i, m in enumerate(conversation(r)) if m["role"] == "assistant" and i > 0]
-        for k, (end, t) in enumerate(zip(ends, turns)):
-            out.append(r | {column: list(r[column])[:end + 1]} | dict(t) | {"turn": k + 1})
-    return pd.DataFrame(out)
 
 # %% ../nbs/lessons/04_select.ipynb #d4c9403c
 def cluster_labels(
@@ -260,124 +199,3 @@ def select_facility_location(df: pd.DataFrame, embeddings: np.ndarray, # [len(df
     if n <= 0 or len(pos) == 0: return df.iloc[[]]
     if len(embeddings) != len(df): raise ValueError(f"{len(embeddings)} embeddings for {len(df)} rows")
     return df.iloc[np.sort(pos[facility_location_greedy(np.asarray(embeddings)[pos], n, device=device)])]
-
-# %% ../nbs/lessons/04_select.ipynb #c28c0002
-def superfiltering_d_candidates(df: pd.DataFrame, ifd_num: int, key: str = "ifd_ppl",
-                                upper: float = 1.0) -> pd.DataFrame:
-    "do_fla.py's `do_ifd`: the rows with `key` < `upper` (NaN left out), the `ifd_num` highest, descending and stable."
-    vals = pd.to_numeric(df[key], errors="coerce").values
-    keep = [i for i in range(len(df)) if vals[i] < upper]
-    keep.sort(key=lambda i: vals[i], reverse=True)  # Python's sort is stable: ties keep the input order, as there
-    return df.iloc[keep[:ifd_num]]
-
-def superfiltering_d_texts(rows: pd.DataFrame) -> list[str]:
-    "do_fla.py's `combine_sentences` (`whole`): instruction, input (where the row has one) and output, joined as there."
-    has_input = lambda v: isinstance(v, str)  # a row without the field: None or NaN in a table
-    inputs = rows["input"] if "input" in rows else [None] * len(rows)
-    return [f"{i}\n{x}\n{o}" if has_input(x) else f"{i}\n{o}"
-            for i, x, o in zip(rows["instruction"], inputs, rows["output"])]
-
-def euclidean_similarity(x) -> np.ndarray:
-    "submodlib's dense 'euclidean' similarity kernel: exp(-distance / D), D the embeddings' width, in float64."
-    from sklearn.metrics.pairwise import euclidean_distances  # the distances submodlib's create_kernel takes
-    x = np.asarray(x, np.float64)
-    return np.exp(-euclidean_distances(x) * (1 / x.shape[1]))
-
-def kernel_facility_location(sim: np.ndarray, n: int) -> list[int]:
-    """Lazy-greedy facility location on a dense similarity matrix: `n` picks in pick order (an exact tie goes to the
-    higher position, as submodlib's priority queue of (gain, index) breaks it)."""
-    import heapq
-    best, chosen = np.zeros(len(sim)), []
-    heap = [(-g, -j) for j, g in enumerate(sim.sum(0))]  # a min-heap of (-gain, -position)
-    heapq.heapify(heap)
-    while heap and len(chosen) < n:
-        _, j = heapq.heappop(heap)
-        gain = np.maximum(sim[:, -j] - best, 0).sum()
-        if not heap or (-gain, j) <= heap[0]: chosen.append(-j); best = np.maximum(best, sim[:, -j])
-        else: heapq.heappush(heap, (-gain, j))
-    return chosen
-
-def select_superfiltering_d(df: pd.DataFrame, embed, # embed(texts) -> [len(texts), D] (all-MiniLM-L6-v2 in the script)
-                            ifd_num: int, fla_num: int, key: str = "ifd_ppl", upper: float = 1.0) -> pd.DataFrame:
-    "Superfiltering-D as its `do_fla.py`: `fla_num` facility-location picks among `ifd_num` candidates, in pick order."
-    if "instruction" not in df or "output" not in df:
-        raise ValueError("Superfiltering-D embeds the instruction, input and output columns; this table has no "
-                         "instruction/output (conversations?): use --rule facility")
-    cand = superfiltering_d_candidates(df, ifd_num, key, upper)
-    if len(cand) == 0 or fla_num <= 0: return cand.iloc[[]]
-    x = np.asarray(embed(superfiltering_d_texts(cand)))
-    return cand.iloc[kernel_facility_location(euclidean_similarity(x), min(fla_num, len(cand)))]
-
-# %% ../nbs/lessons/04_select.ipynb #22268c06
-SELECTION_SUFFIXES = (".json", ".jsonl", ".parquet", ".csv")
-
-def check_selection_path(path) -> Path:
-    "`path` as a `Path`, or a ValueError when `export_selection` does not write its suffix."
-    path = Path(path)
-    if path.suffix not in SELECTION_SUFFIXES: raise ValueError(f"selection output must end in .json, .jsonl, .parquet "
-                                                               f"or .csv, not {path.name!r}")
-    return path
-
-def export_selection(sel: pd.DataFrame, path=None):
-    """Write a selection to .json (a list, as Alpaca), .jsonl, .parquet or .csv; with no path, return a
-    `datasets.Dataset`."""
-    if path is None:
-        import datasets
-        return datasets.Dataset.from_pandas(sel.reset_index(drop=True), preserve_index=False)
-    path = check_selection_path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    sel = storable_table(sel, path.suffix)  # conversations stay lists of turns, except in CSV
-    recs = json.loads(sel.to_json(orient="records", force_ascii=False)) if path.suffix in (".json", ".jsonl") else None
-    def write(tmp: Path):
-        if path.suffix == ".json": tmp.write_text(json.dumps(recs, indent=1, ensure_ascii=False))
-        elif path.suffix == ".jsonl": tmp.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in recs))
-        elif path.suffix == ".parquet": sel.to_parquet(tmp, index=False)
-        else: sel.to_csv(tmp, index=False, quoting=csv.QUOTE_NONNUMERIC)  # every text quoted: a bare \r stays in it
-    return atomic_write(path, write)  # whole or not at all
-
-# %% ../nbs/lessons/04_select.ipynb #4c01eac6
-def format_selection(sel: pd.DataFrame, fmt: str, fields="auto") -> pd.DataFrame:
-    "The selected rows in a training format (`to_format`), its fields only; a ValueError naming a row that cannot be."
-    rows = sel.to_dict("records")
-    rows = rename_fields(rows, resolve_fields(rows, fields))
-    out, bad = [], []
-    for r in rows:
-        try: out.append(to_format(r, fmt))
-        except (ValueError, SkipSample) as e: bad.append(f"row {r.get('index', '?')}: {e}")
-    if bad: raise ValueError(f"{len(bad)} of {len(rows)} selected rows cannot be written as {fmt} ({bad[0]}"
-                             f"{'; ...' if len(bad) > 1 else ''})")
-    return pd.DataFrame(out, index=sel.index)
-
-CARD_KEY = "ifd_nb"  # the front matter's key that marks a card this package wrote
-
-def card_path(output) -> Path:
-    "Where the dataset card of `output` goes: README.md beside it, unless another file's or a person's card is there."
-    import yaml
-    output = Path(output)
-    readme = output.parent / "README.md"
-    if not readme.exists(): return readme
-    try: meta = yaml.safe_load(readme.read_text(encoding="utf-8").split("---\n")[1])  # the front matter
-    except (IndexError, ValueError, yaml.YAMLError): meta = None
-    card = meta.get(CARD_KEY) if isinstance(meta, dict) else None
-    ours = isinstance(card, dict) and card.get("output") == output.name
-    return readme if ours else output.with_name(output.name + ".README.md")
-
-def selection_card(output, info: dict) -> str:
-    "A dataset card (YAML front matter the hub reads, then a few lines) for the selection written to `output`."
-    import yaml
-    name = Path(output).name
-    meta = {"configs": [{"config_name": "default", "data_files": name}], "tags": ["ifd_nb", "data-selection"],
-            CARD_KEY: {"output": name, **info}}
-    lines = ["---", yaml.safe_dump(meta, sort_keys=False, allow_unicode=True).strip(), "---", "",
-             f"# {name}", "", f"{info.get('selected', '?')} rows selected by ifd_nb (rule `{info.get('rule')}`) from "
-             f"`{info.get('scores')}`. How the rows were scored and chosen is in the front matter above, under "
-             f"`{CARD_KEY}`."]
-    groups = info.get("groups") or {}
-    if groups: lines += ["", "| group | eligible | selected |", "|---|---|---|"] + [
-        f"| {g} | {e} | {s} |" for g, (e, s) in groups.items()]
-    return "\n".join(lines) + "\n"
-
-def write_card(output, info: dict) -> Path:
-    "Write the dataset card of `output` (see `card_path`), whole or not at all."
-    path = card_path(output)
-    return atomic_write(path, lambda tmp: tmp.write_text(selection_card(output, info), encoding="utf-8"))

@@ -35,6 +35,6 @@ def short_alpaca_rows(alpaca_rows):
 @pytest.fixture(scope="session")
 def tiny_model_folder(tmp_path_factory):
     "A tiny random Llama with the embedded tokenizer, saved as a model folder (a stand-in for a hub id)."
-    from ifd_nb.experience import save_model
+    from ifd_nb.train import save_model
     from ifd_nb.models import tiny_model, load_tokenizer
     return save_model(tiny_model(), load_tokenizer("embedded"), tmp_path_factory.mktemp("tiny_model"))

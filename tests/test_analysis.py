@@ -6,7 +6,8 @@ import pandas as pd
 import pytest
 from ifd_nb.analysis import (plot_ifd_distribution, plot_cond_vs_bare, plot_ifd_vs_length, plot_token_losses,
                              plot_agreement, plot_task_breakdown, scorer_agreement, mismatch_report, make_mismatched,
-                             task_breakdown, compare_scores)
+                             task_breakdown)
+from ifd_nb.reports import compare_scores
 from ifd_nb.cli import main
 
 

@@ -204,7 +204,7 @@ def test_report_makes_its_folder(capsys, tmp_path, data, tiny_model_folder):
 # ---------------------------------------------------------------- resume keys
 
 def test_new_weights_under_the_same_name_are_not_mixed_with_old_shards(capsys, tmp_path, data):
-    from ifd_nb.experience import save_model
+    from ifd_nb.train import save_model
     from ifd_nb.models import tiny_model, load_tokenizer
     folder, out, tok = tmp_path/"pre", tmp_path/"s.parquet", load_tokenizer("embedded")
     save_model(tiny_model(seed=0), tok, folder)

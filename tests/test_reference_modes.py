@@ -190,7 +190,7 @@ def test_batched_mode_encodings_equal_the_per_sample_encoders(alpaca_rows, speci
     skips and truncation flags on 300 random Alpaca rows, at the modes' lengths and short ones that cut most answers,
     for the embedded tokenizer as it is and made to add BOS in front (batched path) or EOS behind (per-text path)."""
     from tokenizers.processors import TemplateProcessing
-    from ifd_nb.ifd import encode_samples, cuts_like_truncation
+    from ifd_nb.batch_encode import encode_samples, cuts_like_truncation
     from ifd_nb.data import SkipSample
     from ifd_nb.models import load_tokenizer
     tok = load_tokenizer("embedded")
@@ -209,3 +209,42 @@ def test_batched_mode_encodings_equal_the_per_sample_encoders(alpaca_rows, speci
             else: assert g == want
             n_cut += want.truncated if isinstance(want, Encoded) else want.status != "missing_field"
         assert ml is None or n_cut > 50  # the short lengths do cut answers (cherry skips the cut rows without BOS)
+
+
+def test_batched_encodings_equal_the_per_sample_encoders_on_bundled_and_bad_rows():
+    """`encode_samples` gives `encode_sample`'s passes or skip for each of 30 demo rows and five bad ones, in every mode
+    at its own and a short length, with the embedded tokenizer as it is and made to add BOS (batched path) or EOS
+    (per-text path); the stand-in tokenizer is asked only the texts `mode_texts` lists."""
+    from tokenizers.processors import TemplateProcessing
+    from ifd_nb.batch_encode import BatchEncoded, cuts_like_truncation, encode_samples, mode_texts
+    from ifd_nb.data import SkipSample, demo_data_path, prompt_and_answer, read_rows
+    from ifd_nb.ifd import encode_cherry, encode_superfiltering
+    from ifd_nb.models import load_tokenizer
+    tok = load_tokenizer("embedded")
+
+    def with_specials(single):  # the tokenizer adding special tokens around each text, as Llama's (BOS) or others' (EOS)
+        t = copy.deepcopy(tok)
+        t.backend_tokenizer.post_processor = TemplateProcessing(single=single, special_tokens=[("<|im_start|>", 1),
+                                                                                                ("<|im_end|>", 2)])
+        return t
+    bos_tok, eos_tok = with_specials("<|im_start|> $A"), with_specials("$A <|im_end|>")
+    assert [cuts_like_truncation(t) for t in (tok, bos_tok, eos_tok)] == [True, True, False]
+    bad = [{"instruction": "Say hi.", "output": ""}, {"output": "no instruction"}, {"instruction": "x " * 600, "output": "y"},
+           {"instruction": 3, "output": "z"}, {"instruction": "Name a color.", "input": "", "output": "Blue. " * 400}]
+    rows = read_rows(demo_data_path())[:30] + bad
+    cases = [(tok, "default", None), (tok, "default", 64), (tok, "cherry", None), (tok, "cherry", 96),
+             (tok, "superfiltering", None), (tok, "superfiltering", 64), (bos_tok, "cherry", 96),
+             (bos_tok, "superfiltering", 64), (eos_tok, "cherry", 96)]
+    for t, mode, ml in cases:
+        for row, got in zip(rows, encode_samples(t, rows, mode, max_length=ml)):
+            try: want = encode_sample(t, row, mode, max_length=ml)
+            except SkipSample as s: want = s
+            if isinstance(want, SkipSample): assert isinstance(got, SkipSample) and got.status == want.status
+            else: assert got == want
+    assert [getattr(g, "status", "ok") for g in encode_samples(tok, bad)] == [
+        "empty_answer", "missing_field", "ok", "non_text", "ok"]
+    p, a = prompt_and_answer(rows[0], "alpaca", tok)
+    for mode, fn in (("cherry", encode_cherry), ("superfiltering", encode_superfiltering)):
+        stand_in = BatchEncoded(tok, mode_texts(mode, p, a))
+        stand_in.tokenizer = None  # a text not batched would fail here
+        assert fn(stand_in, p, a, 64) == fn(tok, p, a, 64)

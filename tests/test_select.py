@@ -260,7 +260,7 @@ def do_fla_port(json_data, embedding_of, ifd_num, fla_num, key_name="ifd_ppl", i
 
 @pytest.mark.parametrize("seed", range(3))
 def test_superfiltering_d_equals_a_port_of_do_fla(seed):
-    from ifd_nb.select import select_superfiltering_d, superfiltering_d_texts
+    from ifd_nb.superfiltering_d import select_superfiltering_d, superfiltering_d_texts
     rng = np.random.default_rng(seed)
     n = 300
     rows = [{"instruction": f"task {i}", "output": f"answer {i}", "ifd_ppl": float(v)}

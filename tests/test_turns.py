@@ -8,7 +8,9 @@ import pytest
 import ifd_nb.engine as engine
 from ifd_nb.cli import main
 from ifd_nb.engine import score_dataset
-from ifd_nb.ifd import context_room, cut_context, encode_sample, encode_turns
+from ifd_nb.history import context_room, cut_context
+from ifd_nb.ifd import encode_sample
+from ifd_nb.turns import encode_turns
 from ifd_nb.models import load_tokenizer, tiny_model
 
 WORDS = "the a red blue cat dog runs sleeps quickly over under river stone light seven eleven why how".split()

@@ -10,7 +10,7 @@ import datetime, os, platform, random, time
 import torch
 from ..data import read_rows, shared_data_path
 from ..engine import chunk_sequences, rank_share, text_size, plan_batches
-from ..ifd import encode_samples
+from ..batch_encode import encode_samples
 from ..models import load_tokenizer
 from .timing import write_result
 

@@ -8,7 +8,7 @@ import json, math, os, time
 from pathlib import Path
 import torch
 from ..data import get_template, SkipSample
-from ..ifd import encode_samples
+from ..batch_encode import encode_samples
 from ..forward import scored_positions, batch_layout, packing_plan
 from ..models import default_dtype
 from ..engine import score_dataset, rank_share, encode_chunk, plan_batches, chunk_sequences, torch_threads

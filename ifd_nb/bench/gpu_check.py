@@ -61,7 +61,7 @@ def profile_engine(rows, tok, n=1000):
     text += "== by CPU total time\n" + ka.table(sort_by="cpu_time_total", row_limit=30) + "\n"
     (OUT/"engine_profile.txt").write_text(text)
     print(text[:6000], flush=True)
-    from ifd_nb.ifd import encode_samples
+    from ifd_nb.batch_encode import encode_samples
     t = time.time(); encode_samples(tok, rows[:n]); t_enc = time.time() - t  # batched, as the engine tokenizes
     t = time.time()
     score_dataset(rows[:n], model, tok, batch_tokens=65536, progress=False, verbose=False)
@@ -105,7 +105,7 @@ def attention_backends(rows, tok, n=2000, models=None, dev="cuda"):
     cuDNN)."""
     from torch.nn.attention import sdpa_kernel, SDPBackend
     from contextlib import nullcontext
-    from ifd_nb.ifd import encode_samples
+    from ifd_nb.batch_encode import encode_samples
     t = time.time()
     encode_samples(tok, rows[:n])
     out = dict(tokenize_s=time.time() - t, n=n, results=[])
@@ -136,7 +136,7 @@ def host_check(rows, tok, n=2000, model=None, dev="cuda"):
     2."""
     from ifd_nb.bench.engine_bench import benchmark_configs, host_ms_per_row
     from ifd_nb.bench.timing import cpu_facts
-    from ifd_nb.ifd import encode_samples
+    from ifd_nb.batch_encode import encode_samples
     import tokenizers
 
     r = cpu_facts() | dict(

@@ -7,11 +7,11 @@ from __future__ import annotations
 import os, sys, time, traceback
 import torch
 import torch.nn.functional as F
+from ..ce import ce_reference
 from ifd_nb.kernels import (
     ce_logits_triton,
     linear_ce_triton,
     linear_ce_chunked,
-    ce_reference,
     random_segments,
     segment_table,
 )

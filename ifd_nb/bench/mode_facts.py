@@ -6,7 +6,7 @@
 __all__ = ['main']
 
 # %% ../../nbs/bench/10_mode_facts.ipynb #9667cad9
-import ifd_nb.ifd as ifd
+import ifd_nb.batch_encode as batch_encode
 from .timing import alternate, save
 from ..data import read_rows, shared_data_path
 from .engine_bench import host_ms_per_row
@@ -15,11 +15,11 @@ from ..models import load_tokenizer
 
 def main():
     rows, tok = read_rows(shared_data_path("alpaca_cherry_5pct.json")), load_tokenizer("embedded")
-    real, out = ifd.cuts_like_truncation, {}
+    real, out = batch_encode.cuts_like_truncation, {}
     def measured(check, mode):  # ms a row in `mode` with `check` deciding whether texts are batched
-        ifd.cuts_like_truncation = check
+        batch_encode.cuts_like_truncation = check
         try: return host_ms_per_row(rows, tok, n=len(rows), threads=1, mode=mode)
-        finally: ifd.cuts_like_truncation = real
+        finally: batch_encode.cuts_like_truncation = real
     for mode in ("default", "cherry", "superfiltering"):
         out[mode] = alternate(
             {"batched": lambda: measured(real, mode), "one at a time": lambda: measured(lambda t: False, mode)}

@@ -11,7 +11,7 @@ import torch
 from ..data import read_rows, shared_data_path
 from . import chunk_facts
 from .timing import write_result
-from ..ifd import encode_samples
+from ..batch_encode import encode_samples
 from ..models import load_tokenizer
 
 def main():
