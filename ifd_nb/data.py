@@ -11,9 +11,9 @@ from pathlib import Path
 # %% auto #0
 __all__ = ['ALPACA_PROMPT_NO_INPUT', 'ALPACA_PROMPT_INPUT', 'VICUNA_SYSTEM', 'TEMPLATES', 'STATUSES', 'ROW_FIELDS',
            'FIELD_ALIASES', 'FORMATS', 'SHAREGPT_ROLES', 'PromptTemplate', 'render_chat', 'generation_prompt',
-           'get_template', 'SkipSample', 'text_field', 'prompt_and_answer', 'rows_of_object', 'read_rows',
-           'package_dir', 'demo_data_path', 'chat_demo_path', 'parse_fields', 'resolve_fields', 'rename_fields',
-           'describe_fields', 'conversation', 'to_format', 'shared_data_path']
+           'get_template', 'SkipSample', 'text_field', 'prompt_and_answer', 'rows_of_object', 'check_positive',
+           'read_rows', 'package_dir', 'demo_data_path', 'chat_demo_path', 'parse_fields', 'resolve_fields',
+           'rename_fields', 'describe_fields', 'conversation', 'to_format', 'shared_data_path']
 
 # %% ../nbs/library/01_data.ipynb #65cee1e1
 @dataclass(frozen=True)
@@ -189,12 +189,16 @@ def rows_of_object(data: dict, path) -> list:
     raise ValueError(f"{path}: a JSON object with several lists of row objects ({', '.join(map(repr, lists))}); save "
                      "the rows to score as one list or as JSON Lines")
 
+def check_positive(what: str, n, also: str = ""):
+    "A ValueError unless `n` is None or at least 1."
+    if n is not None and n < 1: raise ValueError(f"{what} must be a positive number{also}, not {n}")
+
 def read_rows(src, # path (.json/.jsonl/.parquet/.csv), a `datasets.Dataset`, a list of dicts, or a hub dataset name
               limit: int | None = None, # keep only the first `limit` rows
               split: str = "train", # split of a hub dataset
              ) -> list[dict]:
     "The input rows as a list of dicts, in input order."
-    if limit is not None and limit < 1: raise ValueError(f"limit must be a positive number of rows, not {limit}")
+    check_positive("limit", limit, " of rows")
     if isinstance(src, list): rows = src
     elif hasattr(src, "to_list") and hasattr(src, "features"): rows = src.to_list()  # datasets.Dataset
     else:

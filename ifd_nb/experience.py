@@ -11,6 +11,7 @@ from .batch_encode import encode_samples
 from .forward import sequence_token_losses
 from .embed import cached_instruction_features
 from .train import fine_tune
+from .settings import ExperienceSettings, experience_settings, check_choice, SAMPLE_METHODS
 
 # %% auto #0
 __all__ = ['brief_experience_sample', 'answer_loss', 'experience_pool', 'brief_experience']
@@ -27,6 +28,7 @@ def brief_experience_sample(
     seed: int = 0,
 ) -> np.ndarray:
     "Sorted row indices of the brief-experience set: `per_cluster` from each of `n_clusters` KMeans clusters."
+    check_choice("method", method, SAMPLE_METHODS)
     from sklearn.cluster import KMeans
     k = min(n_clusters, len(emb))
     labels = KMeans(n_clusters=k, random_state=seed, n_init=10).fit_predict(np.asarray(emb, np.float64))
@@ -36,7 +38,6 @@ def brief_experience_sample(
         idx = np.where(labels == c)[0]
         if len(idx) < per_cluster: out += list(idx); continue  # the script's `<`: a cluster of exactly n is filtered
         if method == "random": out += list(rng.choice(idx, per_cluster, replace=False)); continue
-        if method != "reference": raise ValueError("method must be 'reference' or 'random'")
         if ppl is None or not np.isfinite(np.asarray(ppl, float)[idx]).all():
             raise ValueError("the reference rule needs a finite prompt perplexity per row (an encoder gives none): use "
                              "method='random'")
@@ -69,43 +70,24 @@ def experience_pool(n_rows: int, # rows in the data set
                     pool: int | None = 100_000, # at most this many rows are embedded and clustered (None or 0: all)
                     seed: int = 0) -> np.ndarray:
     "Sorted indices of the rows the brief-experience set is drawn from: every row, or a seeded uniform draw of `pool`."
-    if pool is not None and pool < 0: raise ValueError(f"pool must be a positive number (or 0 for every row), not "
-                                                       f"{pool}")
     if not pool or pool >= n_rows: return np.arange(n_rows)
     return np.sort(np.random.default_rng(seed).choice(n_rows, pool, replace=False))
 
 # %% ../nbs/lessons/05_experience.ipynb #60911caf
-def brief_experience(
-    model,
-    tokenizer,
-    rows: list[dict],  # the rows to be scored; the brief-experience set is drawn from them
-    template="auto",
-    n_clusters: int = 100,
-    per_cluster: int = 10,
-    method: str = "reference",  # within-cluster rule (see `brief_experience_sample`)
-    epochs: int = 1,
-    lr: float = 2e-5,
-    batch_size: int = 4,
-    max_length: int = 512,
-    seed: int = 0,
-    lora: bool = False,  # fine-tune LoRA adapters (peft) instead of every weight
-    pool: int | None = 100_000,  # embed and cluster at most this many rows (see `experience_pool`)
-    features_path=None,  # keep the prompt features in this .npz file (see `cached_instruction_features`)
-    progress: bool = False,
-    say=None,
-    global_batch: int | None = 128,  # the recipe (see `fine_tune`): rows per optimizer step
-    schedule: str = "cosine",
-    warmup_ratio: float = 0.03,
-    low_th: float = 25,  # the perplexity band of the reference rule (see `brief_experience_sample`)
-    up_th: float = 75,
-):
+def brief_experience(model, tokenizer,
+                     rows: list[dict], # the rows to be scored; the brief-experience set is drawn from them
+                     settings: ExperienceSettings | None = None, # the published recipe by default
+                     features_path=None, # keep the prompt features in this .npz file (`cached_instruction_features`)
+                     progress: bool = False, say=None,
+                     **how, # `ExperienceSettings` fields instead of `settings`: n_clusters, per_cluster, lr, ...
+                    ):
     """The paper's step 1, `model` fine-tuned in place: prompt features, a KMeans-diverse sample of the rows, one pass
     on it: (model, chosen indices)."""
-    drawn = experience_pool(len(rows), pool, seed)
-    emb, ppl = cached_instruction_features(
-        model, tokenizer, [rows[i] for i in drawn], template, max_length, features_path, progress, say
-    )
-    chosen = drawn[brief_experience_sample(emb, ppl, n_clusters, per_cluster, method, low_th, up_th, seed)]
-    model = fine_tune(model, tokenizer, [rows[i] for i in chosen], template, epochs, lr, batch_size, max_length, seed,
-                      lora, progress, global_batch, schedule, warmup_ratio)
+    s = experience_settings(settings, **how)
+    drawn = experience_pool(len(rows), s.pool, s.seed)
+    emb, ppl = cached_instruction_features(model, tokenizer, [rows[i] for i in drawn], s.template, s.max_length,
+                                           features_path, progress, say)
+    chosen = drawn[brief_experience_sample(emb, ppl, s.n_clusters, s.per_cluster, s.method, s.low_th, s.up_th, s.seed)]
+    model = fine_tune(model, tokenizer, [rows[i] for i in chosen], s.template, s.epochs, s.lr, s.batch_size,
+                      s.max_length, s.seed, s.lora, progress, s.global_batch, s.schedule, s.warmup_ratio)
     return model, chosen

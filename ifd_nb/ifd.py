@@ -10,13 +10,14 @@ import torch
 from tqdm.auto import tqdm
 from .forward import sequence_token_losses
 from .history import context_room, cut_context, history_parts
-from .data import (SkipSample, prompt_and_answer, read_rows, PromptTemplate, resolve_fields, rename_fields,
+from .settings import ScoringSettings, scoring_settings
+from .data import (SkipSample, prompt_and_answer, read_rows, resolve_fields, rename_fields,
                          get_template, generation_prompt)
 
 # %% auto #0
 __all__ = ['RECORD_FIELDS', 'CHERRY_PROMPTS', 'MODES', 'Encoded', 'special_prefix', 'template_bare_context', 'bare_context_ids',
            'exact_passes', 'encode_exact', 'skipped_record', 'ifd_record', 'encode_cherry', 'encode_superfiltering',
-           'mode_encoder', 'pass_settings', 'check_mode_options', 'encode_sample', 'score_rows']
+           'mode_encoder', 'encode_sample', 'pass_settings', 'score_rows']
 
 # %% ../nbs/lessons/01_ifd.ipynb #21b7e4db
 @dataclass
@@ -167,95 +168,68 @@ def encode_superfiltering(tokenizer, prompt: str, answer: str, max_length: int =
     return Encoded(cond_ids, max(cond_start, 1), bare_ids, 1, truncated)
 
 # %% ../nbs/lessons/01_ifd.ipynb #066aed27
-MODES = {
-    "default": dict(encode=encode_exact, template="auto", max_length=2048),
-    "cherry": dict(encode=encode_cherry, template="alpaca", max_length=512),  # data_analysis.py, --prompt alpaca
-    "cherry-v2": dict(encode=encode_cherry, template="alpaca", max_length=512),  # data_analysis_vic.py
-    "superfiltering": dict(encode=encode_superfiltering, template="none", max_length=1024),
-}
+MODES = {"default": encode_exact, "cherry": encode_cherry, "cherry-v2": encode_cherry,  # data_analysis(_vic).py
+         "superfiltering": encode_superfiltering}
 
-def mode_encoder(mode: str, template=None):
-    """`encode(tokenizer, prompt, answer, max_length)` of a compatibility mode with `template`; a ValueError for a
-    template its script does not have (its bare pass would be a guess)."""
-    if mode not in MODES: raise ValueError(f"unknown mode {mode!r}: use one of {sorted(MODES)}")
-    m, name = MODES[mode], get_template(template or MODES[mode]["template"]).name
-    if not mode.startswith("cherry"): return m["encode"]
-    known = ["alpaca"] if mode == "cherry" else sorted(CHERRY_PROMPTS)
-    if name not in known:
-        also = " (mode cherry-v2 has wiz and vicuna)" if mode == "cherry" else ""
-        raise ValueError(f"mode {mode} reproduces Cherry_LLM's script with the template(s) {', '.join(known)}, not "
-                         f"{name!r}{also}")
-    prefix, extra = CHERRY_PROMPTS[name]
+def mode_encoder(settings: ScoringSettings):
+    "`encode(tokenizer, prompt, answer, max_length)` of the settings' mode."
+    if not settings.mode.startswith("cherry"): return MODES[settings.mode]
+    prefix, extra = CHERRY_PROMPTS[settings.template.name]
     return lambda tokenizer, prompt, answer, ml: encode_cherry(tokenizer, prompt, answer, ml, prefix, extra)
 
 # %% ../nbs/lessons/01_ifd.ipynb #003c869e
-def pass_settings(tokenizer, mode: str = "default", template=None, bare_context=None) -> dict:
-    """The template and the bare pass's context a run uses, as text (`template`, `bare_context`): printed when a run
-    starts and kept with its scores."""
-    tpl = get_template(template or MODES[mode]["template"])
-    name = tpl.no_input if tpl.name == "custom" else tpl.name
-    if tpl.auto: name += ": the tokenizer's chat template" if tpl.uses_chat(tokenizer) else ": Alpaca, newline after"
-    if mode == "default": ids = bare_context_ids(tokenizer, template_bare_context(tokenizer, tpl, bare_context))
-    elif mode.startswith("cherry"): ids = tokenizer.encode(CHERRY_PROMPTS[tpl.name][0])  # its bare text's prefix
+def encode_sample(tokenizer, row: dict, settings: ScoringSettings | str | None = None, # or a mode's name
+                  **how, # `ScoringSettings` fields: template, max_length, bare_context, cut_history
+                 ) -> Encoded:
+    "The two passes of one input row under `settings`; raises `SkipSample` with a named status."
+    s = scoring_settings(settings, **how)
+    prompt, answer = prompt_and_answer(row, s.template, tokenizer)
+    if s.mode != "default": return mode_encoder(s)(tokenizer, prompt, answer, s.max_length)
+    context = template_bare_context(tokenizer, s.template, s.bare_context)
+    parts = history_parts(tokenizer, row, s.template)  # None but for a conversation with earlier answers
+    if parts is None: return encode_exact(tokenizer, prompt, answer, s.max_length, context, s.cut_history)
+    answer_ids = tokenizer(answer, add_special_tokens=False).input_ids
+    return exact_passes(special_prefix(tokenizer), parts, answer_ids, bare_context_ids(tokenizer, context),
+                        s.max_length, s.cut_history)
+
+def pass_settings(tokenizer, settings: ScoringSettings | None = None) -> dict:
+    "The template and the bare pass's context a run uses, as text: printed when a run starts, kept with its scores."
+    s = settings or ScoringSettings()
+    name = s.template.no_input if s.template.name == "custom" else s.template.name
+    if s.template.auto: name += ": the tokenizer's chat template" if s.template.uses_chat(tokenizer) else \
+        ": Alpaca, newline after"
+    if s.mode == "default":
+        ids = bare_context_ids(tokenizer, template_bare_context(tokenizer, s.template, s.bare_context))
+    elif s.mode.startswith("cherry"): ids = tokenizer.encode(CHERRY_PROMPTS[s.template.name][0])  # its bare text
     else: ids = special_prefix(tokenizer)  # Superfiltering: the answer alone (its first token unscored without BOS)
     return dict(template=name, bare_context=tokenizer.decode(ids))
-
-def check_mode_options(mode: str, bare_context=None, turns=None, cut_history: bool = False):
-    "A ValueError for an option of the default mode given to a compatibility mode, whose script's rules stand."
-    if mode == "default": return
-    for name, given, what in (("bare_context", bare_context is not None, "builds the bare pass"),
-                              ("turns", turns is not None, "scores the last answer"),
-                              ("cut_history", bool(cut_history), "skips a prompt too long")):
-        if given: raise ValueError(f"mode {mode} {what} as its script does: {name} is for the default mode")
-
-def encode_sample(tokenizer, row: dict, mode: str = "default", template=None, max_length: int | None = None,
-                  bare_context=None,
-                  cut_history: bool = False, # cut the oldest context of a prompt too long (`cut_context`)
-                 ) -> Encoded:
-    "The two passes of one input row under `mode`; raises `SkipSample` with a named status."
-    check_mode_options(mode, bare_context, cut_history=cut_history)
-    encode = mode_encoder(mode, template)
-    m = MODES[mode]
-    prompt, answer = prompt_and_answer(row, template or m["template"], tokenizer)
-    ml = max_length or m["max_length"]
-    if mode == "default":
-        context = template_bare_context(tokenizer, template or m["template"], bare_context)
-        parts = history_parts(tokenizer, row, template or m["template"])
-        if parts is None: return encode_exact(tokenizer, prompt, answer, ml, context, cut_history)
-        answer_ids = tokenizer(answer, add_special_tokens=False).input_ids
-        return exact_passes(special_prefix(tokenizer), parts, answer_ids, bare_context_ids(tokenizer, context), ml,
-                             cut_history)
-    return encode(tokenizer, prompt, answer, ml)
 
 # %% ../nbs/lessons/01_ifd.ipynb #c251f064
 def score_rows(rows, # input rows (see `read_rows`), or anything `read_rows` accepts
                model, tokenizer,
-               mode: str = "default", # 'default', 'cherry' or 'superfiltering'
-               template: str | PromptTemplate | None = None, # default: the mode's template
-               max_length: int | None = None, # default: the mode's
+               settings: ScoringSettings | str | None = None, # how to score (or a mode's name); default: the default
                batch_size: int = 1, # samples per forward pass (two sequences each)
-               bare_context=None, # default mode only: see `bare_context_ids`
                fields="auto", # the columns read as instruction/input/output (see `resolve_fields`)
                token_losses: bool = False, # also return the per-token losses of both passes
                sort_by_length: bool = True, # batch samples of similar length together (less padding; same numbers)
                backend: str = "auto", # 'reference' (full logits) or a kernels backend: 'auto', 'torch', 'triton'
                progress: bool = True,
-               cut_history: bool = False, # cut the oldest context of a prompt too long (`cut_context`)
+               **how, # `ScoringSettings` fields instead of `settings`: mode, template, max_length, ...
               ) -> list[dict]:
     "Score every row's IFD with `model`: one record per row, in input order."
+    s = scoring_settings(settings, **how)
     rows = read_rows(rows) if not isinstance(rows, list) else rows
     rows = rename_fields(rows, resolve_fields(rows, fields))
     recs: list[dict | None] = [None] * len(rows)
     todo = []
     for i, row in enumerate(rows):
-        try: todo.append((i, encode_sample(tokenizer, row, mode, template, max_length, bare_context, cut_history)))
-        except SkipSample as s: recs[i] = skipped_record(s.status)
+        try: todo.append((i, encode_sample(tokenizer, row, s)))
+        except SkipSample as e: recs[i] = skipped_record(e.status)
     if sort_by_length: todo.sort(key=lambda t: len(t[1].cond_ids))
     pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
-    for k in tqdm(range(0, len(todo), batch_size), disable=not progress, desc=f"IFD ({mode})", unit="batch"):
+    for k in tqdm(range(0, len(todo), batch_size), disable=not progress, desc=f"IFD ({s.mode})", unit="batch"):
         chunk = todo[k:k+batch_size]
-        seqs = [s for _, e in chunk for s in e.sequences()]
-        losses = sequence_token_losses(model, seqs, pad, backend)
+        losses = sequence_token_losses(model, [q for _, e in chunk for q in e.sequences()], pad, backend)
         for j, (i, e) in enumerate(chunk):
             recs[i] = ifd_record(losses[2*j], losses[2*j+1], e.n_prompt, e.truncated, token_losses, e.context_truncated)
     return recs

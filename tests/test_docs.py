@@ -165,6 +165,9 @@ def test_every_page_renders_in_a_browser(processed, tmp_path):
                 problems.append(f"{rel}: an error on the page")
             if re.search(r"\$[^$\n]+\$", source) and not tab.evaluate("() => document.querySelectorAll('math').length"):
                 problems.append(f"{rel}: math not rendered")
+            if rel.as_posix() == "lessons/02_kernels.ipynb":  # the lesson shows its kernels, not only their API entries
+                for shown in ("@triton.jit", "def _lce_partial_kernel(", "def _lce_merge_kernel(", "def linear_ce_triton("):
+                    if shown not in text: problems.append(f"{rel}: {shown} not on the page")
             loaded = tab.evaluate(OWN_IMAGES)
             if not all(loaded): problems.append(f"{rel}: {loaded.count(False)} of {len(loaded)} images did not load")
             for href in tab.evaluate("() => [...document.querySelectorAll('a[href]')].map(a => a.getAttribute('href'))"):

@@ -58,8 +58,8 @@ def test_experience_draws_from_a_pool_and_reads_other_column_names(base_folder, 
     assert set(chosen.tolist()) <= set(experience_pool(24, 16, seed=2).tolist())
 
 
-@pytest.mark.parametrize("flag,value,message", [("--clusters", "0", "--clusters must be a positive number"),
-                                                ("--pool", "-5", "--pool must be a positive number"),
+@pytest.mark.parametrize("flag,value,message", [("--clusters", "0", "n_clusters must be a positive number"),
+                                                ("--pool", "-5", "pool must be a positive number"),
                                                 ("--fields", "output=reply", "no column 'reply'")])
 def test_experience_bad_arguments_are_one_clear_error(base_folder, tmp_path, capsys, flag, value, message):
     assert main(["experience", str(demo_data_path()), "-o", str(tmp_path/"m"), "--model", str(base_folder), flag, value, "-q"]) == 2

@@ -11,7 +11,7 @@ PKG = ROOT/"ifd_nb"
 
 # module -> floor; a module imports only modules on lower floors. bench/* (floor 9, the benchmark wing) may import each
 # other and anything in the library except the CLI; nothing below imports them.
-FLOORS = {"store": 0, "compile_facts": 0, "data": 0, "ce": 0, "history": 1, "select": 1, "budgets": 1,
+FLOORS = {"store": 0, "compile_facts": 0, "data": 0, "ce": 0, "settings": 1, "history": 1, "select": 1, "budgets": 1,
           "selection_files": 1, "superfiltering_d": 1, "models": 1, "tiles": 1, "kernels": 2, "forward": 3, "ifd": 4,
           "turns": 5, "train": 5, "scores": 5, "embed": 5, "batch_encode": 6, "engine": 7, "analysis": 7,
           "experience": 7, "reports": 8, "cli": 9}

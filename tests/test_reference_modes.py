@@ -102,10 +102,10 @@ def test_cherry_modes_equal_a_port_of_the_published_scripts(bos_tokenizer, mode,
 
 
 def test_cherry_modes_refuse_templates_their_scripts_lack():
-    from ifd_nb.ifd import mode_encoder
-    with pytest.raises(ValueError, match="cherry-v2 has wiz and vicuna"): mode_encoder("cherry", "vicuna")
-    with pytest.raises(ValueError, match="not 'custom'"): mode_encoder("cherry-v2", "Q: {instruction}\nA:")
-    with pytest.raises(ValueError, match="not 'chat'"): mode_encoder("cherry", "chat")
+    from ifd_nb.settings import ScoringSettings
+    with pytest.raises(ValueError, match="cherry-v2 has wiz and vicuna"): ScoringSettings("cherry", "vicuna")
+    with pytest.raises(ValueError, match="not 'custom'"): ScoringSettings("cherry-v2", "Q: {instruction}\nA:")
+    with pytest.raises(ValueError, match="not 'chat'"): ScoringSettings("cherry", "chat")
 
 
 def superfiltering_reference(model, tok, row, max_length=1024):

@@ -6,12 +6,13 @@ import pandas as pd
 import pytest
 from ifd_nb.cli import main
 from ifd_nb.data import ALPACA_PROMPT_NO_INPUT, demo_data_path, generation_prompt, read_rows
-from ifd_nb.ifd import MODES, encode_sample, pass_settings, score_rows
+from ifd_nb.ifd import encode_sample, pass_settings, score_rows
+from ifd_nb.settings import MODE_DEFAULTS
 
 
 def test_auto_is_the_default_and_renders_the_chat_template(embedded):
     _, tok = embedded
-    assert MODES["default"]["template"] == "auto"
+    assert MODE_DEFAULTS["default"][0] == "auto"
     row = {"instruction": "Name a primary colour.", "output": "Red."}
     e = encode_sample(tok, row)
     chat = tok.apply_chat_template([{"role": "user", "content": row["instruction"]}], add_generation_prompt=True,

@@ -12,6 +12,7 @@ from ..batch_encode import encode_samples
 from ..forward import scored_positions, batch_layout, packing_plan
 from ..models import default_dtype
 from ..engine import score_dataset, rank_share, encode_chunk, plan_batches, chunk_sequences, torch_threads
+from ..settings import ScoringSettings
 from .timing import sync_device, best_seconds, timed_scores, max_diff, matmul_rate
 
 # %% auto #0
@@ -27,7 +28,7 @@ def host_ms_per_row(rows, tokenizer, n: int = 2048, threads: int | None = None, 
     order, keys = rank_share(rows, list(range(len(rows))), 0, 1), [""] * len(rows)  # keys name skip records only
     def run():
         for c in range(0, len(order), chunk_rows):
-            scored, _ = encode_chunk(tokenizer, rows, order[c:c+chunk_rows], keys, mode, None, None, None)
+            scored, _ = encode_chunk(tokenizer, rows, order[c:c+chunk_rows], keys, ScoringSettings(mode))
             for batch in plan_batches(chunk_sequences(scored), batch_tokens, packed=True)[0]:
                 seqs = [(ids, start) for _, ids, start in batch]
                 scored_positions(seqs, batch_layout(seqs, packed=True)[2])
