@@ -494,8 +494,9 @@ def score_dataset(src, # rows, a file, a `datasets.Dataset` or a hub dataset nam
     settings = scoring_settings(settings, **how)  # every setting checked here, before anything is read or loaded
     chunk_rows = int(os.environ.get("IFD_NB_CHUNK_ROWS", "512")) if chunk_rows is None else chunk_rows
     if dtype is None and settings.mode != "default": dtype = torch.float32  # the reference scripts ran float32
-    o = RunOptions(fields, batch_tokens, packing, output, shard_dir, resume, limit, split, device, dtype, device_map,
-                   attn_implementation, compile_backbone, verbose)
+    o = RunOptions(fields=fields, batch_tokens=batch_tokens, packing=packing, output=output, shard_dir=shard_dir,
+                   resume=resume, limit=limit, split=split, device=device, dtype=dtype, device_map=device_map,
+                   attn_implementation=attn_implementation, compile_backbone=compile_backbone, verbose=verbose)
     check_run(src, o, chunk_rows)
     folder, rank = shard_folder(shard_dir, output), distributed_state(device).process_index
     lock = FolderLock(folder).acquire() if folder is not None and rank == 0 else None  # one run at a time in a folder

@@ -59,7 +59,7 @@ def with_parameters(nb: dict, **values: str) -> dict:
     return nb
 
 
-def run_alone(lesson: Path, tmp_path: Path, **parameters: str):
+def run_alone(lesson: Path, tmp_path: Path, skip=("notest", "gpu", "slow"), **parameters: str):
     "Run `lesson` copied alone into an empty folder, offline, `../shared` hidden, then its solutions; assert it passes."
     nb = with_parameters(json.loads(lesson.read_text()), **parameters)
     for code in solutions(lesson):
@@ -72,7 +72,7 @@ def run_alone(lesson: Path, tmp_path: Path, **parameters: str):
     env = os.environ | {"HF_HUB_OFFLINE": "1", "IFD_NB_SHARED_DATA": str(empty), "MPLBACKEND": "Agg"}
     env.pop("TRITON_INTERPRET", None)  # a lesson sets what it needs before Triton is imported
     run = ("import sys\nfrom pathlib import Path\nfrom nbdev.test import test_nb\n"
-           f"ok, _ = test_nb(Path({lesson.name!r}), skip_flags=['notest', 'gpu', 'slow'])\nsys.exit(0 if ok else 1)")
+           f"ok, _ = test_nb(Path({lesson.name!r}), skip_flags={list(skip)!r})\nsys.exit(0 if ok else 1)")
     r = subprocess.run([sys.executable, "-c", run], cwd=folder, env=env, capture_output=True, text=True, timeout=1500)
     assert r.returncode == 0, r.stderr[-4000:]
     assert not any(p.name != lesson.name for p in folder.iterdir() if p.suffix in (".py", ".ipynb")), \
@@ -88,9 +88,9 @@ def test_a_lesson_runs_alone_offline(lesson, tmp_path):
 @pytest.mark.parametrize("lesson", [p for p in LESSONS if p.stem in ("01_ifd", "06_experiment")], ids=lambda p: p.stem)
 def test_a_lesson_runs_alone_with_the_model_in_bfloat16(lesson, tmp_path):
     """With the model in bfloat16 on the CPU, standing in for a GPU's dtype: every assertion holds at the tolerances the
-    lesson derives from the dtype. (The kernels lesson has no model: its proofs already run bfloat16 on a CPU, and its
-    choice of float16 for a T4 is checked on a simulated card.)"""
-    run_alone(lesson, tmp_path, DTYPE='"bfloat16"')
+    lesson derives from the dtype, its slow cells included. (The kernels lesson has no model: its proofs already run
+    bfloat16 on a CPU, and its choice of float16 for a T4 is checked on a simulated card.)"""
+    run_alone(lesson, tmp_path, skip=("notest", "gpu"), DTYPE='"bfloat16"')
 
 
 def test_the_parameter_cell_is_what_changes(tmp_path):
