@@ -133,9 +133,10 @@ def _as_operator(fn, fake, name: str):
     """`fn` as the PyTorch operator `ifd_nb::name`, which `torch.compile` calls as it is (PyTorch < 2.4: `fn` behind
     `torch.compiler.disable`)."""
     if not hasattr(torch.library, "custom_op"): return torch.compiler.disable(fn)  # a graph break at every call
-    try: op = torch.library.custom_op(f"ifd_nb::{name}", mutates_args=())(fn)
-    # an older PyTorch refuses a second registration (a rerun cell)
-    except RuntimeError: return getattr(torch.ops.ifd_nb, name)
+    # defined already in this process (the module and a notebook's copy of it, or a rerun cell): a second definition
+    # would make every holder of the first call this `fn`, even after its namespace is gone; this copy keeps its own
+    if hasattr(torch.ops, "ifd_nb") and hasattr(torch.ops.ifd_nb, name): return torch.compiler.disable(fn)
+    op = torch.library.custom_op(f"ifd_nb::{name}", mutates_args=())(fn)
     op.register_fake(fake)
     return op
 
