@@ -133,11 +133,13 @@ def _as_operator(fn, fake, name: str):
     """`fn` as the PyTorch operator `ifd_nb::name`, which `torch.compile` calls as it is (PyTorch < 2.4: `fn` behind
     `torch.compiler.disable`)."""
     if not hasattr(torch.library, "custom_op"): return torch.compiler.disable(fn)  # a graph break at every call
-    # defined already in this process (the module and a notebook's copy of it, or a rerun cell): a second definition
-    # would make every holder of the first call this `fn`, even after its namespace is gone; this copy keeps its own
-    if hasattr(torch.ops, "ifd_nb") and hasattr(torch.ops.ifd_nb, name): return torch.compiler.disable(fn)
+    # defined already in this process (the module and a notebook's copy of it, or a rerun cell): that definition.
+    # A second one would replace the function of the first for every holder, and collecting either would unregister
+    # the operator under the other's feet
+    if hasattr(torch.ops, "ifd_nb") and hasattr(torch.ops.ifd_nb, name): return getattr(torch.ops.ifd_nb, name)
     op = torch.library.custom_op(f"ifd_nb::{name}", mutates_args=())(fn)
     op.register_fake(fake)
+    getattr(torch.ops.ifd_nb, name).definition = op  # held by PyTorch's table of operators: never collected
     return op
 
 packed_causal_attention = _as_operator(_packed_causal_attention, _new_empty_like_q, "packed_causal_attention")
