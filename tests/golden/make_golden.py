@@ -2,6 +2,8 @@
 (every turn, `weighted`) and, where `../shared/data` is present, the first 100 rows of the paper's Alpaca subset,
 scored by the engine in each mode with the embedded model in float32, with the resume key of every row.
 
+The keys were recomputed once with the model named "embedded" (they had hashed this machine's cache path), by the
+code before the move and by the code after it, which agreed on every row.
 Run it only to record the scores of a deliberate change of the computation, and say why in the commit:
 `python tests/golden/make_golden.py`. Real rows are saved as their keys and scores only, never their text."""
 import tempfile
@@ -30,10 +32,14 @@ def score_case(model, tok, rows, mode: str, turns=None) -> tuple[pd.DataFrame, l
     "The engine's scores of `rows` in `mode`, and the sorted resume keys its shard folder holds."
     from ifd_nb.engine import score_dataset
     from ifd_nb.store import ShardStore
-    with tempfile.TemporaryDirectory() as d:
-        out = Path(d)/"scores.parquet"
-        df = score_dataset(rows, model, tok, mode=mode, turns=turns, output=out, progress=False, verbose=False)
-        keys = sorted(ShardStore(Path(str(out) + ".shards")).keys())
+    name = model.config._name_or_path  # a key hashes the model's name: here the embedded model's cache path
+    model.config._name_or_path = "embedded"  # the name it is loaded by, the same on every machine
+    try:
+        with tempfile.TemporaryDirectory() as d:
+            out = Path(d)/"scores.parquet"
+            df = score_dataset(rows, model, tok, mode=mode, turns=turns, output=out, progress=False, verbose=False)
+            keys = sorted(ShardStore(Path(str(out) + ".shards")).keys())
+    finally: model.config._name_or_path = name
     return df[[c for c in SCORE_COLUMNS if c in df]], keys
 
 
