@@ -38,3 +38,9 @@ def tiny_model_folder(tmp_path_factory):
     from ifd_nb.train import save_model
     from ifd_nb.models import tiny_model, load_tokenizer
     return save_model(tiny_model(), load_tokenizer("embedded"), tmp_path_factory.mktemp("tiny_model"))
+
+
+def pytest_configure(config):
+    "The test lanes: `pytest -m 'not slow'` is the fast lane (unit and kernel tests on small shapes); all is CI's."
+    config.addinivalue_line("markers", "slow: minutes, not seconds: lessons, docs, compiles for every card, real "
+                                       "models, several processes (the fast lane skips them)")

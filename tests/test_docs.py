@@ -9,6 +9,8 @@ import json, os, re, shutil, subprocess, sys
 from pathlib import Path
 import pytest
 
+pytestmark = pytest.mark.slow  # docs processing and every page in a browser: minutes
+
 ROOT = Path(__file__).resolve().parent.parent
 SHOTS = ROOT / "docs_check"
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser") or shutil.which("google-chrome")
@@ -166,7 +168,8 @@ def test_every_page_renders_in_a_browser(processed, tmp_path):
             if re.search(r"\$[^$\n]+\$", source) and not tab.evaluate("() => document.querySelectorAll('math').length"):
                 problems.append(f"{rel}: math not rendered")
             if rel.as_posix() == "lessons/02_kernels.ipynb":  # the lesson shows its kernels, not only their API entries
-                for shown in ("@triton.jit", "def _lce_partial_kernel(", "def _lce_merge_kernel(", "def linear_ce_triton("):
+                for shown in ("@triton.jit", "def token_ce_kernel(", "def linear_ce_pass1_kernel(", "def linear_ce_merge_kernel(",
+                              "def linear_ce_triton("):
                     if shown not in text: problems.append(f"{rel}: {shown} not on the page")
             loaded = tab.evaluate(OWN_IMAGES)
             if not all(loaded): problems.append(f"{rel}: {loaded.count(False)} of {len(loaded)} images did not load")

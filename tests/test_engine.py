@@ -13,6 +13,7 @@ from ifd_nb.ifd import score_rows
 EXE = shutil.which("ifd_nb")
 
 
+@pytest.mark.slow
 def test_engine_equals_reference_scorer_on_real_data(embedded, short_alpaca_rows):
     model, tok = embedded
     rows = random.Random().sample(short_alpaca_rows, 16)
@@ -37,6 +38,7 @@ def _score(inp, out, *extra, env=None):
     return subprocess.run(cmd, capture_output=True, text=True, env={**os.environ, **(env or {})}, timeout=900)
 
 
+@pytest.mark.slow
 def test_sigkill_then_resume_gives_the_uninterrupted_table(tmp_path):
     inp = demo_data_path()
     # chunks (and shards) of 8 samples make the kill land mid-run (with the next chunk in flight); the uninterrupted
@@ -58,6 +60,7 @@ def test_sigkill_then_resume_gives_the_uninterrupted_table(tmp_path):
     pd.testing.assert_frame_equal(a, b, check_exact=True)  # exactly the same table: no row lost, none duplicated
 
 
+@pytest.mark.slow
 def test_sigterm_writes_the_chunks_in_flight_then_resume_gives_the_same_table(tmp_path):
     """SIGTERM (a scheduler's preemption) while shard 3 is written: the engine writes chunk 3 and the queued chunk 4
     before it stops (SIGKILL at the same point keeps 3 chunks), exits 130, and the resumed run equals an uninterrupted one."""
@@ -123,6 +126,7 @@ def test_each_rank_tokenizes_only_its_share(counted, monkeypatch, tmp_path):
     np.testing.assert_allclose(merged.ifd, whole.ifd, rtol=0, atol=1e-5)
 
 
+@pytest.mark.slow
 def test_corrupt_shard_is_recomputed_and_stale_temporaries_removed(tmp_path):
     inp = demo_data_path()
     assert _score(inp, tmp_path/"s.parquet", env={"IFD_NB_CHUNK_ROWS": "16"}).returncode == 0
@@ -144,6 +148,7 @@ LAUNCHERS = {"torchrun": ["torchrun", "--nproc_per_node", "2", "--no-python"],
                             "--mixed_precision", "no", "--dynamo_backend", "no", "--no_python"]}
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("launcher", sorted(LAUNCHERS))
 def test_two_processes_equal_one(tmp_path, launcher):
     if shutil.which(LAUNCHERS[launcher][0]) is None: pytest.skip(f"{launcher} is not installed")
@@ -161,6 +166,7 @@ def test_two_processes_equal_one(tmp_path, launcher):
     pd.testing.assert_frame_equal(a, b, check_exact=False, atol=1e-5, rtol=0)
 
 
+@pytest.mark.slow
 def test_two_processes_resume_a_killed_run_with_a_corrupt_shard(tmp_path):
     """Two ranks resume the shards of a killed one-process run, one of them truncated: both read the same shards (the
     corrupt one set aside once), split the remaining rows alike, and the merged table equals an uninterrupted run's."""
@@ -211,6 +217,7 @@ def test_cli_packing_and_attention_options_give_the_same_scores(tmp_path):
     np.testing.assert_allclose(a.ifd, b.ifd, rtol=0, atol=1e-5)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("packing", ["auto", False])
 def test_compiled_backbone_gives_the_same_scores_and_compiles_once(packing):
     """Compiled = eager, packed (`packed_causal_attention` is an operator the compiler calls as it is: no graph break)

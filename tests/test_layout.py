@@ -11,8 +11,12 @@ PKG = ROOT/"ifd_nb"
 
 # module -> floor; a module imports only modules on lower floors. bench/* (floor 9, the benchmark wing) may import each
 # other and anything in the library except the CLI; nothing below imports them.
-FLOORS = {"store": 0, "compile_facts": 0, "data": 0, "ce": 0, "settings": 1, "history": 1, "select": 1, "budgets": 1,
-          "selection_files": 1, "superfiltering_d": 1, "models": 1, "tiles": 1, "kernels": 2, "forward": 3, "ifd": 4,
+FLOORS = {"store": 0, "data": 0, "ce": 0, "settings": 1, "history": 1, "select": 1, "budgets": 1,
+          "selection_files": 1, "superfiltering_d": 1, "models": 1,
+          # the kernels subpackage, one op a file: launch rules and segments, then each op, then the dispatch
+          "kernels.launch": 2, "kernels.segments": 2, "kernels.token_ce": 2.1, "kernels.torch_paths": 2.1,
+          "kernels.linear_ce": 2.2, "kernels.dispatch": 2.3,
+          "forward": 3, "ifd": 4,
           "turns": 5, "train": 5, "scores": 5, "embed": 5, "batch_encode": 6, "engine": 7, "analysis": 7,
           "experience": 7, "reports": 8, "cli": 9}
 BENCH_FLOOR = 9
@@ -203,11 +207,12 @@ def triton_kernels(source: str) -> list[ast.FunctionDef]:
 
 
 def test_each_kernel_documents_its_pointers_constexprs_and_steps(sources):
-    kernels = triton_kernels(sources["kernels"])
+    kernels = triton_kernels(sources["kernels.token_ce"]) + triton_kernels(sources["kernels.linear_ce"])
     assert len(kernels) == 3
     for k in kernels:
         doc = ast.get_docstring(k) or ""
         for word in ("Pointers:", "Constexprs:", "Steps:"): assert word in doc, f"{k.name}: no {word}"
+        assert all(len(line) <= 120 for line in doc.splitlines()), k.name
         for arg in k.args.args:
             if arg.annotation is not None and "constexpr" in ast.unparse(arg.annotation):
                 assert arg.arg in doc, f"{k.name}: constexpr {arg.arg} not described"
@@ -293,3 +298,24 @@ def test_every_import_resolves(sources):
     probe = "def f():\n    from ifd_nb.ifd import packed_boundaries\n    from ..engine import score_dataset, attention_heads\n"
     assert unresolved_imports({"bench.probe": probe}) == ["bench.probe:2: ifd_nb.ifd.packed_boundaries",
                                                           "bench.probe:3: ifd_nb.engine.attention_heads"]
+
+
+OLD_KERNEL_NAMES = re.compile(r"\b(kernel[12]_\w+|K2_TILES|_?lce_\w+|_?ce_logits_\w+|_kernel2\w*)\b")
+
+
+def test_one_naming_scheme_for_the_kernels(sources):
+    "The kernels' names say what they compute (`token_ce_*`, `linear_ce_*`), not which kernel number they were."
+    from ifd_nb.kernels import dispatch, launch, linear_ce, segments, token_ce, torch_paths
+    names = [n for m in (dispatch, launch, linear_ce, segments, token_ce, torch_paths) for n in vars(m)]
+    assert not [n for n in names if OLD_KERNEL_NAMES.fullmatch(n)]
+    used = {m: OLD_KERNEL_NAMES.findall(src) for m, src in sources.items() if not m.startswith("bench.")}
+    assert not {m: u for m, u in used.items() if u}, used
+
+
+def test_benchmarks_save_results_through_one_writer(sources):
+    "Every benchmark writes its result file with `timing.save`: one header format (`run_header`), no header by hand."
+    bad = {m: w for m, src in sources.items() if m.startswith("bench.") and m != "bench.timing"
+           for w in ("write_result", "date=", "machine=") if w in src}
+    assert bad == {}
+    savers = [m for m, src in sources.items() if m.startswith("bench.") and re.search(r"\bsave\(\s*\"", src)]
+    assert len(savers) >= 15, savers

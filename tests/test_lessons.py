@@ -5,6 +5,8 @@ import json, os, re, shutil, subprocess, sys
 from pathlib import Path
 import pytest
 
+pytestmark = pytest.mark.slow  # each lesson run top to bottom: minutes
+
 ROOT = Path(__file__).resolve().parent.parent
 LESSONS = sorted((ROOT / "nbs" / "lessons").glob("*.ipynb"))
 SOLUTION = re.compile(r"```python\n(.*?)```", re.S)

@@ -1,6 +1,7 @@
 """Project layout checks: docs config is the one nbdev reads, README mirrors index.ipynb."""
 import json
 from pathlib import Path
+import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -57,3 +58,22 @@ def test_chat_demo_is_packaged_and_matches_its_card():
     readme = (ROOT/"README.md").read_text()
     shown = json.loads(readme.split("```json\n", 1)[1].split("\n```", 1)[0])
     assert shown == {k: v for k, v in rows[1].items() if k != "off_topic_turns"}  # the README's example is bundled
+
+
+@pytest.mark.slow
+def test_the_wheel_holds_the_library_and_its_launch_table_not_the_benchmarks(tmp_path):
+    "`pip install .` installs the library only: the benchmark wing runs from a clone; the launch table is package data."
+    import shutil, subprocess, sys, zipfile
+    files = subprocess.run(["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"], cwd=ROOT,
+                           capture_output=True, text=True, check=True).stdout.split("\0")
+    src = tmp_path/"clone"  # what a clone holds: no build/ or egg-info left by an earlier install
+    for f in filter(None, files):
+        if (ROOT/f).is_file(): (src/f).parent.mkdir(parents=True, exist_ok=True); shutil.copy2(ROOT/f, src/f)
+    r = subprocess.run([sys.executable, "-m", "pip", "wheel", str(src), "--no-deps", "-q", "-w", str(tmp_path)],
+                       capture_output=True, text=True, timeout=600)
+    assert r.returncode == 0, r.stderr[-3000:]
+    names = zipfile.ZipFile(next(tmp_path.glob("ifd_nb-*.whl"))).namelist()
+    assert not [n for n in names if n.startswith("ifd_nb/bench/")]
+    for kept in ("ifd_nb/kernels/launch_table.json", "ifd_nb/kernels/linear_ce.py", "ifd_nb/assets/demo.jsonl",
+                 "ifd_nb/cli.py"):
+        assert kept in names, kept

@@ -48,6 +48,7 @@ def test_recipe_with_experience_runs_and_reruns(tmp_path, tiny_model_folder, cap
     assert first == again
 
 
+@pytest.mark.slow
 def test_recipe_killed_and_rerun_equals_an_uninterrupted_run(tmp_path, tiny_model_folder):
     (tmp_path/"a").mkdir(); (tmp_path/"b").mkdir()
     whole = write_recipe(tmp_path/"a", tiny_model_folder, n_rows=320)  # 20 chunks: the kill lands after 3

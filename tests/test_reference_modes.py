@@ -123,6 +123,7 @@ def superfiltering_reference(model, tok, row, max_length=1024):
     return math.exp(l_cond), math.exp(l_alone)
 
 
+@pytest.mark.slow
 def test_superfiltering_mode_equals_reference(embedded, short_alpaca_rows):
     model, tok = embedded
     rows = random.Random().sample(short_alpaca_rows, 12)  # fresh samples every run
@@ -135,6 +136,7 @@ def test_superfiltering_mode_equals_reference(embedded, short_alpaca_rows):
         np.testing.assert_allclose(rec["ifd_ppl"], ppl_c / ppl_a, rtol=1e-4)
 
 
+@pytest.mark.slow
 def test_default_mode_token_losses_equal_float64(embedded, short_alpaca_rows):
     "Per-token losses of the scorer (model in float64) equal an independent float64 computation to 1e-5."
     model, tok = embedded
@@ -156,6 +158,7 @@ def test_default_mode_token_losses_equal_float64(embedded, short_alpaca_rows):
             np.testing.assert_allclose(ours, ref.numpy(), rtol=0, atol=1e-5)
 
 
+@pytest.mark.slow
 def test_scores_do_not_depend_on_batch_size_or_order(embedded, short_alpaca_rows):
     model, tok = embedded
     rows = random.Random().sample(short_alpaca_rows, 10)
@@ -167,8 +170,8 @@ def test_scores_do_not_depend_on_batch_size_or_order(embedded, short_alpaca_rows
 @pytest.mark.parametrize("backend", ["torch", "triton"])
 def test_kernel_backends_equal_reference_scorer(backend):
     "The fused path (backbone + kernels) gives the reference scorer's records; 'triton' runs in the interpreter on CPU."
-    from ifd_nb.kernels import HAS_TRITON
-    from ifd_nb.compile_facts import interpreting
+    from ifd_nb.kernels.segments import HAS_TRITON
+    from ifd_nb.kernels.launch import interpreting
     from ifd_nb.models import tiny_model, load_tokenizer
     if backend == "triton" and not (HAS_TRITON and (interpreting() or torch.cuda.is_available())):
         pytest.skip("triton needs a GPU or TRITON_INTERPRET=1")

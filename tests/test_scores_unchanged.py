@@ -11,6 +11,8 @@ GOLDEN = Path(__file__).resolve().parent/"golden"
 sys.path.insert(0, str(GOLDEN))
 from make_golden import CASES, case_rows, score_case  # noqa: E402
 
+pytestmark = pytest.mark.slow  # the embedded model over the saved cases: minutes
+
 FLOATS = ["loss_cond", "loss_bare", "ifd", "ifd_ppl"]
 
 

@@ -6,13 +6,12 @@
 __all__ = ['best_of', 'tokens', 'padding_counts', 'padding_share', 'main']
 
 # %% ../../nbs/bench/08_chunk_facts.ipynb #072e299e
-import datetime, os, platform, random, time
-import torch
+import random, time
 from ..data import read_rows, shared_data_path
 from ..engine import chunk_sequences, rank_share, text_size, plan_batches
 from ..batch_encode import encode_samples
 from ..models import load_tokenizer
-from .timing import write_result
+from .timing import save
 
 
 def best_of(fn, reps=3):
@@ -55,9 +54,6 @@ def main():
               "text size": [e for _, e in sorted(pairs, key=lambda t: text_size(t[0]))],
               "unsorted (shuffled)": [e for _, e in random.Random(0).sample(pairs, len(pairs))]}
     res = dict(
-        date=datetime.date.today().isoformat(),
-        machine=f"{os.cpu_count()} CPU cores ({platform.machine()})",
-        torch=torch.__version__,
         rows=len(rows),
         whole_set_tokenize_s=whole_s,
         padding=[dict(chunk=c, **{k: padding_share(v, c) for k, v in orders.items()}) for c in (512, 128, 64)],
@@ -76,7 +72,7 @@ def main():
                 token_sorted_split_balance=max(old) / (sum(old) / world),
             )
         )
-    write_result("cpu_chunks", res)
+    save("cpu_chunks", res)
 
 # %% ../../nbs/bench/08_chunk_facts.ipynb #7d102bf7
 #| eval: false

@@ -6,8 +6,8 @@
 __all__ = ['D', 'CENTRES', 'OLD', 'embed', 'table', 'one', 'main']
 
 # %% ../../nbs/bench/14_cluster_memory_facts.ipynb #1a2e2a80
-from .timing import write_result
-import datetime, importlib.util, json, platform, resource, subprocess, sys, tempfile, time
+from .timing import save
+import importlib.util, json, resource, subprocess, sys, tempfile, time
 from pathlib import Path
 import numpy as np
 import pandas as pd
@@ -59,7 +59,6 @@ def one(which, n):
 
 
 def main(n=1_000_000, suffix=""):
-    import torch
     runs = {}
     for which in ("before", "now"):
         r = subprocess.run(
@@ -72,9 +71,6 @@ def main(n=1_000_000, suffix=""):
         print(which, {k: v for k, v in runs[which].items() if k != "picks"}, flush=True)
     same = runs["before"].pop("picks") == runs["now"].pop("picks")
     res = dict(
-        date=str(datetime.date.today()),
-        machine=platform.machine(),
-        cpu_count=torch.get_num_threads(),
         rows=n,
         dim=D,
         eligible=int((table(n).ifd < 1).sum()),
@@ -83,7 +79,7 @@ def main(n=1_000_000, suffix=""):
         before_commit=OLD,
         **runs,
     )
-    write_result("cpu_cluster_memory", res, suffix)
+    save("cpu_cluster_memory", res, suffix)
 
 # %% ../../nbs/bench/14_cluster_memory_facts.ipynb #b7fca5df
 #| eval: false

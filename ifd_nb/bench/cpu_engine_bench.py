@@ -6,8 +6,8 @@
 __all__ = ['main']
 
 # %% ../../nbs/bench/05_cpu_engine_bench.ipynb #9f395b09
-import os, platform, sys, time, datetime
-from .timing import write_result
+import sys, time
+from .timing import save
 import torch
 from ..data import read_rows, shared_data_path
 from .engine_bench import engine_vs_loop
@@ -23,20 +23,16 @@ def main(n: int = 200, suffix: str = ""):
     t = time.time()
     score_dataset(rows, model, tok, batch_tokens=8192, packing=False, progress=False, verbose=False)
     res["padded_engine_samples_per_s"] = n / (time.time() - t)
-    today = datetime.date.today().isoformat()
     res |= dict(
-        machine=f"{os.cpu_count()} CPU cores ({platform.machine()})",
-        torch=torch.__version__,
         threads=torch.get_num_threads(),
         model="embedded SmolLM2-135M-Instruct",
         dtype="float32",
         data=f"first {n} rows of alpaca_cherry_5pct.json",
         batch_tokens=8192,
-        date=today,
         note="engine: packed rows, one causal attention per sequence (packing='auto'); loop: batch 1, two "
         "model(labels=...) calls",
     )
-    write_result("cpu_engine", res, suffix)
+    save("cpu_engine", res, suffix)
 
 # %% ../../nbs/bench/05_cpu_engine_bench.ipynb #1984851b
 #| eval: false

@@ -13,7 +13,7 @@ from contextlib import contextmanager
 from pathlib import Path
 import torch
 # timed runs, IFD differences, device waits: as the engine benchmark does them
-from .timing import timed_scores, max_diff, sync_device, write_result
+from .timing import timed_scores, max_diff, sync_device, save
 from .timing import alternate  # settings timed in turn, round after round
 
 OUT = Path(os.environ.get("OUT", "gpu_check_out"))  # made by `main`
@@ -236,7 +236,7 @@ def main():
     if "--payload" in sys.argv: return device_payload()
     OUT.mkdir(parents=True, exist_ok=True)
     res = dict(device=torch.cuda.get_device_name() if torch.cuda.is_available() else "cpu", torch=torch.__version__)
-    save = lambda: write_result("gpu_check", res, folder=OUT, quiet=True)  # after every step
+    keep = lambda: save("gpu_check", res, folder=OUT, quiet=True)  # after every step
     rows, tok = rows_and_tokenizer()
     steps = [("profile", lambda: profile_engine(rows, tok))]
     # the --engine steps on CPU with a tiny model: packed-attention check, host, engine (compiled too) with Liger,
@@ -311,9 +311,9 @@ def main():
         if names.count(name) > 1: res.setdefault(name, []).extend(got if isinstance(got, list) else [got])
         else: res[name] = got
         if late: continue
-        res[f"{name}_done_at_s"] = time.time() - t0; save()
+        res[f"{name}_done_at_s"] = time.time() - t0; keep()
         print(name, "done at", f"{time.time() - t0:.0f} s", flush=True)
-    save()
+    keep()
 
 
 def device_payload(root: str = "."):

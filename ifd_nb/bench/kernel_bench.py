@@ -8,14 +8,12 @@ import os, sys, time, traceback
 import torch
 import torch.nn.functional as F
 from ..ce import ce_reference
-from ifd_nb.kernels import (
-    ce_logits_triton,
-    linear_ce_triton,
-    linear_ce_chunked,
-    random_segments,
-    segment_table,
-)
-from .timing import write_result
+from ..kernels.dispatch import linear_ce_chunked
+from ..kernels.launch import device_limits, linear_ce_plan
+from ..kernels.linear_ce import linear_ce_device_caches, linear_ce_triton
+from ..kernels.segments import random_segments, segment_table
+from ..kernels.token_ce import token_ce_triton
+from .timing import save
 
 # %% auto #0
 __all__ = ['K2_CONFIGS', 'bench_ms', 'extra_peak_bytes', 'ceilings', 'gpu_correctness', 'compile_facts', 'bench_kernel1',
@@ -81,7 +79,7 @@ def gpu_correctness(dev="cuda") -> list[dict]:
         again = linear_ce_triton(h, w, tgt, seg, n_seg)[0]
         lg = z.to(dtype)
         out1 = torch.full((R,), float("nan"), device=dev)
-        l1, s1, c1 = ce_logits_triton(lg, tgt, seg, n_seg, out=out1)
+        l1, s1, c1 = token_ce_triton(lg, tgt, seg, n_seg, out=out1)
         ref1 = ce_reference(lg, tgt)
         e1 = float(((l1.double() - ref1).norm() / ref1.norm()))
         rsum = torch.zeros(2 * 64, dtype=torch.float64, device=dev).index_add_(0, seg, ref1)
@@ -94,7 +92,7 @@ def gpu_correctness(dev="cuda") -> list[dict]:
     V, R = 151936, 15000
     lg = torch.randn(R, V, device=dev, dtype=torch.bfloat16)
     tgt = torch.randint(0, V, (R,), device=dev)
-    l1 = ce_logits_triton(lg, tgt)[0]
+    l1 = token_ce_triton(lg, tgt)[0]
     idx = torch.tensor([0, R // 2, R - 1], device=dev)
     ref = ce_reference(lg[idx], tgt[idx])
     res.append(
@@ -108,19 +106,19 @@ def gpu_correctness(dev="cuda") -> list[dict]:
 
 # %% ../../nbs/bench/01_kernel_bench.ipynb #c07cb3fd
 def compile_facts(dev="cuda") -> dict:
-    """Kernel 2's tile as chosen from the compiler's facts on this card, next to what the JIT built and the driver
+    """The fused kernel's tile as the launch table gives it for this card, next to what the JIT built and the driver
     loaded."""
-    from ifd_nb import kernels, tiles
     h = torch.randn(4096, 1536, device=dev, dtype=torch.bfloat16)
     w = (torch.randn(151936, 1536, device=dev) / 1536**0.5).to(torch.bfloat16)
-    linear_ce_triton(h, w, torch.randint(0, 151936, (4096,), device=dev))  # chooses a tile, compiles, launches
+    plan = linear_ce_plan(dev, h.dtype, 1536)  # the launch table's row for this card
+    linear_ce_triton(h, w, torch.randint(0, 151936, (4096,), device=dev), plan=plan)  # compiles, launches
     res = dict(
-        choices=[dict(key=str(k), tile=v and v[0], resources=v and v[1]) for k, v in kernels.tile_choices().items()],
-        limits=tiles.device_limits(dev),
+        choices=[dict(key="bfloat16, D 1536", tile=plan.tile, resources=plan.facts, source=plan.source)],
+        limits=device_limits(dev),
         jit=[],
     )
     try:  # Triton >= 3.3 keeps (kernel cache, ...) per device; each compiled kernel knows its registers once loaded
-        for cache in kernels.kernel2_device_caches().values():
+        for cache in linear_ce_device_caches().values():
             for ck in cache[0].values():
                 ck._init_handles()
                 res["jit"].append(dict(num_warps=ck.metadata.num_warps, num_stages=ck.metadata.num_stages,
@@ -146,9 +144,9 @@ def bench_kernel1(
     impls = {"pytorch": lambda: F.cross_entropy(lg.float(), tgt, reduction="none")}
     liger = _optional("liger")
     if liger: impls["liger"] = lambda: liger[0](lg, tgt)
-    impls["ours_checked"] = lambda: ce_logits_triton(lg, tgt, seg)  # default call: validation + segment table inside
+    impls["ours_checked"] = lambda: token_ce_triton(lg, tgt, seg)  # default call: validation + segment table inside
     for bv, nw in configs:
-        impls[f"ours(bv={bv},w={nw})"] = lambda bv=bv, nw=nw: ce_logits_triton(
+        impls[f"ours(bv={bv},w={nw})"] = lambda bv=bv, nw=nw: token_ce_triton(
             lg, tgt, seg, block_v=bv, num_warps=nw, seg_table=tab, check=False
         )
     for name, fn in impls.items():
@@ -218,11 +216,7 @@ def bench_kernel2(
                 w,
                 tgt,
                 seg,
-                block_r=br,
-                block_v=bv,
-                block_d=bd,
-                num_warps=nw,
-                num_stages=ns,
+                plan=linear_ce_plan(dev, h.dtype, h.shape[1], tile=(br, bv, bd, nw, ns)),
                 flatten=fl,
                 seg_table=tab,
                 check=False,
@@ -271,23 +265,23 @@ def main(out_dir: str | None = None, quick: bool = False,
     res = dict(device=torch.cuda.get_device_name(), capability=torch.cuda.get_device_capability(),
                torch=torch.__version__, triton=__import__("triton").__version__)
     print(res, flush=True)
-    save = lambda: write_result("kernel_bench", res, folder=out_dir, quiet=True)  # after every step
+    keep = lambda: save("kernel_bench", res, folder=out_dir, quiet=True)  # after every step
     for key, fn in [("correctness", gpu_correctness), ("compile_facts", compile_facts), ("ceilings", ceilings)]:
         try: res[key] = fn()
         except Exception: res[key] = dict(error=traceback.format_exc()[-2000:])
-        print(key, res[key] if key == "ceilings" else "done", f"{time.time()-t0:.0f}s", flush=True); save()
+        print(key, res[key] if key == "ceilings" else "done", f"{time.time()-t0:.0f}s", flush=True); keep()
     copy = res["ceilings"].get("copy_GBps", float("nan")) if isinstance(res["ceilings"], dict) else float("nan")
     res["kernel1"], res["kernel2"] = [], []
     for V in (49152, 151936):
         for T in ((4096, 16384) if quick else (4096, 16384, 65536)):
             try: res["kernel1"] += bench_kernel1(V, T, copy, configs=k1_configs)
             except Exception: res["kernel1"].append(dict(V=V, T=T, error=traceback.format_exc()[-1000:]))
-            save()
+            keep()
     for V, D in ((49152, 576), (151936, 1536)):
         for T in ((4096, 16384) if quick else (4096, 16384, 65536)):
             try: res["kernel2"] += bench_kernel2(V, D, T, configs=k2_configs, variants=variants)
             except Exception: res["kernel2"].append(dict(V=V, D=D, T=T, error=traceback.format_exc()[-1000:]))
-            save()
-    res["seconds"] = time.time() - t0; save()
+            keep()
+    res["seconds"] = time.time() - t0; keep()
     print(f"done in {res['seconds']:.0f}s", flush=True)
     return res

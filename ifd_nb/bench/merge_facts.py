@@ -6,11 +6,11 @@
 __all__ = ['rerun', 'main']
 
 # %% ../../nbs/bench/12_merge_facts.ipynb #740a52af
-import datetime, os, platform, subprocess, sys
+import os, subprocess, sys
 from pathlib import Path
 import pandas as pd
 from .scale_facts import run  # `ifd_nb ...` in a fresh process: seconds, peak, the code it imported
-from .timing import write_result
+from .timing import save
 
 
 def rerun(folder, tree, name):
@@ -41,15 +41,13 @@ def main(folder, old, new, rounds=2):
     a, b = pd.read_parquet(f"{folder}/scores_old.parquet"), pd.read_parquet(f"{folder}/scores_new.parquet")
     pd.testing.assert_frame_equal(a, b, check_exact=True)
     res = dict(
-        date=datetime.date.today().isoformat(),
-        machine=f"{os.cpu_count()} CPU cores ({platform.machine()})",
         rows=len(a),
         old_commit=commit(old),
         new_commit=commit(new) + " + working tree",
         same_table=True,
         runs=runs,
     )
-    write_result("cpu_merge", res)
+    save("cpu_merge", res)
 
 # %% ../../nbs/bench/12_merge_facts.ipynb #692ab730
 #| eval: false

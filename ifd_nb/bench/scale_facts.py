@@ -6,11 +6,11 @@
 __all__ = ['CHILD', 'run', 'main']
 
 # %% ../../nbs/bench/11_scale_facts.ipynb #83a12a1b
-import datetime, json, os, platform, subprocess, sys, tempfile, time
+import json, os, subprocess, sys, tempfile, time
 from pathlib import Path
 import pandas as pd
 from ..data import read_rows, shared_data_path
-from .timing import write_result
+from .timing import save
 
 CHILD = ("import atexit, resource, sys; atexit.register(lambda: print('MAXRSS_KB', "
          "resource.getrusage(resource.RUSAGE_SELF).ru_maxrss, "
@@ -34,7 +34,6 @@ def run(*args, cwd=None, env=None):
 
 
 def main(n=1_000_000):
-    import torch
     from ifd_nb.models import tiny_model, load_tokenizer
     n = int(n); d = Path(tempfile.mkdtemp(prefix="ifd_scale_"))
     base = read_rows(shared_data_path())
@@ -64,9 +63,6 @@ def main(n=1_000_000):
     df = pd.read_parquet(d/"scores.parquet", columns=["index", "status"])
     shards = list((d/"scores.parquet.shards").glob("shard-*.parquet"))
     res = dict(
-        date=datetime.date.today().isoformat(),
-        machine=f"{os.cpu_count()} CPU cores ({platform.machine()})",
-        torch=torch.__version__,
         rows=n,
         input_MB=round((d / "rows.jsonl").stat().st_size / 1e6),
         output_MB=round((d / "scores.parquet").stat().st_size / 1e6),
@@ -82,7 +78,7 @@ def main(n=1_000_000):
         plot=plot,
         report=report,
     )
-    write_result("cpu_scale", res, str(n))
+    save("cpu_scale", res, str(n))
     if os.environ.get("IFD_NB_SCALE_KEEP"): print(f"kept {d}")
     else: subprocess.run(["rm", "-rf", str(d)])
 

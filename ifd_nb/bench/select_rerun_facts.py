@@ -6,12 +6,12 @@
 __all__ = ['run', 'main']
 
 # %% ../../nbs/bench/15_select_rerun_facts.ipynb #039a954c
-import datetime, platform, subprocess, sys, tempfile, time
+import subprocess, sys, tempfile, time
 from pathlib import Path
 import numpy as np
 import pandas as pd
 from ..data import read_rows, shared_data_path
-from .timing import write_result
+from .timing import save
 
 
 def run(scores, folder, out, *rule):
@@ -42,7 +42,6 @@ def run(scores, folder, out, *rule):
 
 
 def main(n=None, suffix=""):
-    import torch
     rows = read_rows(shared_data_path())[:int(n) if n else None]
     df = pd.DataFrame(rows).assign(
         index=lambda d: range(len(d)), ifd=np.random.default_rng(0).uniform(0.2, 1.2, len(rows)), status="ok"
@@ -58,16 +57,12 @@ def main(n=None, suffix=""):
     same = runs[0]["picks"] == runs[1]["picks"] == runs[4]["picks"]
     for r in runs: r["picks"] = len(r["picks"]); print(r, flush=True)
     res = dict(
-        date=str(datetime.date.today()),
-        machine=platform.machine(),
-        cpu_count=torch.get_num_threads(),
-        torch=torch.__version__,
         rows=len(rows),
         eligible=int((df.ifd < 1).sum()),
         same_picks=same,
         runs=runs,
     )
-    write_result("cpu_select_rerun", res, suffix)
+    save("cpu_select_rerun", res, suffix)
 
 # %% ../../nbs/bench/15_select_rerun_facts.ipynb #d57af64e
 #| eval: false

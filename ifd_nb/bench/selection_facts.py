@@ -6,12 +6,11 @@
 __all__ = ['timed', 'peak_mb', 'main']
 
 # %% ../../nbs/bench/13_selection_facts.ipynb #4d763f2f
-import datetime, platform, resource, sys, time
+import resource, sys, time
 import numpy as np
-import torch
 from sklearn.cluster import KMeans
 from ..data import read_rows, shared_data_path
-from .timing import write_result
+from .timing import save
 from .timing import cpu_facts
 from ..embed import instruction_features
 from ..models import load_model
@@ -34,10 +33,6 @@ def main(suffix: str = ""):
     del model
     x = emb.astype(np.float64); xn = x / np.linalg.norm(x, axis=1, keepdims=True)
     res = dict(
-        date=str(datetime.date.today()),
-        machine=platform.machine(),
-        cpu_count=torch.get_num_threads(),
-        torch=torch.__version__,
         rows=len(rows),
         dim=int(emb.shape[1]),
         embed_s=round(t_emb, 1),
@@ -70,7 +65,7 @@ def main(suffix: str = ""):
         )
         print(res["kmeans"][-1], flush=True)
     res.update(cpu_facts())
-    write_result("cpu_selection", res, suffix)
+    save("cpu_selection", res, suffix)
 
 # %% ../../nbs/bench/13_selection_facts.ipynb #a8d39ccb
 #| eval: false

@@ -14,7 +14,7 @@ from ..store import atomic_write
 
 # %% auto #0
 __all__ = ['sync_device', 'best_seconds', 'timed_scores', 'max_diff', 'matmul_rate', 'cpu_facts', 'alternate', 'repo_root',
-           'results_dir', 'write_result', 'save']
+           'results_dir', 'write_result', 'machine_name', 'run_header', 'save']
 
 # %% ../../nbs/bench/00_timing.ipynb #07584b78
 def sync_device(device):
@@ -106,7 +106,24 @@ def write_result(prefix: str, # what was measured, e.g. 'cpu_chunks'
     print("wrote", path)
     return path
 
-def save(prefix: str, fields: dict, suffix: str = "") -> Path:
-    "`write_result` of `fields` with the date, machine, torch version and `cpu_facts`."
-    res = dict(date=datetime.date.today().isoformat(), machine=f"{platform.machine()} CPU", torch=torch.__version__)
-    return write_result(prefix, res | fields | cpu_facts(), suffix)
+def machine_name() -> str:
+    "The machine a run measures, in one format: the GPU's name where one is in use, else the CPU and its cores."
+    if torch.cuda.is_available():
+        return f"{torch.cuda.get_device_name()} ({platform.machine()}, {os.cpu_count()} cores)"
+    return f"{platform.machine()} CPU, {os.cpu_count()} cores, no GPU"
+
+def run_header() -> dict:
+    "What every result file starts with: the date, the machine, the software, and `cpu_facts`."
+    try: import triton; tv = triton.__version__
+    except ImportError: tv = None
+    return dict(date=datetime.date.today().isoformat(), machine=machine_name(), torch=torch.__version__, triton=tv,
+                python=platform.python_version()) | cpu_facts()
+
+def save(prefix: str, # what was measured, e.g. 'cpu_chunks'
+         fields: dict, # the run's figures (they win over the header's where a name is in both)
+         suffix: str = "", # tells apart several runs of a day
+         folder=None, # default `results_dir()`; a device run passes its `$OUT`
+         quiet: bool = False, # print only the path (a run that saves after every step)
+        ) -> Path:
+    "The one way a benchmark saves a run: `write_result` of `run_header()` and `fields`."
+    return write_result(prefix, run_header() | fields, suffix, folder, quiet)

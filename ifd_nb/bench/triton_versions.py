@@ -14,9 +14,9 @@ ARCHS = [90, 80, 75]
 CHILD = r'''
 import sys, torch, triton
 from triton.backends.compiler import GPUTarget
-from ifd_nb import kernels as K
-from ifd_nb.tiles import K2_TILES
-from ifd_nb.compile_facts import resolve_kernel
+from ifd_nb.bench import compile_facts as K
+from ifd_nb.kernels.launch import LINEAR_CE_TILES as K2_TILES
+from ifd_nb.bench.compile_facts import resolve_kernel
 arch, name = int(sys.argv[1]), sys.argv[2]
 class StandIn:  # the one thing a warm-up asks the driver: which device, stream and target
     def get_current_device(self): return 0
@@ -26,11 +26,12 @@ triton.runtime.driver.set_active(StandIn())
 cap = (arch // 10, arch % 10)
 lo = torch.float16 if arch < 80 else torch.bfloat16  # no bf16 before Ampere
 jobs = {  # launch descriptions from the package itself (pure Python: the same with every Triton)
-    "k2 default": K.kernel2_job(cap, K2_TILES[0], lo, 1536, 151936),
-    "k2 bias+softcap fp32": K.kernel2_job(cap, (64, 128, 64, 4, 3), torch.float32, 768, 50257, bias=True, softcap=True),
-    "k2 flatten": K.kernel2_job(cap, K2_TILES[0], lo, 1536, 151936, flatten=True),
-    "merge": K.merge_job(cap, lo, True),
-    "k1": K.kernel1_job(cap, lo, 151936),
+    "k2 default": K.linear_ce_job(cap, K2_TILES[0], lo, 1536, 151936),
+    "k2 bias+softcap fp32": K.linear_ce_job(cap, (64, 128, 64, 4, 3), torch.float32, 768, 50257, bias=True,
+                                            softcap=True),
+    "k2 flatten": K.linear_ce_job(cap, K2_TILES[0], lo, 1536, 151936, flatten=True),
+    "merge": K.linear_ce_merge_job(cap, lo, True),
+    "k1": K.token_ce_job(cap, lo, 151936),
 }
 name, _, args, num_warps, num_stages, consts, _ = jobs[name]
 resolve_kernel(name).warmup(*args, grid=(1,), num_warps=num_warps, num_stages=num_stages, **dict(consts))

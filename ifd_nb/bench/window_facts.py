@@ -6,11 +6,10 @@
 __all__ = ['main']
 
 # %% ../../nbs/bench/09_window_facts.ipynb #8af02cc4
-import datetime, gc, os, platform, time
-import torch
+import gc, os, time
 from ..data import read_rows, shared_data_path
 from . import chunk_facts
-from .timing import write_result
+from .timing import save
 from ..batch_encode import encode_samples
 from ..models import load_tokenizer
 
@@ -43,9 +42,6 @@ def main():
     rise = rss_mib() - before
     ids = sum(len(e.cond_ids) + len(e.bare_ids) for e in held if hasattr(e, "cond_ids")) / len(many)
     res = dict(
-        date=datetime.date.today().isoformat(),
-        machine=f"{os.cpu_count()} CPU cores ({platform.machine()})",
-        torch=torch.__version__,
         rows_tokenized=len(many),
         rss_rise_MiB=rise,
         KiB_per_row=rise * 1024 / len(many),
@@ -54,7 +50,7 @@ def main():
         GB_per_million_rows=rise * 2**20 / len(many) * 1e6 / 1e9,
         padding=[dict(window=w, rows=len(encs), padding_share=padding_share(encs, w)) for w in (len(encs), 1024, 256)],
     )
-    write_result("cpu_windows", res)
+    save("cpu_windows", res)
 
 # %% ../../nbs/bench/09_window_facts.ipynb #cc2a7751
 #| eval: false
