@@ -15,7 +15,7 @@ from .models import load_model, ModelNotFound, default_dtype, check_device
 from .store import check_output_file, check_folder
 from .forward import input_device
 from .scores import read_scores, show_ranked, ranking_key, RUN_FIELDS
-from .select import select_cherry, select_superfiltering, eligible, ranked_order, random_order
+from .select import select_cherry, select_cherry_v2, select_superfiltering, eligible, ranked_order, random_order
 from .budgets import select_ranked, turn_rows
 from .selection_files import export_selection, check_selection_path, format_selection, write_card
 from .superfiltering_d import select_superfiltering_d
@@ -102,11 +102,13 @@ def _add_select(p):
                    help="score column (default: ifd; ifd_ppl for --rule superfiltering or scores of --mode "
                         "superfiltering, as Superfiltering ranks)")
     p.add_argument("--rule", default="top",
-                   choices=["top", "cherry", "superfiltering", "superfiltering-d", "per-cluster", "facility", "longest",
-                            "random"],
-                   help="top: highest scores among status ok and score < 1, input order; cherry / superfiltering: "
-                        "the papers' scripts; per-cluster: the top --per-cluster of each of --clusters KMeans "
-                        "clusters; facility: a facility-location pick among the top --candidates share "
+                   choices=["top", "cherry", "cherry-v2", "superfiltering", "superfiltering-d", "per-cluster",
+                            "facility", "longest", "random"],
+                   help="top: highest scores among status ok and score < 1, input order; cherry, cherry-v2, "
+                        "superfiltering: the scripts data_by_IFD.py, select_from_ifd_json.py, select_data.py (a share "
+                        "of the table's rows where select_data.py counts Alpaca's 52,002); per-cluster: the top "
+                        "--per-cluster of each of --clusters KMeans clusters; facility: a facility-location pick "
+                        "among the top --candidates share "
                         "(this package's); superfiltering-d: Superfiltering's do_fla.py exactly (--ifd-num candidates "
                         "by ifd_ppl, all-MiniLM-L6-v2); the baselines: longest (the longest answers, n_answer_tokens, "
                         "of the scored rows) and random (a --seed'ed draw of the scored rows)")
@@ -319,6 +321,7 @@ def run_select(args) -> pd.DataFrame:
     if ranks:
         sel, groups, counts, key = select_by_order(df, args, key)
     elif args.rule == "cherry": sel = select_cherry(df, rate=args.rate or 0.0, number=args.top or 0, key=key)
+    elif args.rule == "cherry-v2": sel = select_cherry_v2(df, rate=args.rate or 0.0, number=args.top or 0, key=key)
     elif args.rule == "superfiltering-d":  # do_fla.py: --ifd-num candidates, --top picks by facility location
         ifd_num = args.ifd_num if args.ifd_num is not None else int(len(df) * 0.2)
         fla_num = args.top if args.top is not None else int(len(df) * args.rate)

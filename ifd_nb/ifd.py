@@ -135,7 +135,7 @@ def encode_cherry(tokenizer, prompt: str, answer: str, max_length: int = 512,
                   bare_prefix: str = "### Response:", # the bare pass's text before the answer
                   extra: int = 4, # the bare window is max_length - len(prompt) + extra tokens
                  ) -> Encoded:
-    """The two passes as Cherry_LLM's published `data_analysis.py` + `data_by_IFD.py` build them (commit 3a5970a and
+    """The two passes as Cherry_LLM's published `data_analysis.py` + `data_by_IFD.py` build them (commit ef867ee and
     later; the `_vic` scripts with another `bare_prefix` and `extra`)."""
     instruct_len = len(_enc(tokenizer, prompt, max_length))
     if max_length - instruct_len <= 0: raise SkipSample("prompt_too_long", "Cherry rule: max_length - len(prompt) <= 0")

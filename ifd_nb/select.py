@@ -9,8 +9,8 @@ import numpy as np
 import pandas as pd
 
 # %% auto #0
-__all__ = ['eligible', 'select_top_ifd', 'ranked_order', 'select_cherry', 'select_superfiltering', 'select_random',
-           'random_order', 'cluster_labels', 'select_per_cluster', 'facility_location_reference',
+__all__ = ['eligible', 'select_top_ifd', 'ranked_order', 'select_cherry', 'select_cherry_v2', 'select_superfiltering',
+           'select_random', 'random_order', 'cluster_labels', 'select_per_cluster', 'facility_location_reference',
            'facility_location_greedy', 'select_facility_location']
 
 # %% ../nbs/lessons/04_select.ipynb #f93f4285
@@ -59,6 +59,13 @@ def select_cherry(df: pd.DataFrame, rate: float = 0.1, number: int = 0, key: str
     k = number or int(len(pairs) * rate)
     keep = sorted(p for _, p in pairs[len(pairs) - k:]) if k else []
     return df.iloc[keep]
+
+def select_cherry_v2(df: pd.DataFrame, rate: float = 0.1, number: int = 0, key: str = "ifd") -> pd.DataFrame:
+    "Cherry V2's select_from_ifd_json.py rule: IFD <= 1, descending (stable), the first int(all rows*rate), that order."
+    vals = pd.to_numeric(df[key], errors="coerce").values
+    keep = [i for i in range(len(df)) if vals[i] <= 1]  # NaN <= 1 is False: skipped rows drop out, as in the script
+    keep.sort(key=lambda i: vals[i], reverse=True)
+    return df.iloc[keep[: number or int(len(df) * rate)]]
 
 def select_superfiltering(df: pd.DataFrame, rate: float = 0.1, n_total: int | None = None, key: str = "ifd_ppl",
                           threshold: float = 1.0,

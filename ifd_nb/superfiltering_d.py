@@ -34,8 +34,8 @@ def euclidean_similarity(x) -> np.ndarray:
     return np.exp(-euclidean_distances(x) * (1 / x.shape[1]))
 
 def kernel_facility_location(sim: np.ndarray, n: int) -> list[int]:
-    """Lazy-greedy facility location on a dense similarity matrix: `n` picks in pick order (an exact tie goes to the
-    higher position, as submodlib's priority queue of (gain, index) breaks it)."""
+    """Lazy-greedy facility location on a dense similarity matrix: `n` picks in pick order (an exact tie of these
+    float64 gains goes to the higher position; submodlib's float32 kernel may break such a tie either way)."""
     import heapq
     best, chosen = np.zeros(len(sim)), []
     heap = [(-g, -j) for j, g in enumerate(sim.sum(0))]  # a min-heap of (-gain, -position)

@@ -4,7 +4,7 @@ import numpy as np
 import pandas as pd
 import pytest
 from ifd_nb.cli import main
-from ifd_nb.select import (select_top_ifd, select_cherry, select_superfiltering, select_random, select_per_cluster,
+from ifd_nb.select import (select_top_ifd, select_cherry, select_cherry_v2, select_superfiltering, select_random, select_per_cluster,
                            select_facility_location, eligible)
 
 TABLE = pd.DataFrame({
@@ -33,6 +33,14 @@ def test_cherry_and_superfiltering_rules():
     assert list(select_cherry(TABLE, rate=0.3)["index"]) == [5, 9]
     # superfiltering keeps ifd_ppl < 1 whatever the status (the script has no status): 0,1,2,4,7,8,9 -> int(10*0.3)=3
     assert list(select_superfiltering(TABLE, rate=0.3)["index"]) == [1, 2, 9]
+
+
+def test_cherry_v2_rule_and_command(tmp_path):
+    "select_from_ifd_json.py: IFD <= 1 (NaN out; no status read, the script has none), descending and stable."
+    assert list(select_cherry_v2(TABLE, rate=0.5)["index"]) == [5, 1, 2, 9, 7]  # int(10 * 0.5) = 5: all rows count
+    scores = TABLE.to_parquet(tmp_path/"scores.parquet", index=False) or tmp_path/"scores.parquet"
+    assert main(["select", str(scores), "-o", str(tmp_path/"v2.json"), "--rate", "0.3", "--rule", "cherry-v2"]) == 0
+    assert [r["index"] for r in json.loads((tmp_path/"v2.json").read_text())] == [5, 1, 2]  # the script's order
 
 
 def test_empty_and_all_nan_selections():
