@@ -12,7 +12,7 @@ import torch
 from .data import read_rows, demo_data_path, SkipSample, resolve_fields, rename_fields, describe_fields
 from .settings import MODE_DEFAULTS, TURN_RULES, ScoringSettings, ExperienceSettings, check_positive
 from .models import load_model, ModelNotFound, default_dtype, check_device
-from .store import check_output_file, check_folder
+from .store import check_output_file, check_folder, check_owned_file, check_owned_folder
 from .forward import input_device
 from .scores import read_scores, show_ranked, ranking_key, RUN_FIELDS
 from .select import select_cherry, select_cherry_v2, select_superfiltering, eligible, ranked_order, random_order
@@ -482,9 +482,9 @@ def main(argv: list[str] | None = None) -> int:
             run_recipe(args.recipe)
         elif args.command in ("plot", "report"):
             import matplotlib; matplotlib.use("Agg")
-            from ifd_nb.reports import plot_all, html_report
-            if args.command == "plot": check_folder(args.output, "output")
-            else: check_output_file(args.output, "output", inputs=[args.scores])
+            from ifd_nb.reports import REPORT_MARK, plot_all, html_report
+            if args.command == "plot": check_owned_folder(args.output, "output")
+            else: check_owned_file(args.output, "output", [args.scores], (".html", ".htm"), REPORT_MARK.encode())
             df = read_scores(args.scores)
             if args.command == "plot": out = plot_all(df, args.output)
             else: out = [html_report(df, args.output, title=f"IFD report: {Path(args.scores).name}")]

@@ -12,42 +12,47 @@ from .analysis import (plot_ifd_distribution, plot_cond_vs_bare, plot_ifd_vs_len
                              scorer_agreement, scored_rows)
 from .scores import summarize
 from .select import select_top_ifd
+from .store import OWNED_MARK, atomic_write, check_owned_file, check_owned_folder
 
 # %% auto #0
-__all__ = ['plot_all', 'html_report', 'matched_scores', 'compare_scores']
+__all__ = ['REPORT_MARK', 'plot_all', 'html_report', 'matched_scores', 'compare_scores']
 
 # %% ../nbs/library/17_reports.ipynb #597f6f07
+REPORT_MARK = '<meta name="generator" content="ifd_nb report">'  # what says a page is one `html_report` wrote
+
 def plot_all(df: pd.DataFrame, folder) -> list[Path]:
-    "Write the standard plots of a scores table as PNG files into `folder`; their paths."
+    "Write the standard plots of a scores table as PNG files into `folder`, as one set; their paths."
     if not (df.status == "ok").any():
         raise ValueError("no scored row to plot (status: " + ", ".join(f"{k} {v}" for k, v in
                                                                       df.status.value_counts().items()) + ")")
-    folder = Path(folder); folder.mkdir(parents=True, exist_ok=True)
+    folder = check_owned_folder(folder, "figures folder")
     jobs = {"ifd_distribution.png": lambda p: plot_ifd_distribution(df, path=p),
             "cond_vs_bare.png": lambda p: plot_cond_vs_bare(df, path=p),
             "ifd_vs_length.png": lambda p: plot_ifd_vs_length(df, path=p)}
     if "instruction" in df: jobs["task_breakdown.png"] = lambda p: plot_task_breakdown(df, min_count=3, path=p)
-    out = []
-    for name, f in jobs.items():
-        fig = f(folder/name)
-        plt.close(fig)
-        out.append(folder/name)
-    return out
+    def draw(tmp: Path):
+        tmp.mkdir(parents=True)
+        for name, f in jobs.items(): plt.close(f(tmp/name))
+        (tmp/OWNED_MARK).write_text("figures written by ifd_nb plot: the folder is replaced whole by the next plot\n")
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    atomic_write(folder, draw)
+    return [folder/name for name in jobs]
 
 def html_report(df: pd.DataFrame, path, title: str = "IFD report", n: int = 15) -> Path:
     "One self-contained HTML page: summary, the standard plots (embedded PNG) and the top/bottom samples."
-    Path(path).parent.mkdir(parents=True, exist_ok=True)  # before the plots are drawn
+    path = check_owned_file(path, "report", suffixes=(".html", ".htm"), mark=REPORT_MARK.encode())
     with tempfile.TemporaryDirectory() as d:
-        imgs = [base64.b64encode(p.read_bytes()).decode() for p in plot_all(df, d)]
+        imgs = [base64.b64encode(p.read_bytes()).decode() for p in plot_all(df, Path(d)/"figures")]
     ok = scored_rows(df).sort_values("ifd", ascending=False)
     cols = [c for c in ("index", "ifd", "loss_cond", "loss_bare", "instruction", "output") if c in df]
     tab = lambda x: x[cols].to_html(index=False, escape=True, float_format=lambda v: f"{v:.3f}")
     body = [f"<h1>{html.escape(title)}</h1>", f"<pre>{html.escape(summarize(df))}</pre>"]
     body += [f'<img src="data:image/png;base64,{b}" style="max-width:100%">' for b in imgs]
     body += [f"<h2>Highest IFD</h2>{tab(ok.head(n))}", f"<h2>Lowest IFD</h2>{tab(ok.tail(n))}"]
-    Path(path).write_text(f"<!doctype html><html><head><meta charset='utf-8'><title>{html.escape(title)}</title></head>"
-                          f"<body style='font-family:sans-serif'>{''.join(body)}</body></html>")
-    return Path(path)
+    page = (f"<!doctype html><html><head><meta charset='utf-8'>{REPORT_MARK}<title>{html.escape(title)}</title>"
+            f"</head><body style='font-family:sans-serif'>{''.join(body)}</body></html>")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    return atomic_write(path, lambda tmp: Path(tmp).write_text(page))
 
 # %% ../nbs/library/17_reports.ipynb #5da56278
 def matched_scores(a: pd.DataFrame, b: pd.DataFrame, # two scores tables of the same input (joined on `index`)

@@ -8,9 +8,9 @@ import hashlib, json, math, os, shutil, signal, socket, sys, time, zipfile
 from pathlib import Path
 
 # %% auto #0
-__all__ = ['UNREADABLE', 'sample_key', 'sample_keys', 'temporary_path', 'atomic_write', 'set_aside', 'ShardStore',
+__all__ = ['UNREADABLE', 'OWNED_MARK', 'sample_key', 'sample_keys', 'temporary_path', 'atomic_write', 'set_aside', 'ShardStore',
            'remove_stale_temporaries', 'column_kind', 'json_text', 'storable_table', 'check_output_file',
-           'check_folder', 'FolderBusy', 'FolderLock']
+           'check_folder', 'check_owned_folder', 'check_owned_file', 'FolderBusy', 'FolderLock']
 
 # %% ../nbs/library/04_store.ipynb #ef10e703
 def sample_key(row: dict, spec: dict) -> str:
@@ -188,6 +188,31 @@ def check_folder(path, what: str = "folder") -> Path:
     folder = path if path.exists() else _nearest_folder(path)
     if not folder.is_dir(): raise ValueError(f"{what} {path}: {folder} is a file, not a folder")
     if not os.access(folder, os.W_OK): raise PermissionError(f"{what} {path}: cannot write in {folder}")
+    return path
+
+# %% ../nbs/library/04_store.ipynb #a0c5e002
+OWNED_MARK = ".ifd_nb"  # the file that marks a folder whose files ifd_nb wrote, together
+
+def check_owned_folder(path, what: str = "output") -> Path:
+    "`check_folder`, and the folder new, empty or marked as one ifd_nb wrote whole: never a folder of the user's."
+    path = check_folder(path, what)
+    if path.is_symlink(): raise ValueError(f"{what} {path} is a link; give a folder (a link is not followed)")
+    if path.is_dir() and any(path.iterdir()) and not (path/OWNED_MARK).is_file():
+        raise ValueError(f"{what} {path} holds files ifd_nb did not write there; give a new or empty folder "
+                         f"(nothing in it is replaced)")
+    return path
+
+def check_owned_file(path, what: str = "output", inputs=(),
+                     suffixes: tuple = (), # the names it may have, e.g. ('.html', '.htm')
+                     mark: bytes = b"", # what a file this writer wrote holds in its first 4 KiB
+                    ) -> Path:
+    "`check_output_file`, and a name with one of `suffixes`, not a link, and an existing file only if it has `mark`."
+    path = check_output_file(path, what, inputs)
+    if suffixes and path.suffix.lower() not in suffixes:
+        raise ValueError(f"{what} {path}: the name must end in {' or '.join(suffixes)}")
+    if path.is_symlink(): raise ValueError(f"{what} {path} is a link; give a file name (a link is not followed)")
+    if mark and path.exists() and mark not in path.read_bytes()[:4096]:
+        raise ValueError(f"{what} {path} exists and is not a file ifd_nb wrote; choose another name (it is kept)")
     return path
 
 # %% ../nbs/library/04_store.ipynb #c30a0005

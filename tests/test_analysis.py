@@ -65,7 +65,7 @@ def test_agreement_and_mismatch():
 def test_plot_and_report_commands(table, tmp_path):
     p = tmp_path/"s.parquet"; table.to_parquet(p, index=False)
     assert main(["plot", str(p), "-o", str(tmp_path/"figs")]) == 0
-    assert sorted(x.name for x in (tmp_path/"figs").iterdir()) == ["cond_vs_bare.png", "ifd_distribution.png",
+    assert sorted(x.name for x in (tmp_path/"figs").iterdir()) == [".ifd_nb", "cond_vs_bare.png", "ifd_distribution.png",
                                                                    "ifd_vs_length.png", "task_breakdown.png"]
     assert main(["report", str(p), "-o", str(tmp_path/"r.html")]) == 0
     html = (tmp_path/"r.html").read_text()

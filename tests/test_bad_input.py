@@ -441,3 +441,56 @@ def test_cli_split_reaches_the_hub_loader(tmp_path, monkeypatch):
     assert main(["score", "some-org/chat-set", "-o", str(tmp_path/"x.csv"), "-q", "--split", "train_sft"]) == 0
     assert calls == [("some-org/chat-set", "train"), ("some-org/chat-set", "train_sft")]
     assert list(pd.read_csv(tmp_path/"x.csv").status) == ["ok"]
+
+
+# ---------------------------------------------------------------- writers: plot and report own their targets
+
+def folder_state(folder: Path) -> dict:
+    "Every file and link under `folder`: its bytes' hash, or where the link points."
+    import hashlib
+    return {str(p.relative_to(folder)): (f"-> {os.readlink(p)}" if p.is_symlink() else
+                                         hashlib.sha256(p.read_bytes()).hexdigest())
+            for p in sorted(folder.rglob("*")) if p.is_file() or p.is_symlink()}
+
+
+def test_report_writes_over_nothing_but_an_earlier_report(capsys, scores_csv, tmp_path):
+    page = tmp_path/"page.html"; page.write_text("<p>the user's own page</p>")
+    link = tmp_path/"link.html"; link.symlink_to(tmp_path/"d.jsonl")
+    before = folder_state(tmp_path)
+    for target, says in ((page, "not a file ifd_nb wrote"), (link, "is a link"), (scores_csv, "is the input file"),
+                         (tmp_path/"d.jsonl", "must end in .html"), (tmp_path/"r.txt", "must end in .html")):
+        code, said = cli(capsys, "report", scores_csv, "-o", target)
+        assert code == 2 and says in said and "Traceback" not in said, (target, said)
+    assert folder_state(tmp_path) == before  # nothing of the user's changed, nothing left behind
+    for _ in range(2): assert cli(capsys, "report", scores_csv, "-o", tmp_path/"r.html")[0] == 0  # its own: replaced
+
+
+def test_plot_replaces_only_a_folder_it_wrote(capsys, scores_csv, tmp_path):
+    mine = tmp_path/"mine"; mine.mkdir(); (mine/"holiday.png").write_bytes(b"the user's picture")
+    (tmp_path/"to_mine").symlink_to(mine)
+    before = folder_state(tmp_path)
+    for target, says in ((mine, "ifd_nb did not write"), (tmp_path/"to_mine", "is a link"), (scores_csv, "is a file")):
+        code, said = cli(capsys, "plot", scores_csv, "-o", target)
+        assert code == 2 and says in said, (target, said)
+    assert folder_state(tmp_path) == before
+    figs = tmp_path/"figs"
+    for _ in range(2): assert cli(capsys, "plot", scores_csv, "-o", figs)[0] == 0  # its own folder: replaced whole
+    assert sorted(p.name for p in figs.iterdir() if not p.name.startswith(".")) == [
+        "cond_vs_bare.png", "ifd_distribution.png", "ifd_vs_length.png", "task_breakdown.png"]
+
+
+@pytest.mark.parametrize("command,target", [("report", "r.html"), ("plot", "figs")])
+@pytest.mark.parametrize("failure", [OSError(28, "No space left on device"), KeyboardInterrupt()])
+def test_a_write_cut_short_leaves_the_previous_output_and_no_temporary(capsys, scores_csv, tmp_path, monkeypatch,
+                                                                      command, target, failure):
+    "A full disk or an interrupt while the third figure is drawn: the earlier figures or page stay as they were."
+    out = tmp_path/"out"
+    assert cli(capsys, command, scores_csv, "-o", out/target)[0] == 0
+    before = folder_state(out)
+    import ifd_nb.reports as reports
+    def cut_short(*a, **k): raise failure
+    monkeypatch.setattr(reports, "plot_ifd_vs_length", cut_short)
+    code, said = cli(capsys, command, scores_csv, "-o", out/target)
+    assert code in (2, 130) and "Traceback" not in said
+    assert folder_state(out) == before
+    assert [p.name for p in out.iterdir()] == [target]  # no temporary file or folder beside it
