@@ -12,7 +12,7 @@ import torch
 from .data import read_rows, demo_data_path, SkipSample, resolve_fields, rename_fields, describe_fields
 from .settings import MODE_DEFAULTS, TURN_RULES, ScoringSettings, ExperienceSettings, check_positive
 from .models import load_model, ModelNotFound, default_dtype, check_device
-from .store import check_output_file, check_folder, check_owned_file, check_owned_folder
+from .store import check_output_file, check_owned_file, check_owned_folder, mark_owned_folder
 from .forward import input_device
 from .scores import read_scores, show_ranked, ranking_key, RUN_FIELDS
 from .select import select_cherry, select_cherry_v2, select_superfiltering, eligible, ranked_order, random_order
@@ -236,7 +236,7 @@ def run_experience(args) -> Path:
     from ifd_nb.experience import brief_experience  # scikit-learn and the fine-tuning: only when asked
     from ifd_nb.train import save_model
 
-    check_folder(args.output, "output")  # an existing file: refused before the model loads
+    check_owned_folder(args.output, "output")  # a file, or a folder of the user's: refused before the model loads
     check_device(args.device)
     settings = ExperienceSettings(  # every value checked, before the rows are read or the model loaded
         template=args.template, n_clusters=args.clusters, per_cluster=args.per_cluster, method=args.method,
@@ -250,6 +250,7 @@ def run_experience(args) -> Path:
     rows = rename_fields(rows, mapping)
     # full fine-tuning: float32 weights
     model, tok = load_model(args.model, device=args.device, dtype=None if args.lora else torch.float32)
+    mark_owned_folder(args.output, "a brief experience's model folder")  # ours from now on: a rerun may resume in it
     t0 = time.time()
     model, chosen = brief_experience(model, tok, rows, settings,
                                      features_path=Path(args.output) / "prompt_features.npz",  # a rerun reads them back

@@ -11,8 +11,8 @@ from .data import SkipSample, resolve_fields, rename_fields, to_format
 from .store import atomic_write, storable_table
 
 # %% auto #0
-__all__ = ['SELECTION_SUFFIXES', 'CARD_KEY', 'check_selection_path', 'export_selection', 'format_selection', 'card_path',
-           'selection_card', 'write_card']
+__all__ = ['SELECTION_SUFFIXES', 'CARD_KEY', 'check_selection_path', 'export_selection', 'format_selection', 'front_matter',
+           'card_text', 'card_path', 'selection_card', 'write_card']
 
 # %% ../nbs/library/19_selection_files.ipynb #fb08cfb5
 SELECTION_SUFFIXES = (".json", ".jsonl", ".parquet", ".csv")
@@ -56,15 +56,30 @@ def format_selection(sel: pd.DataFrame, fmt: str, fields="auto") -> pd.DataFrame
 
 CARD_KEY = "ifd_nb"  # the front matter's key that marks a card this package wrote
 
+def front_matter(text: str) -> dict | None:
+    "A card's YAML front matter: between a first line `---` and the next line that is `---` (None if there is none)."
+    import yaml
+    lines = text.split("\n")
+    if not lines or lines[0].strip() != "---": return None
+    end = next((i for i, l in enumerate(lines[1:], 1) if l.rstrip() == "---"), None)
+    if end is None: return None
+    try: meta = yaml.safe_load("\n".join(lines[1:end]))
+    except yaml.YAMLError: return None
+    return meta if isinstance(meta, dict) else None
+
+def card_text(value) -> str:
+    "A value as plain text in the card's Markdown body: HTML escaped, no code span or table cell broken by it."
+    import html
+    return html.escape(str(value)).replace("|", "&#124;").replace("`", "&#96;").replace("\n", " ")
+
 def card_path(output) -> Path:
     "Where the dataset card of `output` goes: README.md beside it, unless another file's or a person's card is there."
-    import yaml
     output = Path(output)
     readme = output.parent / "README.md"
     if not readme.exists(): return readme
-    try: meta = yaml.safe_load(readme.read_text(encoding="utf-8").split("---\n")[1])  # the front matter
-    except (IndexError, ValueError, yaml.YAMLError): meta = None
-    card = meta.get(CARD_KEY) if isinstance(meta, dict) else None
+    try: meta = front_matter(readme.read_text(encoding="utf-8"))
+    except (OSError, ValueError): meta = None
+    card = meta.get(CARD_KEY) if meta else None
     ours = isinstance(card, dict) and card.get("output") == output.name
     return readme if ours else output.with_name(output.name + ".README.md")
 
@@ -75,12 +90,12 @@ def selection_card(output, info: dict) -> str:
     meta = {"configs": [{"config_name": "default", "data_files": name}], "tags": ["ifd_nb", "data-selection"],
             CARD_KEY: {"output": name, **info}}
     lines = ["---", yaml.safe_dump(meta, sort_keys=False, allow_unicode=True).strip(), "---", "",
-             f"# {name}", "", f"{info.get('selected', '?')} rows selected by ifd_nb (rule `{info.get('rule')}`) from "
-             f"`{info.get('scores')}`. How the rows were scored and chosen is in the front matter above, under "
-             f"`{CARD_KEY}`."]
+             f"# {card_text(name)}", "", f"{card_text(info.get('selected', '?'))} rows selected by ifd_nb (rule "
+             f"{card_text(info.get('rule'))}) from {card_text(info.get('scores'))}. How the rows were scored and "
+             f"chosen is in the front matter above, under `{CARD_KEY}`."]
     groups = info.get("groups") or {}
     if groups: lines += ["", "| group | eligible | selected |", "|---|---|---|"] + [
-        f"| {g} | {e} | {s} |" for g, (e, s) in groups.items()]
+        f"| {card_text(g)} | {e} | {s} |" for g, (e, s) in groups.items()]
     return "\n".join(lines) + "\n"
 
 def write_card(output, info: dict) -> Path:

@@ -10,7 +10,7 @@ from pathlib import Path
 # %% auto #0
 __all__ = ['UNREADABLE', 'OWNED_MARK', 'sample_key', 'sample_keys', 'temporary_path', 'atomic_write', 'set_aside', 'ShardStore',
            'remove_stale_temporaries', 'column_kind', 'json_text', 'storable_table', 'check_output_file',
-           'check_folder', 'check_owned_folder', 'check_owned_file', 'FolderBusy', 'FolderLock']
+           'check_folder', 'check_owned_folder', 'check_owned_file', 'mark_owned_folder', 'FolderBusy', 'FolderLock']
 
 # %% ../nbs/library/04_store.ipynb #ef10e703
 def sample_key(row: dict, spec: dict) -> str:
@@ -213,6 +213,12 @@ def check_owned_file(path, what: str = "output", inputs=(),
     if path.is_symlink(): raise ValueError(f"{what} {path} is a link; give a file name (a link is not followed)")
     if mark and path.exists() and mark not in path.read_bytes()[:4096]:
         raise ValueError(f"{what} {path} exists and is not a file ifd_nb wrote; choose another name (it is kept)")
+    return path
+
+def mark_owned_folder(path, what: str) -> Path:
+    "Make `path` (checked by `check_owned_folder`) and mark it as ifd_nb's, before the first file goes in; the folder."
+    path = Path(path); path.mkdir(parents=True, exist_ok=True)
+    if not (path/OWNED_MARK).is_file(): (path/OWNED_MARK).write_text(f"{what}, written by ifd_nb\n")
     return path
 
 # %% ../nbs/library/04_store.ipynb #c30a0005

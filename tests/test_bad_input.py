@@ -494,3 +494,12 @@ def test_a_write_cut_short_leaves_the_previous_output_and_no_temporary(capsys, s
     assert code in (2, 130) and "Traceback" not in said
     assert folder_state(out) == before
     assert [p.name for p in out.iterdir()] == [target]  # no temporary file or folder beside it
+
+
+def test_experience_never_writes_into_a_folder_of_the_user_s(capsys, data, tmp_path, no_model):
+    "A folder holding the user's own model files is refused before the model loads, and nothing in it changes."
+    mine = tmp_path/"my_model"; mine.mkdir()
+    (mine/"config.json").write_text('{"model_type": "the user\'s own"}'); (mine/"notes.md").write_text("mine")
+    before = folder_state(mine)
+    code, said = cli(capsys, "experience", data, "-o", mine)
+    assert code == 2 and "ifd_nb did not write" in said and folder_state(mine) == before

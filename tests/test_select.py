@@ -304,3 +304,18 @@ def test_superfiltering_d_on_the_command_line(tmp_path, capsys):
     assert "selected 2 of 10 rows by ifd_ppl (superfiltering-d)" in capsys.readouterr().err
     picked = {r["index"] for r in json.loads((tmp_path/"sel.json").read_text())}
     assert picked <= {1, 2, 9, 7}  # among the 4 highest ifd_ppl below 1
+
+
+def test_the_card_escapes_what_it_shows_and_knows_its_own_front_matter(tmp_path):
+    "Group values and file names that are markup stay text in the card's body; a rerun rewrites the same card."
+    from ifd_nb.selection_files import front_matter
+    scores = tmp_path/"<b>scores&amp;.parquet"
+    TABLE.assign(category=["<script>alert(1)</script>", "a|b"] * 5).to_parquet(scores, index=False)
+    for _ in range(2):
+        assert main(["select", str(scores), "-o", str(tmp_path/"sel.jsonl"), "--rate", "1", "--group-by",
+                     "category", "-q"]) == 0
+        assert sorted(p.name for p in tmp_path.iterdir() if p.suffix == ".md") == ["README.md"]
+    text = (tmp_path/"README.md").read_text()
+    body = text.split("\n---\n", 1)[1]
+    assert "<script>" not in body and "<b>" not in body and "&lt;script&gt;" in body and "a&#124;b" in body
+    assert front_matter(text)["ifd_nb"]["selected"] == len(pd.read_json(tmp_path/"sel.jsonl", lines=True))
