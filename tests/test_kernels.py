@@ -14,6 +14,7 @@ from ifd_nb.kernels.segments import HAS_TRITON, random_segments
 from ifd_nb.kernels.launch import CARDS, LINEAR_CE_TILES, interpreting, linear_ce_plan
 from ifd_nb.kernels.dispatch import linear_ce_chunked, linear_cross_entropy, token_cross_entropy
 from ifd_nb.kernels.linear_ce import linear_ce_triton
+from ifd_nb.ce import ce_reference as reference  # the lesson's float64 reference
 from ifd_nb.kernels.torch_paths import apply_logit_transforms
 
 pytestmark = pytest.mark.skipif(not (HAS_TRITON and (interpreting() or torch.cuda.is_available())),
@@ -27,13 +28,6 @@ OPTIONS = (dict(), dict(bias=True), dict(bias=True, logit_scale=0.0625, softcap=
 
 def tol(dtype) -> float:
     return 1e-4 if dtype == torch.float32 else 2e-3
-
-
-def reference(z, targets):
-    "Per-token cross-entropy in float64 of logits `z` (0 where the target is ignored)."
-    z, valid = z.double(), targets != -100
-    loss = torch.logsumexp(z, -1) - z.gather(1, torch.where(valid, targets, 0)[:, None])[:, 0]
-    return torch.where(valid, loss, 0.0)
 
 
 def inputs(V, D, dtype, n_samples=3, segments=True, g=None):

@@ -63,12 +63,9 @@ def test_chat_demo_is_packaged_and_matches_its_card():
 @pytest.mark.slow
 def test_the_wheel_holds_the_library_and_its_launch_table_not_the_benchmarks(tmp_path):
     "`pip install .` installs the library only: the benchmark wing runs from a clone; the launch table is package data."
-    import shutil, subprocess, sys, zipfile
-    files = subprocess.run(["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"], cwd=ROOT,
-                           capture_output=True, text=True, check=True).stdout.split("\0")
-    src = tmp_path/"clone"  # what a clone holds: no build/ or egg-info left by an earlier install
-    for f in filter(None, files):
-        if (ROOT/f).is_file(): (src/f).parent.mkdir(parents=True, exist_ok=True); shutil.copy2(ROOT/f, src/f)
+    import subprocess, sys, zipfile
+    from test_docs import project_copy
+    src = project_copy(tmp_path/"clone")  # what a clone holds: no build/ or egg-info left by an earlier install
     r = subprocess.run([sys.executable, "-m", "pip", "wheel", str(src), "--no-deps", "-q", "-w", str(tmp_path)],
                        capture_output=True, text=True, timeout=600)
     assert r.returncode == 0, r.stderr[-3000:]
