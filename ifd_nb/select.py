@@ -57,7 +57,7 @@ def select_cherry(df: pd.DataFrame, rate: float = 0.1, number: int = 0, key: str
     vals = df[key].astype(float).values[mask.values]
     pairs = sorted(zip(vals, pos))
     k = number or int(len(pairs) * rate)
-    keep = sorted(p for _, p in pairs[len(pairs) - k:]) if k else []
+    keep = sorted(p for _, p in pairs[max(0, len(pairs) - k):]) if k else []  # more asked than kept: all
     return df.iloc[keep]
 
 def select_cherry_v2(df: pd.DataFrame, rate: float = 0.1, number: int = 0, key: str = "ifd") -> pd.DataFrame:
