@@ -4,29 +4,32 @@
 
 # %% ../nbs/library/23_cli.ipynb #6a45636f
 from __future__ import annotations
-import argparse, json, sys, time
+import argparse, json, os, sys, time
 import numpy as np
 from pathlib import Path
 import pandas as pd
 import torch
-from .data import read_rows, demo_data_path, SkipSample, resolve_fields, rename_fields, describe_fields
+from .data import read_rows, demo_data_path, SkipSample, resolve_fields, rename_fields, describe_fields, scored_part
 from .settings import MODE_DEFAULTS, TURN_RULES, ScoringSettings, ExperienceSettings, check_positive
 from .models import load_model, ModelNotFound, default_dtype, check_device
-from .store import check_output_file, check_owned_file, check_owned_folder, mark_owned_folder
+from .store import (check_output_file, check_owned_file, check_owned_folder, mark_owned_folder, sample_key,
+                          atomic_write)
 from .forward import input_device
-from .scores import read_scores, show_ranked, ranking_key, RUN_FIELDS
+from .scores import read_scores, show_ranked, ranking_key, RUN_FIELDS, check_scores_path
 from .select import select_cherry, select_cherry_v2, select_superfiltering, eligible, ranked_order, random_order
 from .budgets import select_ranked, turn_rows
-from .selection_files import export_selection, check_selection_path, format_selection, write_card
+from .selection_files import check_selection_path, format_selection, write_selection, card_path
 from .superfiltering_d import select_superfiltering_d
 from .data import FORMATS
 from .embed import select_diverse, sentence_embedder, MINILM
-from .engine import score_dataset
+from .engine import score_dataset, shard_folder
 
 # %% auto #0
-__all__ = ['COMMANDS', 'RECIPE_KEYS', 'PATH_OPTIONS', 'run_score', 'run_experience', 'run_select', 'select_by_order',
-           'selection_info', 'run_compare', 'read_recipe', 'step_argv', 'parse_step', 'experience_done', 'run_recipe',
-           'main']
+__all__ = ['COMMANDS', 'RECIPE_KEYS', 'PATH_OPTIONS', 'EXPERIENCE_OPTIONS', 'DefaultsHelp', 'run_score', 'run_experience',
+           'run_select', 'check_select', 'select_rows', 'rows_where', 'one_setting', 'select_by_order',
+           'selection_info', 'run_compare', 'read_recipe', 'step_argv', 'parse_step', 'experience_done',
+           'experience_made_with', 'experience_rows', 'reuse_experience', 'recipe_steps', 'check_recipe', 'run_recipe',
+           'interrupted_note', 'main']
 
 # %% ../nbs/library/23_cli.ipynb #413e3ff6
 def _add_fields(p):
@@ -52,7 +55,9 @@ def _add_device(p):
 
 def _add_scoring(p):
     p.add_argument("--model", default="embedded", help="'embedded' (default), a hub id or a local folder")
-    p.add_argument("--mode", default="default", choices=sorted(MODE_DEFAULTS))
+    p.add_argument("--mode", default="default", choices=sorted(MODE_DEFAULTS),
+                   help="default: exact alignment of the two passes; cherry, cherry-v2, superfiltering: each reference "
+                        "script's computation, as it ran")
     p.add_argument("--template", default=None,
                    help="auto (the default mode's: the model's chat template, else Alpaca with a newline) | alpaca | "
                         "chat | none | raw | wiz | vicuna | a format string with {instruction}")
@@ -113,6 +118,9 @@ def _add_select(p):
                         "by ifd_ppl, all-MiniLM-L6-v2); the baselines: longest (the longest answers, n_answer_tokens, "
                         "of the scored rows) and random (a --seed'ed draw of the scored rows)")
     p.add_argument("--seed", type=int, default=0, help="random: the draw's seed")
+    p.add_argument("--where", default=None,
+                   help="select among the rows whose columns hold these values, e.g. mode=cherry (a table that mixes "
+                        "modes, templates or models is refused without it)")
     p.add_argument("--budget-tokens", type=int, default=None,
                    help="top, longest, random: keep the best rows while their prompt and answer tokens fit this many "
                         "(after --rate/--top, if given; within each group with --group-by)")
@@ -158,8 +166,8 @@ def _add_experience(p):
                    help="embed and cluster a seeded draw of at most this many rows (0: every row)")
     p.add_argument("--method", default="reference", choices=["reference", "random"],
                    help="within-cluster rule: the reference code's, or a seeded random draw")
-    p.add_argument("--epochs", type=int, default=1)
-    p.add_argument("--lr", type=float, default=2e-5)
+    p.add_argument("--epochs", type=int, default=1, help="passes over the chosen rows")
+    p.add_argument("--lr", type=float, default=2e-5, help="peak learning rate (AdamW)")
     p.add_argument("--batch-size", type=int, default=4, help="rows per forward pass (the micro-batch)")
     p.add_argument("--global-batch", type=int, default=128,
                    help="rows per optimizer step, by gradient accumulation (the paper's recipe: 128)")
@@ -168,8 +176,8 @@ def _add_experience(p):
     p.add_argument("--low-th", type=float, default=25,
                    help="reference rule: lower percentile of prompt perplexity kept in a cluster (published: 25)")
     p.add_argument("--up-th", type=float, default=75, help="reference rule: upper percentile (published: 75)")
-    p.add_argument("--max-length", type=int, default=512)
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--max-length", type=int, default=512, help="longest training example, in tokens")
+    p.add_argument("--seed", type=int, default=0, help="seed of the pool draw, KMeans and the training order")
     p.add_argument("--lora", action="store_true",
                    help="LoRA adapters (peft), merged into the saved weights, for models too large to fine-tune fully")
     p.add_argument("--save-dtype", default="auto", choices=["auto", "float32", "bfloat16", "float16"],
@@ -202,12 +210,21 @@ COMMANDS = {  # command: (help, the flag groups it takes), each group defined on
     "run": ("run a recipe file: experience (optional), score, then each selection", (_add_recipe,)),
 }
 
+class DefaultsHelp(argparse.HelpFormatter):
+    "Help that shows each option's default where it has one and its text does not already say it."
+    def _get_help_string(self, action):
+        text = action.help or ""
+        unset = action.default is None or action.default is False or action.default == argparse.SUPPRESS
+        if unset or "default" in text or not action.option_strings:
+            return text
+        return f"{text} (default: %(default)s)" if text else "(default: %(default)s)"
+
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="ifd_nb",
                                 description="Instruction-Following Difficulty (IFD) scoring and selection.")
     sub = p.add_subparsers(dest="command", required=True)
     for name, (help, groups) in COMMANDS.items():
-        q = sub.add_parser(name, help=help)
+        q = sub.add_parser(name, help=help, formatter_class=DefaultsHelp)
         for add in groups: add(q)
     sub.choices["score"].add_argument("-o", "--output", required=True, help="output file: .parquet, .jsonl or .csv")
     sub.choices["demo"].add_argument("-o", "--output", default="ifd_scores_demo.csv", help="where to write the scores")
@@ -243,14 +260,11 @@ def run_experience(args) -> Path:
         epochs=args.epochs, lr=args.lr, batch_size=args.batch_size, max_length=args.max_length, seed=args.seed,
         lora=args.lora, pool=args.pool, global_batch=args.global_batch, schedule=args.schedule,
         warmup_ratio=args.warmup_ratio, low_th=args.low_th, up_th=args.up_th)
-    # after the checks: a hub data set can take a while
-    rows = read_rows(args.input, limit=args.limit, split=args.split)
-    mapping = resolve_fields(rows, args.fields)
-    if mapping: print(describe_fields(rows, mapping), file=sys.stderr)  # as `score` says it
-    rows = rename_fields(rows, mapping)
+    rows = experience_rows(args)  # after the checks: a hub data set can take a while
     # full fine-tuning: float32 weights
     model, tok = load_model(args.model, device=args.device, dtype=None if args.lora else torch.float32)
     mark_owned_folder(args.output, "a brief experience's model folder")  # ours from now on: a rerun may resume in it
+    (Path(args.output) / "brief_experience.json").unlink(missing_ok=True)  # finished again once the new one is saved
     t0 = time.time()
     model, chosen = brief_experience(model, tok, rows, settings,
                                      features_path=Path(args.output) / "prompt_features.npz",  # a rerun reads them back
@@ -275,6 +289,7 @@ def run_experience(args) -> Path:
         recipe={k: v for k, v in model.sft_recipe.items() if k != "rates"},  # global batch, steps, schedule
         perplexity_band=[args.low_th, args.up_th],
         chosen=[int(i) for i in chosen],
+        made_with=experience_made_with(args, rows),  # what a recipe compares before it reuses the folder
     )
     save_dtype = default_dtype(input_device(model)) if args.save_dtype == "auto" else getattr(torch, args.save_dtype)
     out = save_model(
@@ -284,7 +299,7 @@ def run_experience(args) -> Path:
     print(f"brief experience: {len(chosen)} of {len(rows)} rows chosen ({drawn}{args.clusters} clusters x "
           f"{args.per_cluster}), "
           f"{model.sft_examples} trained on for {args.epochs} epoch(s) in {model.sft_recipe['optimizer_steps']} "
-          f"optimizer steps of {model.sft_recipe['global_batch']} rows ({args.schedule}), "
+          f"optimizer step(s) of up to {model.sft_recipe['global_batch']} rows ({args.schedule}), "
           f"mean loss {model.sft_loss:.3f}, "
           f"{time.time() - t0:.0f} s\n"
           f"saved to {out}; score with it: ifd_nb score {args.input} -o scores.parquet --model {out}", file=sys.stderr)
@@ -293,6 +308,14 @@ def run_experience(args) -> Path:
 # %% ../nbs/library/23_cli.ipynb #35945fe1
 def run_select(args) -> pd.DataFrame:
     "Select rows of a scores file as the parsed command line says, write them, print the counts."
+    out = check_select(args)  # before any embedding is computed
+    df = one_setting(rows_where(read_scores(args.scores), args.where), args.scores)
+    if args.per_turn: df = turn_rows(df)  # one row per scored answer
+    return select_rows(args, out, df)
+
+def check_select(args, inputs=(), # files the run reads besides the scores (a recipe's input)
+                ) -> Path:
+    "Every option of a selection checked, before a scores file is read or an embedding computed: the output path."
     sized = (args.rate is not None) + (args.top is not None)
     ranks = args.rule in ("top", "longest", "random")  # the rules that order rows: budgets and groups cut the order
     if not ranks and (args.budget_tokens is not None or args.group_by is not None):
@@ -309,10 +332,15 @@ def run_select(args) -> pd.DataFrame:
     if args.rate is not None and not 0 < args.rate <= 1:
         raise ValueError(f"--rate must be a share in (0, 1], not {args.rate}")
     check_positive("--top", args.top, " of rows")
-    # before any embedding is computed; never the scores file itself
-    out = check_output_file(check_selection_path(args.output), "output", inputs=[args.scores])
-    df = read_scores(args.scores)
-    if args.per_turn: df = turn_rows(df)  # one row per scored answer
+    # never the scores file itself (nor the recipe's input), nor a link, nor a folder
+    out = check_output_file(check_selection_path(args.output), "output", inputs=[args.scores, *inputs])
+    for p in (out, card_path(out)):
+        if p.is_symlink(): raise ValueError(f"output {p} is a link; give a file name (a link is not followed)")
+    return out
+
+def select_rows(args, out: Path, df: pd.DataFrame) -> pd.DataFrame:
+    "The rule applied to the rows of a scores table, the selection and its card written to `out` as a pair."
+    ranks = args.rule in ("top", "longest", "random")
     paper = args.rule in ("superfiltering", "superfiltering-d")
     key = args.key or ("ifd_ppl" if paper else ranking_key(df))  # the paper's, or the mode's own ranking
     if key not in df:
@@ -339,11 +367,38 @@ def run_select(args) -> pd.DataFrame:
     for g, (n_eligible, n_selected) in groups.items():
         print(f"  {args.group_by} = {g}: {n_selected} of {n_eligible}", file=sys.stderr)
     written = format_selection(sel, args.format, args.fields) if args.format else sel  # before anything is written
-    export_selection(written, out)
-    card = write_card(out, selection_info(df, sel, args, key, counts, groups))
+    if args.top is not None and len(sel) < args.top:
+        print(f"--top {args.top}: rule {args.rule} keeps {len(sel)}, every row it can take from the {len(df)} (the "
+              f"others are not status ok with {key} below 1, or are cut by the rule)", file=sys.stderr)
+    info = selection_info(df, sel, args, key, counts, groups)
+    here = out.resolve().parent  # the card names local files from where it lies
+    info["scores"] = os.path.relpath(Path(args.scores).resolve(), here)
+    if isinstance(by := info["scored_with"].get("scored_by"), str) and Path(by).is_absolute() and Path(by).exists():
+        info["scored_with"]["scored_by"] = os.path.relpath(by, here)  # a local model folder
+    out, card = write_selection(written, out, info)  # the rows and their card as a pair
     print(f"selected {len(sel)} of {len(df)} rows by {key} ({args.rule}); wrote {out} and its card {card.name}",
           file=sys.stderr)
     return sel
+
+def rows_where(df: pd.DataFrame, where: str | None) -> pd.DataFrame:
+    "The rows of `df` whose columns hold the values of `where` ('column=value,...', compared as text); None: all."
+    for part in filter(None, (p.strip() for p in (where or "").split(","))):
+        col, eq, value = (s.strip() for s in part.partition("="))
+        if not (eq and col): raise ValueError(f"--where takes column=value pairs separated by commas, not {part!r}")
+        if col not in df: raise ValueError(f"--where {part}: the table has no column {col!r}")
+        df = df[df[col].astype(str) == value]
+        if df.empty: raise ValueError(f"--where {part}: no row of the table has it")
+    return df
+
+def one_setting(df: pd.DataFrame, path) -> pd.DataFrame:
+    "`df`, or a ValueError where its rows were scored with different settings (modes, templates, models, lengths)."
+    for c in RUN_FIELDS:
+        values = sorted(map(str, df[c].dropna().unique())) if c in df else []
+        if len(values) > 1:
+            shown = ", ".join(repr(v[:40]) for v in values[:3])
+            raise ValueError(f"{path} mixes rows scored with different {c} values ({shown}): their scores are not on "
+                             f"one scale; select from one with --where {c}=VALUE")
+    return df
 
 def select_by_order(df: pd.DataFrame, args, key: str):
     """top, longest and random: the rows' order, cut by --rate/--top, --budget-tokens and --group-by: (rows, groups,
@@ -363,8 +418,8 @@ def select_by_order(df: pd.DataFrame, args, key: str):
 def selection_info(df: pd.DataFrame, sel: pd.DataFrame, args, key: str, counts: dict, groups: dict) -> dict:
     "What the dataset card records: the scores and how they were computed, the rule, its parameters and counts."
     scored = {c: sorted(map(str, df[c].dropna().unique())) for c in RUN_FIELDS if c in df}
-    rule = {k: getattr(args, k) for k in ("rate", "top", "budget_tokens", "group_by", "format") if getattr(args, k)
-            is not None}
+    rule = {k: getattr(args, k) for k in ("rate", "top", "budget_tokens", "group_by", "format", "where")
+            if getattr(args, k, None) is not None}
     if args.rule == "random": rule["seed"] = args.seed
     if args.per_turn: rule["per_turn"] = True  # rows are answers
     if getattr(args, "recipe", None): rule["recipe"] = args.recipe  # `ifd_nb run`: the whole recipe it ran
@@ -378,6 +433,8 @@ def run_compare(args) -> dict:
     from ifd_nb.analysis import plot_agreement  # matplotlib: only when asked
     from ifd_nb.reports import compare_scores, matched_scores
     rates = [float(x) for x in args.rates.split(",") if x.strip()]
+    # a .png of its own or a new name, never one of the user's: checked before the tables are read
+    plot = check_owned_file(args.plot, "--plot", [args.a, args.b], (".png",), b"ifd_nb") if args.plot else None
     a, b = (read_scores(f) for f in (args.a, args.b))
     r = compare_scores(a, b, key=args.key, rates=rates)
     print(f"{args.a} vs {args.b} ({args.key}): {r['matched']} rows matched, {r['scored_in_both']} scored in both; "
@@ -386,13 +443,13 @@ def run_compare(args) -> dict:
         both = r[f"top {rate:g}: kept by both"]
         said = "keeps no row (too few scored rows)" if both != both else f"{both:.0%} kept by both"  # NaN: no row
         print(f"top {rate:g} by each: {said}", file=sys.stderr)
-    if args.plot:
+    if plot is not None:
         import matplotlib; matplotlib.use("Agg")
         pairs = matched_scores(a, b, args.key)[2]
-        plot_agreement(
-            pairs[f"{args.key}_a"], pairs[f"{args.key}_b"], (Path(args.a).name, Path(args.b).name), path=args.plot
-        )
-        print(f"wrote {args.plot}", file=sys.stderr)
+        names = (Path(args.a).name, Path(args.b).name)
+        draw = lambda tmp: plot_agreement(pairs[f"{args.key}_a"], pairs[f"{args.key}_b"], names, path=tmp)
+        atomic_write(plot, draw, suffix=".tmp.png")  # whole or not at all
+        print(f"wrote {plot}", file=sys.stderr)
     return r
 
 # %% ../nbs/library/23_cli.ipynb #d49e96dd
@@ -432,41 +489,106 @@ def parse_step(command: str, argv: list[str], path) -> argparse.Namespace:
     except SystemExit: raise ValueError(f"{path}: the {command} step has an option `ifd_nb {command}` does not "
                                         f"take (above)") from None
 
-def experience_done(folder: Path) -> bool:
-    "Whether `folder` holds a finished brief experience (`save_model` writes its `brief_experience.json` last)."
-    try: return isinstance(json.loads((folder / "brief_experience.json").read_text()), dict)
-    except (OSError, ValueError): return False
+def experience_done(folder: Path) -> dict | None:
+    "What `folder`'s finished brief experience records (`save_model` writes `brief_experience.json` last), or None."
+    try: info = json.loads((folder / "brief_experience.json").read_text())
+    except (OSError, ValueError): return None
+    return info if isinstance(info, dict) else None
+
+EXPERIENCE_OPTIONS = ("model", "template", "clusters", "per_cluster", "pool", "method", "epochs", "lr", "batch_size",
+                      "global_batch", "schedule", "warmup_ratio", "low_th", "up_th", "max_length", "seed", "lora",
+                      "save_dtype")  # every option that changes the model a brief experience makes
+
+def experience_made_with(args, rows: list[dict]) -> dict:
+    "What makes a brief experience: its options and a fingerprint of the rows it draws from (their scored fields)."
+    return {k: getattr(args, k) for k in EXPERIENCE_OPTIONS} | {
+        "data": sample_key({"rows": [scored_part(r) for r in rows]}, {})}
+
+def experience_rows(args, say: bool = True) -> list[dict]:
+    "The rows an experience step reads, with their fields renamed as `score` renames them."
+    rows = read_rows(args.input, limit=args.limit, split=args.split)
+    mapping = resolve_fields(rows, args.fields)
+    if mapping and say: print(describe_fields(rows, mapping), file=sys.stderr)  # as `score` says it
+    return rename_fields(rows, mapping)
+
+def reuse_experience(args) -> bool:
+    "Whether the recipe's experience folder holds a finished one made as the step says (else it is trained again)."
+    done = experience_done(Path(args.output))
+    if done is None: return False
+    now, then = experience_made_with(args, experience_rows(args, say=False)), done.get("made_with") or {}
+    changed = [k for k in now if then.get(k) != now[k]]
+    if not changed:
+        print(f"recipe: {args.output} holds a brief experience made as this step says: reused", file=sys.stderr)
+        return True
+    said = ", ".join(f"{k} {then.get(k)!r} -> {now[k]!r}" if k != "data" else "the data" for k in changed[:4])
+    print(f"recipe: {args.output} holds a brief experience made otherwise ({said}): trained again", file=sys.stderr)
+    (Path(args.output) / "brief_experience.json").unlink()  # not finished until the new one is saved
+    return False
+
+def recipe_steps(path: Path, recipe: dict):
+    "Every step of a recipe parsed and checked, before the first runs: (experience or None, score, [select])."
+    base = path.parent
+    src = str(base / recipe["input"]) if (base / str(recipe["input"])).exists() else str(recipe["input"])
+    common = [a for k in ("fields", "split", "limit") if k in recipe for a in (f"--{k}", str(recipe[k]))]
+    score, exp_spec = dict(recipe["score"]), recipe.get("experience")
+    exp = parse_step("experience", [src, *common, *step_argv(exp_spec, base)], path) if exp_spec is not None else None
+    if score.get("model") == "experience":
+        if exp is None: raise ValueError(f"{path}: score has model: experience, but the recipe has no experience step")
+        score["model"] = str(exp.output)
+    args = parse_step("score", [src, *common, *step_argv(score, base)], path)
+    ScoringSettings(mode=args.mode, template=args.template, max_length=args.max_length, bare_context=args.bare_context,
+                    turns=args.turns, cut_history=args.cut_history)  # a bad score option: said before anything runs
+    fields = ["--fields", str(recipe["fields"])] if "fields" in recipe else []
+    selects = [parse_step("select", [str(args.output), *fields, *step_argv(spec, base)], path)
+               for spec in recipe["select"]]
+    for sel in selects: sel.recipe = dict(file=path.name, steps={k: v for k, v in recipe.items()})
+    return exp, args, selects
+
+def check_recipe(path: Path, exp, score, selects):
+    "Every path of a recipe checked at once: each output its own, none the input, each writable by its step."
+    src = [score.input] if Path(score.input).exists() else []
+    if exp is not None: check_owned_folder(exp.output, f"{path.name}: the experience step's output")
+    check_output_file(check_scores_path(score.output), f"{path.name}: the score step's output", inputs=src)
+    named = [("experience", exp.output)] if exp is not None else []
+    named += [("score", score.output), ("score (its shards)", shard_folder(score.shard_dir, score.output))]
+    for i, sel in enumerate(selects, 1):
+        out = check_select(sel, inputs=src)
+        named += [(f"select {i}", out), (f"select {i} (its card)", card_path(out))]
+    seen = {Path(s).resolve(): "the input" for s in src}
+    for step, p in named:
+        if (r := Path(p).resolve()) in seen:
+            raise ValueError(f"{path.name}: the {step} step writes {p}, which is also {seen[r]}: give each output its "
+                             f"own name")
+        seen[r] = f"the output of the {step} step"
 
 def run_recipe(path) -> list[Path]:
     "Run a recipe file's steps in order, resuming what an earlier run of it left: the selections written."
-    import os
     path = Path(path).resolve()
-    base, recipe = path.parent, read_recipe(path)
-    src = str(base / recipe["input"]) if (base / str(recipe["input"])).exists() else str(recipe["input"])
-    common = [a for k in ("fields", "split", "limit") if k in recipe for a in (f"--{k}", str(recipe[k]))]
-    score, exp = dict(recipe["score"]), recipe.get("experience")
+    exp, score, selects = recipe_steps(path, read_recipe(path))
+    check_recipe(path, exp, score, selects)  # the whole recipe, before its first step
     if exp is not None:
         if int(os.environ.get("WORLD_SIZE", "1")) > 1: raise ValueError("a recipe with an experience step runs in one "
                                                                         "process; score in many with `ifd_nb score`")
-        args = parse_step("experience", [src, *common, *step_argv(exp, base)], path)
-        if experience_done(Path(args.output)): print(f"recipe: {args.output} holds a finished brief experience: reused "
-                                                     f"(remove it to make it again)", file=sys.stderr)
-        else: run_experience(args)
-    if score.get("model") == "experience":
-        if exp is None: raise ValueError(f"{path}: score has model: experience, but the recipe has no experience step")
-        score["model"] = str(base / str(exp["output"]))
-    args = parse_step("score", [src, *common, *step_argv(score, base)], path)
-    if run_score(args, args.input) is None: return []  # a rank other than 0: rank 0 selects
-    written = []
-    for spec in recipe["select"]:
-        fields = ["--fields", str(recipe["fields"])] if "fields" in recipe else []
-        sel = parse_step("select", [str(args.output), *fields, *step_argv(spec, base)], path)
-        sel.recipe = dict(file=str(path), steps={k: v for k, v in recipe.items()})
-        run_select(sel)
-        written.append(Path(sel.output))
-    return written
+        if not reuse_experience(exp):
+            run_experience(exp)
+            score.no_resume = True  # scores of an earlier model in the shard folder are of no use: scored anew
+    if run_score(score, score.input) is None: return []  # a rank other than 0: rank 0 selects
+    for sel in selects: run_select(sel)
+    return [Path(sel.output) for sel in selects]
 
 # %% ../nbs/library/23_cli.ipynb #e5ff36dd
+def interrupted_note(args) -> str:
+    "What an interrupted command leaves, as the message says it: what is kept, and what the rerun does."
+    if args.command in ("score", "demo", "run"):
+        return "what was computed is in the shards: run the same command again to resume"
+    if args.command == "experience":
+        return (f"no model was saved; the prompt features, once computed, are kept in {args.output} and the same "
+                f"command reads them back")
+    kept = ""
+    if args.command == "select" and args.rule in ("per-cluster", "facility"):
+        kept = "; the prompt embeddings computed so far are kept for the next run"
+    return f"nothing was written (an earlier output, if any, is as it was){kept}"
+
 def main(argv: list[str] | None = None) -> int:
     "Entry point of the `ifd_nb` console script."
     args = _parser().parse_args(argv)
@@ -499,10 +621,7 @@ def main(argv: list[str] | None = None) -> int:
                   f"(the paper drops those); scores written to {args.output}")
         return 0
     except KeyboardInterrupt:
-        print(
-            "ifd_nb: interrupted; what was computed is in the shards: run the same command again to resume",
-            file=sys.stderr,
-        )
+        print(f"ifd_nb: interrupted; {interrupted_note(args)}", file=sys.stderr)
         return 130
     except (ModelNotFound, FileNotFoundError, ValueError, OSError, SkipSample) as e:
         print(f"ifd_nb: error: {e}", file=sys.stderr)

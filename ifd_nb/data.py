@@ -4,16 +4,18 @@
 
 # %% ../nbs/library/01_data.ipynb #220a7f63
 from __future__ import annotations
-import json
+import functools, json, os
 from dataclasses import dataclass
 from pathlib import Path
 
 # %% auto #0
-__all__ = ['ALPACA_PROMPT_NO_INPUT', 'ALPACA_PROMPT_INPUT', 'VICUNA_SYSTEM', 'TEMPLATES', 'STATUSES', 'ROW_FIELDS',
-           'FIELD_ALIASES', 'FORMATS', 'SHAREGPT_ROLES', 'PromptTemplate', 'render_chat', 'generation_prompt',
-           'get_template', 'SkipSample', 'text_field', 'prompt_and_answer', 'rows_of_object', 'check_positive',
-           'read_rows', 'package_dir', 'demo_data_path', 'chat_demo_path', 'parse_fields', 'resolve_fields',
-           'rename_fields', 'describe_fields', 'conversation', 'to_format', 'shared_data_path']
+__all__ = ['ALPACA_PROMPT_NO_INPUT', 'ALPACA_PROMPT_INPUT', 'VICUNA_SYSTEM', 'TEMPLATES', 'STATUSES', 'SCORED_FIELDS',
+           'NESTED_COLUMNS', 'ROW_FIELDS', 'FIELD_ALIASES', 'FORMATS', 'SHAREGPT_ROLES', 'PromptTemplate',
+           'render_chat', 'generation_prompt', 'check_template_fields', 'get_template', 'SkipSample', 'text_field',
+           'prompt_and_answer', 'scored_part', 'decode_nested', 'reserved_tokens', 'check_control_tokens',
+           'rows_of_object', 'check_positive', 'read_rows', 'hub_reachable', 'hub_options', 'package_dir',
+           'demo_data_path', 'chat_demo_path', 'parse_fields', 'resolve_fields', 'rename_fields', 'describe_fields',
+           'conversation', 'to_format', 'shared_data_path']
 
 # %% ../nbs/library/01_data.ipynb #65cee1e1
 @dataclass(frozen=True)
@@ -77,10 +79,23 @@ TEMPLATES = {
 }
 
 # %% ../nbs/library/01_data.ipynb #515e072d
+def check_template_fields(spec: str):
+    "A ValueError for a replacement field other than a plain `{instruction}` or `{input}` (no attribute, index, !r, :)."
+    import string
+    try: parsed = list(string.Formatter().parse(spec))
+    except ValueError: return  # a stray brace: `get_template` says so
+    for _, name, fmt, conv in parsed:
+        if name is None or (name in ("instruction", "input") and not fmt and conv is None): continue
+        whole = "{" + name + (f"!{conv}" if conv else "") + (f":{fmt}" if fmt else "") + "}"
+        raise ValueError(f"the field {whole}; a template may use only {{instruction}} and {{input}} as they are (write "
+                         f"a literal brace as {{{{ or }}}})")
+
 def get_template(spec: str | PromptTemplate = "alpaca") -> PromptTemplate:
     "A `PromptTemplate` from a name in `TEMPLATES`, a template, or a format string containing `{instruction}`."
     if isinstance(spec, PromptTemplate): return spec
     if spec in TEMPLATES: return TEMPLATES[spec]
+    try: check_template_fields(spec)  # {instruction.__class__}, {input[0]}, {instruction!r}: no more than the text
+    except ValueError as e: raise ValueError(f"template {spec!r}: {e}") from None
     if "{instruction}" not in spec:
         raise ValueError(f"unknown template {spec!r}: use one of {sorted(TEMPLATES)} or a format string with "
                          f"{{instruction}}")
@@ -104,6 +119,7 @@ STATUSES = {
     "nonfinite": "a loss was NaN or infinite, or the bare loss was 0",
     "fp16_overflow": "the float16 forward overflowed and the float32 retry did not fit in memory",
     "turns_unaligned": "the chat template renders earlier turns differently once later ones follow (per-turn scoring)",
+    "control_token": "a text holds one of the model's control tokens (e.g. <|im_end|>), which would forge a turn",
 }
 
 class SkipSample(Exception):
@@ -154,8 +170,10 @@ def prompt_and_answer(row: dict, # one input row (Alpaca fields or a conversatio
     msgs = _messages(row)
     if msgs is not None:
         last = max((i for i, m in enumerate(msgs) if m["role"] == "assistant"), default=None)
-        if last is None or last == 0: raise SkipSample("missing_field", "no assistant turn after a user turn")
+        if last is None or not any(m["role"] == "user" for m in msgs[:last]):
+            raise SkipSample("missing_field", "no assistant turn after a user turn")
         answer, context = _check_answer(msgs[last]["content"]), msgs[:last]
+        if tpl.uses_chat(tokenizer): check_control_tokens([m["content"] for m in msgs[:last + 1]], tokenizer)
         if tpl.uses_chat(tokenizer): return render_chat(tokenizer, context), answer
         if len(context) == 1: return tpl.render(context[0]["content"], "", tokenizer), answer
         lines = "\n\n".join(f"{m['role'].capitalize()}: {m['content']}" for m in context)
@@ -165,7 +183,41 @@ def prompt_and_answer(row: dict, # one input row (Alpaca fields or a conversatio
     instruction = text_field(row["instruction"], "instruction")
     inp = "" if row.get("input") is None else text_field(row["input"], "input")  # "0" is an input, None is none
     answer = _check_answer(row["output"])
+    if tpl.uses_chat(tokenizer): check_control_tokens([instruction, inp, answer], tokenizer)
     return tpl.render(instruction, inp, tokenizer), answer
+
+# %% ../nbs/library/01_data.ipynb #f2fbae56
+SCORED_FIELDS = ("instruction", "input", "output", "messages", "conversations", "__invalid_json__")  # all it reads
+
+def scored_part(row) -> dict:
+    "The fields of a row that `prompt_and_answer` reads: what its score depends on (a resume key hashes these only)."
+    return {k: row[k] for k in SCORED_FIELDS if k in row} if isinstance(row, dict) else row
+
+# %% ../nbs/library/01_data.ipynb #452d0006
+NESTED_COLUMNS = ("messages", "conversations", "turns")  # list columns a CSV file holds as JSON text
+
+def decode_nested(row: dict) -> dict:
+    "A CSV row with its `NESTED_COLUMNS` (also as `orig_*`) decoded from JSON text; an empty cell of one as None."
+    out = dict(row)
+    for k, v in row.items():
+        if not isinstance(v, str) or k.removeprefix("orig_") not in NESTED_COLUMNS: continue
+        if not v: out[k] = None
+        elif v[:1] in "[{":
+            try: out[k] = json.loads(v)
+            except (ValueError, RecursionError): pass  # not JSON: the text as it is (the row gets its named status)
+    return out
+
+# %% ../nbs/library/01_data.ipynb #4ceca04c
+@functools.lru_cache(maxsize=16)
+def reserved_tokens(tokenizer) -> tuple:
+    "The texts `tokenizer` reads as one control token each (its special tokens, e.g. '<|im_end|>')."
+    return tuple(t for t in getattr(tokenizer, "all_special_tokens", ()) if t)
+
+def check_control_tokens(texts: list[str], tokenizer):
+    "A `SkipSample` ('control_token') when a text of the row holds one of the tokenizer's control tokens."
+    for t in reserved_tokens(tokenizer):
+        if any(t in x for x in texts):
+            raise SkipSample("control_token", f"the text holds {t!r}, which the chat template reads as a control token")
 
 # %% ../nbs/library/01_data.ipynb #3d2209de
 def _read_jsonl(path: Path) -> list[dict]:
@@ -174,7 +226,7 @@ def _read_jsonl(path: Path) -> list[dict]:
         for line in f:
             if not line.strip(): continue
             try: obj = json.loads(line)
-            except json.JSONDecodeError: obj = {"__invalid_json__": line.rstrip("\n")}
+            except (json.JSONDecodeError, RecursionError): obj = {"__invalid_json__": line.rstrip("\n")}  # too deep
             rows.append(obj if isinstance(obj, dict) else {"__invalid_json__": line.rstrip("\n")})
     return rows
 
@@ -206,6 +258,7 @@ def read_rows(src, # path (.json/.jsonl/.parquet/.csv), a `datasets.Dataset`, a 
         if p.suffix == ".jsonl" and p.exists(): rows = _read_jsonl(p)
         elif p.suffix == ".json" and p.exists():
             try: data = json.loads(p.read_text(encoding="utf-8-sig"))
+            except RecursionError: raise ValueError(f"{p}: nested deeper than a JSON reader follows") from None
             except json.JSONDecodeError:
                 rows = _read_jsonl(p)  # JSON Lines saved as .json
             else:
@@ -218,6 +271,7 @@ def read_rows(src, # path (.json/.jsonl/.parquet/.csv), a `datasets.Dataset`, a 
             import pandas as pd
             try: rows = pd.read_csv(p, keep_default_na=False, dtype=str).to_dict("records")  # text stays text: "42"
             except pd.errors.EmptyDataError: rows = []
+            rows = [decode_nested(r) for r in rows]
         elif p.exists(): raise ValueError(f"cannot read {p}: use .json, .jsonl, .parquet or .csv")
         elif (
             p.suffix in (".json", ".jsonl", ".parquet", ".csv")
@@ -227,12 +281,32 @@ def read_rows(src, # path (.json/.jsonl/.parquet/.csv), a `datasets.Dataset`, a 
             raise FileNotFoundError(f"no such input file: {src}")
         else:
             import datasets
+            if not hub_reachable() and os.environ.get("HF_HUB_OFFLINE") is None:
+                raise FileNotFoundError(f"no such input file: {src}; as a hub dataset it needs the hub, which cannot "
+                                        f"be reached (set HF_HUB_OFFLINE=1 to read one from the local cache)")
             try:
                 rows = datasets.load_dataset(str(src), split=split).to_list()
             except Exception as e:
                 raise FileNotFoundError(f"cannot load dataset '{src}': {str(e).splitlines()[0]}") from None
         if not rows: raise ValueError(f"{src} holds no rows")
     return list(rows[:limit] if limit is not None else rows)
+
+# %% ../nbs/library/01_data.ipynb #af42bc7b
+@functools.lru_cache(maxsize=1)
+def hub_reachable(timeout: float = 3.0) -> bool:
+    "Whether the Hugging Face hub can be reached (no, at once, where HF_HUB_OFFLINE is set); asked once a process."
+    import socket
+    from urllib.parse import urlparse
+    if os.environ.get("HF_HUB_OFFLINE", "").lower() in ("1", "true", "yes", "on"): return False
+    host = urlparse(os.environ.get("HF_ENDPOINT") or "https://huggingface.co").hostname
+    try: socket.create_connection((host, 443), timeout).close()
+    except OSError: return False
+    return True
+
+def hub_options(name) -> dict:
+    "`from_pretrained` options for `name`: a hub id, where the hub cannot be reached, is read from the cache only."
+    if Path(str(name)).exists() or hub_reachable(): return {}
+    return {"local_files_only": True}  # offline: the cache answers at once, instead of retries that take a minute
 
 # %% ../nbs/library/01_data.ipynb #2fbf9147
 def package_dir() -> Path:
@@ -263,6 +337,7 @@ def parse_fields(spec: str, # comma-separated field=column pairs, e.g. 'instruct
         field, eq, col = (s.strip() for s in part.partition("="))
         if not (eq and field and col): raise ValueError(f"fields are field=column pairs separated by commas, not "
                                                         f"{part!r}")
+        if field in out: raise ValueError(f"fields: {field!r} is named twice ({out[field]!r} and {col!r})")
         out[field] = col
     return out
 
@@ -283,7 +358,16 @@ def resolve_fields(
         for f, c in fields.items():
             if f not in _FIELDS: raise ValueError(f"unknown field {f!r}: map one of {', '.join(_FIELDS)} to a column")
             if c not in cols: raise ValueError(f"no column {c!r} in the rows (columns: {', '.join(cols[:20])})")
-        return {f: c for f, c in fields.items() if f != c}
+        if twice := sorted({c for c in fields.values() if list(fields.values()).count(c) > 1}):
+            raise ValueError(f"fields: the column {twice[0]!r} is given to two fields; each field reads its own column")
+        mapping = {f: c for f, c in fields.items() if f != c}
+        back = {c: f for f, c in mapping.items()}
+        after = {back.get(c, c) for c in cols if c in back or c not in mapping}  # the columns once renamed
+        lost = [f for f in ("instruction", "output") if f not in after]
+        if lost and not {"messages", "conversations"} & after:
+            raise ValueError(f"fields: once renamed, the rows have no {' or '.join(map(repr, lost))} column (a field "
+                             f"mapped to another's column takes it away); name a column for each")
+        return mapping
     if fields != "auto": raise TypeError(f"fields is a dict, a 'field=column,...' string, 'auto' or None, not "
                                          f"{fields!r}")
     if not cols or {"messages", "conversations"} & set(cols): return {}

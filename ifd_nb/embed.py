@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 import torch
 from tqdm.auto import tqdm
-from .data import prompt_and_answer, SkipSample, resolve_fields, rename_fields
+from .data import prompt_and_answer, SkipSample, resolve_fields, rename_fields, hub_options
 from .ifd import special_prefix
 from .forward import input_device, scored_positions, head_token_losses
 from .models import load_embedder, default_device, ModelNotFound
@@ -216,7 +216,7 @@ def sentence_embedder(name: str = MINILM, # a hub id or a local folder of an enc
     from transformers import AutoModel, AutoTokenizer
     device = torch.device(device) if device is not None else default_device()
     try:
-        tok, model = AutoTokenizer.from_pretrained(name), AutoModel.from_pretrained(name)
+        tok, model = (auto.from_pretrained(name, **hub_options(name)) for auto in (AutoTokenizer, AutoModel))
     except (OSError, ValueError) as e:
         raise ModelNotFound(f"cannot load the sentence encoder {name!r} ({str(e).splitlines()[0]}); Superfiltering-D "
                             f"embeds with {MINILM}: download it once (huggingface-cli download {MINILM}) and pass "

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 import torch
 from tqdm.auto import tqdm
-from .data import read_rows, SkipSample, resolve_fields, rename_fields, describe_fields
+from .data import read_rows, SkipSample, resolve_fields, rename_fields, describe_fields, scored_part
 from .settings import ScoringSettings, scoring_settings, check_positive, check_chat_template
 from .ifd import ifd_record, skipped_record, pass_settings
 from .turns import TurnsEncoded, turns_record
@@ -18,15 +18,17 @@ from .batch_encode import encode_samples
 from .forward import (sequence_token_losses, input_device, attention_implementation, packing_plan, text_config)
 from .models import load_model, check_device, weights_fingerprint
 from .store import (sample_keys, ShardStore, remove_stale_temporaries, atomic_write, FolderLock,
-                          check_output_file, check_folder)
+                          check_output_file, check_owned_folder, mark_owned_folder, OWNED_MARK)
+from .kernels.dispatch import choose_backend
 from .scores import scores_frame, write_scores, summarize, check_scores_path
 
 # %% auto #0
-__all__ = ['CPU_ACTIVATION_BYTES', 'MODELS_FILE', 'plan_batches', 'default_batch_tokens', 'distributed_state', 'all_keys',
-           'describe_model', 'float32_model', 'chunk_sequences', 'compile_model_backbone', 'torch_threads', 'text_size',
-           'rank_share', 'encode_chunk', 'ScoringRun', 'RunOptions', 'RunCounts', 'run_model', 'shard_folder',
-           'check_shard_models', 'record_shard_model', 'open_shards', 'rows_to_score', 'run_columns', 'open_run',
-           'write_oldest', 'score_share', 'finish_run', 'check_run', 'score_dataset']
+__all__ = ['CPU_ACTIVATION_BYTES', 'MODELS_FILE', 'SHARD_FILES', 'plan_batches', 'default_batch_tokens', 'distributed_state',
+           'all_keys', 'describe_model', 'float32_model', 'chunk_sequences', 'compile_model_backbone', 'torch_threads',
+           'text_size', 'rank_share', 'encode_chunk', 'ScoringRun', 'RunOptions', 'RunCounts', 'run_model',
+           'shard_folder', 'check_shard_models', 'record_shard_model', 'open_shards', 'rows_to_score', 'run_columns',
+           'open_run', 'write_oldest', 'score_share', 'finish_run', 'check_run', 'remove_unused_folder',
+           'score_dataset']
 
 # %% ../nbs/library/16_engine.ipynb #6a3df965
 def plan_batches(seqs: list[tuple], batch_tokens: int, packed: bool = False) -> tuple[list[list[tuple]], int, int]:
@@ -208,8 +210,6 @@ def torch_threads(n: int | None):
     finally: torch.set_num_threads(old)
 
 # %% ../nbs/library/16_engine.ipynb #6c2acf59
-_TEXT_FIELDS = ("instruction", "input", "output", "messages", "conversations")  # what `prompt_and_answer` reads
-
 def _chars(x) -> int:
     "Characters of the strings in `x`, nested in lists and dicts too."
     if isinstance(x, str): return len(x)
@@ -217,9 +217,9 @@ def _chars(x) -> int:
     return sum(map(_chars, x)) if isinstance(x, (list, tuple)) else 0
 
 def text_size(row) -> int:
-    """Characters of the text a row is scored on (its `_TEXT_FIELDS`, turns included): a stand-in for its token count
+    """Characters of the text a row is scored on (its `scored_part`, turns included): a stand-in for its token count
     that needs no tokenizing."""
-    return sum(_chars(row[k]) for k in _TEXT_FIELDS if k in row) if isinstance(row, dict) else 0
+    return _chars(scored_part(row)) if isinstance(row, dict) else 0
 
 def rank_share(rows, idx: list[int], rank: int, world: int) -> list[int]:
     """The rows of `idx` that process `rank` of `world` tokenizes and scores, in order: every world-th of `idx` sorted
@@ -369,7 +369,8 @@ def open_run(src, model, tokenizer, settings: ScoringSettings, o: RunOptions) ->
     cut = "; a prompt too long loses its oldest context (cut_history)" if settings.cut_history else ""
     say(f"mode {settings.mode}, template {columns['template']}; bare pass from {columns['bare_context']!r}{by_turn}"
         f"{cut}")
-    keys = all_keys(work, settings.spec(name, weights), state)  # each rank hashes its share
+    chat = tokenizer.chat_template if settings.template.uses_chat(tokenizer) else None  # its text renders the prompts
+    keys = all_keys([scored_part(r) for r in work], settings.spec(name, weights, chat), state)  # each its share
     store, tmpdir = open_shards(o.shard_dir, o.output, rank, o.resume, say)
     if rank == 0: record_shard_model(store.folder, name, weights)
     state.wait_for_everyone()
@@ -441,7 +442,7 @@ def finish_run(run: ScoringRun, counts: RunCounts, output=None, t0: float | None
                           f"computing anything") from None
     if verbose:
         say = run.say
-        say(summarize(df, time.time() - t0 if t0 else None))
+        say(summarize(df, time.time() - t0 if t0 else None, scored=len(run.todo)))
         if counts.padded:
             say(f"rank 0: {counts.tokens} tokens in {counts.seconds:.1f} s "
                 f"({counts.tokens / max(counts.seconds, 1e-9):.0f} tokens/s), "
@@ -455,14 +456,25 @@ def finish_run(run: ScoringRun, counts: RunCounts, output=None, t0: float | None
     return df
 
 # %% ../nbs/library/16_engine.ipynb #7870fa09
-def check_run(src, o: RunOptions, chunk_rows: int | None = None):
+SHARD_FILES = (".lock", ".shard-*.tmp")  # besides its shards and marks: what a shard folder of a run holds
+
+def check_run(src, o: RunOptions, chunk_rows: int | None = None, backend: str = "auto"):
     "A clear error for each run option that cannot work, before any row is read or model loaded."
     for what, n in (("batch_tokens", o.batch_tokens), ("chunk_rows", chunk_rows)): check_positive(what, n)
     check_device(o.device)
+    if backend in ("triton", "torch"):  # Triton asked for where it cannot run: said now, not after the model loads
+        choose_backend(o.device or ("cuda" if torch.cuda.is_available() else "cpu"), backend)
     if o.output is not None:  # a wrong suffix, a folder, the input itself: now, not after the whole run
         check_output_file(check_scores_path(o.output), "output", inputs=[src])
-    folder = shard_folder(o.shard_dir, o.output)
-    if folder is not None: check_folder(folder, "shard folder")
+    folder = shard_folder(o.shard_dir, o.output)  # never a folder of the user's files: they could be taken for shards
+    if folder is not None: check_owned_folder(folder, "shard folder", (OWNED_MARK, MODELS_FILE), SHARD_FILES)
+
+def remove_unused_folder(folder: Path):
+    "Remove a shard folder this run made where no shard was written (a run that stopped early leaves nothing)."
+    if any(folder.glob("shard-*.parquet")) or any(folder.glob("*.corrupt")): return
+    for name in (OWNED_MARK, MODELS_FILE, ".lock"): (folder/name).unlink(missing_ok=True)
+    try: folder.rmdir()
+    except OSError: pass  # something else is in it: kept
 
 def score_dataset(src, # rows, a file, a `datasets.Dataset` or a hub dataset name (see `read_rows`)
                   model="embedded", # a model name/path, or a loaded causal LM
@@ -497,8 +509,10 @@ def score_dataset(src, # rows, a file, a `datasets.Dataset` or a hub dataset nam
     o = RunOptions(fields=fields, batch_tokens=batch_tokens, packing=packing, output=output, shard_dir=shard_dir,
                    resume=resume, limit=limit, split=split, device=device, dtype=dtype, device_map=device_map,
                    attn_implementation=attn_implementation, compile_backbone=compile_backbone, verbose=verbose)
-    check_run(src, o, chunk_rows)
+    check_run(src, o, chunk_rows, backend)
     folder, rank = shard_folder(shard_dir, output), distributed_state(device).process_index
+    made = folder is not None and rank == 0 and not folder.exists()
+    if folder is not None: mark_owned_folder(folder, "a scoring run's shard folder")  # every rank: it writes there
     lock = FolderLock(folder).acquire() if folder is not None and rank == 0 else None  # one run at a time in a folder
     try:
         run = open_run(src, model, tokenizer, settings, o)
@@ -506,3 +520,4 @@ def score_dataset(src, # rows, a file, a `datasets.Dataset` or a hub dataset nam
         return finish_run(run, counts, output, t0, verbose, return_type)
     finally:
         if lock: lock.release()
+        if made: remove_unused_folder(folder)

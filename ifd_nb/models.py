@@ -8,11 +8,12 @@ import os, hashlib, importlib.util, json
 from pathlib import Path
 import torch
 from .store import atomic_write
+from .data import hub_options
 
 # %% auto #0
 __all__ = ['EMBEDDED_NAME', 'EMBEDDED_GGUF', 'default_device', 'default_dtype', 'ModelNotFound', 'embedded_gguf_path',
-           'cache_dir', 'embedded_model_dir', 'load_tokenizer', 'check_device', 'weights_fingerprint', 'load_model',
-           'load_embedder', 'tiny_model', 'tiny_gpt2']
+           'cache_dir', 'embedded_model_dir', 'offline_note', 'load_tokenizer', 'check_device', 'weights_fingerprint',
+           'load_model', 'load_embedder', 'tiny_model', 'tiny_gpt2']
 
 # %% ../nbs/library/00_models.ipynb #0b8bcbee
 def default_device() -> torch.device:
@@ -70,15 +71,19 @@ def embedded_model_dir() -> Path:
     return dest
 
 # %% ../nbs/library/00_models.ipynb #416429bb
+def offline_note(src) -> str:
+    "What a failed load's message adds where the hub could not be asked."
+    return "" if hub_options(src) == {} else " (the hub cannot be reached: only the local cache was searched)"
+
 def load_tokenizer(name: str = "embedded"):
     "The tokenizer of `name` (`'embedded'`, a local folder or a hub id)."
     from transformers import AutoTokenizer
     _quiet()
     src = embedded_model_dir() if name == "embedded" else name
     try:
-        tok = AutoTokenizer.from_pretrained(src)
+        tok = AutoTokenizer.from_pretrained(src, **hub_options(src))
     except (OSError, ValueError) as e:
-        raise ModelNotFound(f"cannot load tokenizer '{name}': {str(e).splitlines()[0]}") from None
+        raise ModelNotFound(f"cannot load tokenizer '{name}': {str(e).splitlines()[0]}{offline_note(src)}") from None
     if tok.pad_token is None: tok.pad_token = tok.eos_token
     return tok
 
@@ -126,9 +131,9 @@ def load_model(name: str = "embedded", # 'embedded', a local folder or a Hugging
     if device_map is not None: kw["device_map"] = device_map
     if attn_implementation is not None: kw["attn_implementation"] = attn_implementation
     try:
-        model = AutoModelForCausalLM.from_pretrained(src, **kw)
+        model = AutoModelForCausalLM.from_pretrained(src, **kw, **hub_options(src))
     except (OSError, ValueError) as e:
-        raise ModelNotFound(f"cannot load model '{name}': {str(e).splitlines()[0]}") from None
+        raise ModelNotFound(f"cannot load model '{name}': {str(e).splitlines()[0]}{offline_note(src)}") from None
     if device_map is None: model = model.to(device)
     model.eval()
     return model, tok
@@ -140,14 +145,14 @@ def load_embedder(name: str = "embedded", # 'embedded', a local folder or a hub 
     if name == "embedded": return load_model(name, device=device)
     from transformers import AutoConfig, AutoModel
     try:
-        archs = getattr(AutoConfig.from_pretrained(name), "architectures", None) or []
+        archs = getattr(AutoConfig.from_pretrained(name, **hub_options(name)), "architectures", None) or []
     except (OSError, ValueError) as e:
-        raise ModelNotFound(f"cannot load model '{name}': {str(e).splitlines()[0]}") from None
+        raise ModelNotFound(f"cannot load model '{name}': {str(e).splitlines()[0]}{offline_note(name)}") from None
     if not archs or any(a.endswith(("ForCausalLM", "LMHeadModel")) for a in archs):
         return load_model(name, device=device)
     device = torch.device(device) if device is not None else default_device()
     tok = load_tokenizer(name)
-    return AutoModel.from_pretrained(name, dtype=default_dtype(device)).to(device).eval(), tok
+    return AutoModel.from_pretrained(name, dtype=default_dtype(device), **hub_options(name)).to(device).eval(), tok
 
 # %% ../nbs/library/00_models.ipynb #fe3e95ee
 def tiny_model(vocab_size: int = 49152, # vocabulary size (the embedded tokenizer's by default)

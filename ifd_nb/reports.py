@@ -10,12 +10,12 @@ import pandas as pd
 import matplotlib.pyplot as plt
 from .analysis import (plot_ifd_distribution, plot_cond_vs_bare, plot_ifd_vs_length, plot_task_breakdown,
                              scorer_agreement, scored_rows)
-from .scores import summarize
+from .scores import summarize, row_contents
 from .select import select_top_ifd
 from .store import OWNED_MARK, atomic_write, check_owned_file, check_owned_folder
 
 # %% auto #0
-__all__ = ['REPORT_MARK', 'plot_all', 'html_report', 'matched_scores', 'compare_scores']
+__all__ = ['REPORT_MARK', 'plot_all', 'html_table', 'html_report', 'matched_scores', 'compare_scores']
 
 # %% ../nbs/library/17_reports.ipynb #597f6f07
 REPORT_MARK = '<meta name="generator" content="ifd_nb report">'  # what says a page is one `html_report` wrote
@@ -38,6 +38,13 @@ def plot_all(df: pd.DataFrame, folder) -> list[Path]:
     atomic_write(folder, draw)
     return [folder/name for name in jobs]
 
+def html_table(d: pd.DataFrame) -> str:
+    "Rows as an HTML table: every value escaped, numbers to 3 decimals, a text's line breaks kept as line breaks."
+    cell = lambda v: f"{v:.3f}" if isinstance(v, float) else html.escape(str(v))
+    head = "".join(f"<th>{html.escape(str(c))}</th>" for c in d.columns)
+    rows = "".join("<tr>" + "".join(f"<td>{cell(v)}</td>" for v in r) + "</tr>" for r in d.itertuples(index=False))
+    return f"<table border='1'><tr>{head}</tr>{rows}</table>"
+
 def html_report(df: pd.DataFrame, path, title: str = "IFD report", n: int = 15) -> Path:
     "One self-contained HTML page: summary, the standard plots (embedded PNG) and the top/bottom samples."
     path = check_owned_file(path, "report", suffixes=(".html", ".htm"), mark=REPORT_MARK.encode())
@@ -45,12 +52,13 @@ def html_report(df: pd.DataFrame, path, title: str = "IFD report", n: int = 15) 
         imgs = [base64.b64encode(p.read_bytes()).decode() for p in plot_all(df, Path(d)/"figures")]
     ok = scored_rows(df).sort_values("ifd", ascending=False)
     cols = [c for c in ("index", "ifd", "loss_cond", "loss_bare", "instruction", "output") if c in df]
-    tab = lambda x: x[cols].to_html(index=False, escape=True, float_format=lambda v: f"{v:.3f}")
+    tab = lambda x: html_table(x[cols])
     body = [f"<h1>{html.escape(title)}</h1>", f"<pre>{html.escape(summarize(df))}</pre>"]
     body += [f'<img src="data:image/png;base64,{b}" style="max-width:100%">' for b in imgs]
     body += [f"<h2>Highest IFD</h2>{tab(ok.head(n))}", f"<h2>Lowest IFD</h2>{tab(ok.tail(n))}"]
     page = (f"<!doctype html><html><head><meta charset='utf-8'>{REPORT_MARK}<title>{html.escape(title)}</title>"
-            f"</head><body style='font-family:sans-serif'>{''.join(body)}</body></html>")
+            f"<style>td{{white-space:pre-wrap;vertical-align:top}}</style></head>"
+            f"<body style='font-family:sans-serif'>{''.join(body)}</body></html>")
     path.parent.mkdir(parents=True, exist_ok=True)
     return atomic_write(path, lambda tmp: Path(tmp).write_text(page))
 
@@ -65,6 +73,11 @@ def matched_scores(a: pd.DataFrame, b: pd.DataFrame, # two scores tables of the 
         if t["index"].duplicated().any(): raise ValueError(f"the {name} table has repeated `index` values")
     common = set(a["index"]) & set(b["index"])
     if not common: raise ValueError("the two tables share no `index`: they do not score the same input")
+    shared = set(a.columns) & set(b.columns)  # the input columns both hold: the same at each index, or not one input
+    ca, cb = (dict(zip(t["index"], row_contents(t, shared))) for t in (a, b))
+    if differ := sorted(i for i in common if ca[i] != cb[i]):
+        raise ValueError(f"the two tables hold different rows at {len(differ)} of {len(common)} shared indices (first:"
+                         f" index {differ[0]}): they are not scores of the same input")
     a, b = (t[t["index"].isin(common)].assign(**{key: pd.to_numeric(t[key], errors="coerce")}) for t in (a, b))
     both = a[["index", key, "status"]].merge(b[["index", key, "status"]], on="index", suffixes=("_a", "_b"))
     return a, b, both.loc[(both.status_a == "ok") & (both.status_b == "ok"), [f"{key}_a", f"{key}_b"]]

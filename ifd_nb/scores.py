@@ -4,16 +4,17 @@
 
 # %% ../nbs/library/14_scores.ipynb #3bbe5b5a
 from __future__ import annotations
-import csv
+import csv, json
 from pathlib import Path
 import pandas as pd
 from .data import read_rows
 from .ifd import RECORD_FIELDS
-from .store import atomic_write, column_kind, json_text, storable_table
+from .store import atomic_write, column_kind, json_text, storable_table, plain_value
 
 # %% auto #0
-__all__ = ['RUN_FIELDS', 'SCORE_SUFFIXES', 'NUMERIC_FIELDS', 'storable', 'original_fields', 'scores_frame', 'ranking_key',
-           'check_scores_path', 'write_table', 'write_scores', 'summarize', 'read_scores', 'show_ranked']
+__all__ = ['RUN_FIELDS', 'OURS', 'SCORE_SUFFIXES', 'NUMERIC_FIELDS', 'storable', 'original_fields', 'scores_frame', 'ranking_key',
+           'check_scores_path', 'write_table', 'write_scores', 'summarize', 'read_scores', 'row_contents',
+           'show_ranked']
 
 # %% ../nbs/library/14_scores.ipynb #91abfe6e
 def storable(value):
@@ -29,10 +30,18 @@ def storable(value):
 RUN_FIELDS = ["mode", "template", "bare_context", "scored_by", "max_length", "turn_rule",  # the run's settings
               "cut_history"]
 
+OURS = {*RECORD_FIELDS, "index", *RUN_FIELDS, "turns"}  # turns: the per-turn records of `score --turns`
+
 def original_fields(rows: list[dict]) -> pd.DataFrame:
-    "The input rows as columns, a field that a record also has renamed `orig_<field>`."
-    ours = {*RECORD_FIELDS, "index", *RUN_FIELDS, "turns"}  # turns: the per-turn records of `score --turns`
-    named = [{(f"orig_{k}" if k in ours else k): v for k, v in r.items()} for r in rows]
+    "The input rows as columns, a field that a record also has renamed `orig_<field>` (or `orig_orig_..`, free)."
+    cols = list(dict.fromkeys(k for r in rows for k in r))
+    names = {}
+    for k in cols:
+        if k not in OURS: continue
+        new = f"orig_{k}"
+        while new in cols or new in names.values(): new = f"orig_{new}"  # a user's own orig_ifd is kept too
+        names[k] = new
+    named = [{names.get(k, k): v for k, v in r.items()} for r in rows]
     try: return pd.DataFrame(named, index=range(len(rows)))
     except UnicodeEncodeError:  # a lone surrogate (\ud800): the rare case pays for the check of every value
         return pd.DataFrame([storable(r) for r in named], index=range(len(rows)))
@@ -85,7 +94,9 @@ def write_scores(df: pd.DataFrame, path) -> Path:
     return atomic_write(path, lambda tmp: write_table(df, path, tmp))
 
 # %% ../nbs/library/14_scores.ipynb #5287c9cc
-def summarize(df: pd.DataFrame, seconds: float | None = None) -> str:
+def summarize(df: pd.DataFrame, seconds: float | None = None,
+              scored: int | None = None, # rows this run scored (the others were read back from shards)
+             ) -> str:
     "A short text summary of a scores table: counts per status, IFD >= 1, median IFD, throughput."
     ok = df[df.status == "ok"]
     lines = [f"{len(df)} rows: " + ", ".join(f"{k} {v}" for k, v in df.status.value_counts().items())]
@@ -93,7 +104,9 @@ def summarize(df: pd.DataFrame, seconds: float | None = None) -> str:
         lines.append(f"IFD >= 1 (answer not helped by its instruction): {int((ok.ifd >= 1).sum())} of {len(ok)} "
                      f"scored; "
                      f"median IFD {ok.ifd.median():.3f}; truncated {int(ok.truncated.sum())}")
-    if seconds: lines.append(f"{seconds:.1f} s, {len(df)/seconds:.2f} samples/s")
+    n = len(df) if scored is None else scored
+    if scored == 0: lines.append("nothing left to score: every row's record was read back from the shards")
+    elif seconds: lines.append(f"{n} rows scored in {seconds:.1f} s, {n / seconds:.2f} rows/s")
     return "\n".join(lines)
 
 # %% ../nbs/library/14_scores.ipynb #6def1898
@@ -108,6 +121,21 @@ def read_scores(path) -> pd.DataFrame:
     if "truncated" in df and not pd.api.types.is_bool_dtype(df.truncated):
         df["truncated"] = df.truncated.isin([True, "True", "true"])
     return df
+
+# %% ../nbs/library/14_scores.ipynb #6a7423bc
+def _cell_text(v) -> str:
+    if v is None or (isinstance(v, float) and v != v): return ""
+    if isinstance(v, (list, dict)) or getattr(v, "ndim", 0): return json.dumps(plain_value(v), sort_keys=True,
+                                                                              ensure_ascii=False, default=str)
+    try: x = float(v)  # a number, or a number as a CSV holds it: 7, 7.0 and "7" alike
+    except (TypeError, ValueError): return str(v)
+    return str(int(x)) if x.is_integer() else repr(x)
+
+def row_contents(df: pd.DataFrame, columns=None, # the input columns compared (default: every column not in `OURS`)
+                ) -> list[str]:
+    "Each row's input columns as one text, the same from every table format: equal texts, the same input row."
+    cols = sorted(c for c in (columns if columns is not None else df.columns) if c not in OURS)
+    return ["\x1f".join(map(_cell_text, vals)) for vals in zip(*(df[c] for c in cols))] if cols else [""] * len(df)
 
 # %% ../nbs/library/14_scores.ipynb #7eb1ff8b
 def show_ranked(df: pd.DataFrame, n: int = 10) -> str:

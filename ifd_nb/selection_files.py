@@ -4,15 +4,15 @@
 
 # %% ../nbs/library/19_selection_files.ipynb #e1dfea6d
 from __future__ import annotations
-import csv, json
+import csv, hashlib, json, os
 from pathlib import Path
 import pandas as pd
 from .data import SkipSample, resolve_fields, rename_fields, to_format
-from .store import atomic_write, storable_table
+from .store import atomic_write, storable_table, temporary_path
 
 # %% auto #0
 __all__ = ['SELECTION_SUFFIXES', 'CARD_KEY', 'check_selection_path', 'export_selection', 'format_selection', 'front_matter',
-           'card_text', 'card_path', 'selection_card', 'write_card']
+           'card_text', 'card_path', 'selection_card', 'write_card', 'file_sha256', 'write_selection', 'card_matches']
 
 # %% ../nbs/library/19_selection_files.ipynb #fb08cfb5
 SELECTION_SUFFIXES = (".json", ".jsonl", ".parquet", ".csv")
@@ -24,7 +24,9 @@ def check_selection_path(path) -> Path:
                                                                f"or .csv, not {path.name!r}")
     return path
 
-def export_selection(sel: pd.DataFrame, path=None):
+def export_selection(sel: pd.DataFrame, path=None,
+                     into=None, # write straight into this file (a temporary of `write_selection`), in `path`'s format
+                    ):
     """Write a selection to .json (a list, as Alpaca), .jsonl, .parquet or .csv; with no path, return a
     `datasets.Dataset`."""
     if path is None:
@@ -39,6 +41,7 @@ def export_selection(sel: pd.DataFrame, path=None):
         elif path.suffix == ".jsonl": tmp.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in recs))
         elif path.suffix == ".parquet": sel.to_parquet(tmp, index=False)
         else: sel.to_csv(tmp, index=False, quoting=csv.QUOTE_NONNUMERIC)  # every text quoted: a bare \r stays in it
+    if into is not None: write(Path(into)); return Path(into)
     return atomic_write(path, write)  # whole or not at all
 
 # %% ../nbs/library/19_selection_files.ipynb #c00ae05f
@@ -73,15 +76,9 @@ def card_text(value) -> str:
     return html.escape(str(value)).replace("|", "&#124;").replace("`", "&#96;").replace("\n", " ")
 
 def card_path(output) -> Path:
-    "Where the dataset card of `output` goes: README.md beside it, unless another file's or a person's card is there."
+    "Where the dataset card of `output` goes: `<output>.README.md` beside it, whatever else the folder holds."
     output = Path(output)
-    readme = output.parent / "README.md"
-    if not readme.exists(): return readme
-    try: meta = front_matter(readme.read_text(encoding="utf-8"))
-    except (OSError, ValueError): meta = None
-    card = meta.get(CARD_KEY) if meta else None
-    ours = isinstance(card, dict) and card.get("output") == output.name
-    return readme if ours else output.with_name(output.name + ".README.md")
+    return output.with_name(output.name + ".README.md")
 
 def selection_card(output, info: dict) -> str:
     "A dataset card (YAML front matter the hub reads, then a few lines) for the selection written to `output`."
@@ -102,3 +99,35 @@ def write_card(output, info: dict) -> Path:
     "Write the dataset card of `output` (see `card_path`), whole or not at all."
     path = card_path(output)
     return atomic_write(path, lambda tmp: tmp.write_text(selection_card(output, info), encoding="utf-8"))
+
+def file_sha256(path) -> str:
+    "The SHA-256 of a file's bytes, as hex."
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""): h.update(block)
+    return h.hexdigest()
+
+def write_selection(sel: pd.DataFrame, output, info: dict) -> tuple[Path, Path]:
+    """The selection and its card as a pair: both written to temporaries first, then renamed, the table first; the card
+    holds the table's SHA-256, so a card that is not its table's (a kill between the two renames) can be told."""
+    output = check_selection_path(output)
+    card = card_path(output)
+    tmp_table, tmp_card = temporary_path(output), temporary_path(card)
+    try:
+        export_selection(sel, output, into=tmp_table)
+        text = selection_card(output, info | {"sha256": file_sha256(tmp_table)})
+        tmp_card.write_text(text, encoding="utf-8")
+    except BaseException:  # nothing half-written stays: the previous pair, if any, is as it was
+        for p in (tmp_table, tmp_card): p.unlink(missing_ok=True)
+        raise
+    try:
+        os.replace(tmp_table, output)
+        os.replace(tmp_card, card)
+    finally: tmp_card.unlink(missing_ok=True)  # interrupted between the renames: no temporary stays
+    return output, card
+
+def card_matches(output) -> bool:
+    "Whether the card beside `output` is the one written with it (its SHA-256 is the table's)."
+    try: meta = front_matter(card_path(output).read_text(encoding="utf-8"))
+    except OSError: return False
+    return bool(meta) and (meta.get(CARD_KEY) or {}).get("sha256") == file_sha256(output)

@@ -4,7 +4,7 @@
 
 # %% ../nbs/library/02_settings.ipynb #a24a714f
 from __future__ import annotations
-import importlib.util
+import hashlib, importlib.util
 from dataclasses import dataclass
 from .data import PromptTemplate, get_template, check_positive
 
@@ -64,14 +64,17 @@ class ScoringSettings:
         object.__setattr__(self, "template", tpl)
         object.__setattr__(self, "max_length", self.max_length or max_length)
 
-    def spec(self, model_name: str, weights: str | None = None) -> dict:
-        """Everything besides a row that determines its score: with the row, what its resume key hashes (`sample_key`);
-        `weights` is the loaded model's `weights_fingerprint`."""
+    def spec(self, model_name: str, weights: str | None = None,
+             chat_template: str | None = None, # the tokenizer's chat template, where the prompts are rendered with it
+            ) -> dict:
+        """Everything besides a row's `scored_part` that determines its score: with it, what its resume key hashes
+        (`sample_key`); `weights` is the loaded model's `weights_fingerprint`."""
         t = self.template
         spec = dict(model=model_name, mode=self.mode, template=[t.name, t.no_input, t.with_input, t.chat],
-                    max_length=self.max_length, bare_context=self.bare_context, weights=weights, version=1)
+                    max_length=self.max_length, bare_context=self.bare_context, weights=weights, version=2)
         extra = (dict(turns=self.turns) if self.turns else {}) | (dict(cut_history=True) if self.cut_history else {})
-        return spec | extra  # without them: the keys of earlier runs
+        if chat_template: extra["chat_template"] = hashlib.sha256(chat_template.encode()).hexdigest()[:16]
+        return spec | extra
 
 # %% ../nbs/library/02_settings.ipynb #4c650823
 def _settings(cls, given, fields: dict):

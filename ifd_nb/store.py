@@ -9,7 +9,7 @@ from pathlib import Path
 
 # %% auto #0
 __all__ = ['UNREADABLE', 'OWNED_MARK', 'sample_key', 'sample_keys', 'temporary_path', 'atomic_write', 'set_aside', 'ShardStore',
-           'remove_stale_temporaries', 'column_kind', 'json_text', 'storable_table', 'check_output_file',
+           'remove_stale_temporaries', 'plain_value', 'column_kind', 'json_text', 'storable_table', 'check_output_file',
            'check_folder', 'check_owned_folder', 'check_owned_file', 'mark_owned_folder', 'FolderBusy', 'FolderLock']
 
 # %% ../nbs/library/04_store.ipynb #ef10e703
@@ -124,17 +124,25 @@ def remove_stale_temporaries(folder, pattern: str, # glob of the hidden temporar
 # %% ../nbs/library/04_store.ipynb #b4fd235c
 def _missing(v) -> bool: return v is None or (isinstance(v, float) and math.isnan(v))
 
+def plain_value(v):
+    "`v` with every numpy array in it a list (pyarrow gives a list column back as arrays): what JSON can write."
+    if hasattr(v, "tolist") and hasattr(v, "ndim") and getattr(v, "ndim", 0) > 0: v = v.tolist()
+    if isinstance(v, list): return [plain_value(x) for x in v]
+    if isinstance(v, dict): return {k: plain_value(x) for k, x in v.items()}
+    return v
+
 def column_kind(values) -> str:
     """'nested' (lists only, or dicts only, besides missing values), 'mixed' (several types, or integers beyond 64
     bits), or 'plain'."""
-    types = {type(v) for v in values if not _missing(v)}
+    types = {list if hasattr(v, "ndim") and getattr(v, "ndim", 0) > 0 else type(v) for v in values if not _missing(v)}
     if types in ({list}, {dict}): return "nested"
     wide = int in types and any(isinstance(v, int) and not -2**63 <= v < 2**63 for v in values)
     return "mixed" if len(types) > 1 or types & {dict, list} or wide else "plain"
 
 def json_text(values) -> list:
-    "Every value that is not text or missing written as JSON text."
-    return [v if v is None or isinstance(v, str) else json.dumps(v, ensure_ascii=False, default=str) for v in values]
+    "Every value that is not text or missing written as JSON text (a missing value stays missing, not 'NaN')."
+    return [None if _missing(v) else v if isinstance(v, str) else json.dumps(plain_value(v), ensure_ascii=False,
+                                                                             default=str) for v in values]
 
 def _arrow_holds(values) -> bool:
     "Whether pyarrow can store these values as one column type."
@@ -146,11 +154,14 @@ def _arrow_holds(values) -> bool:
 def storable_table(df, suffix: str):
     """`df` as a file of this suffix stores it: nested columns stay lists and dicts in .parquet, .json and .jsonl (in
     Parquet where one type holds them), JSON text otherwise; mixed columns are JSON text."""
+    import pandas as pd
     kinds = {c: column_kind(df[c]) for c in df.columns if df[c].dtype == object}
-    keep = lambda c: suffix in (".json", ".jsonl") or (suffix == ".parquet" and _arrow_holds(df[c]))
+    filled = {c: [None if _missing(v) else plain_value(v) for v in df[c]] for c, k in kinds.items() if k == "nested"}
+    keep = lambda c: suffix in (".json", ".jsonl") or (suffix == ".parquet" and _arrow_holds(filled[c]))
     encode = [c for c, k in kinds.items() if k == "mixed" or (k == "nested" and not keep(c))]
-    if not encode: return df
+    if not encode and not filled: return df
     df = df.copy()
+    for c in filled: df[c] = pd.Series(filled[c], index=df.index, dtype=object)  # a missing value: None, not NaN
     for c in encode: df[c] = json_text(df[c])
     return df
 
@@ -193,11 +204,17 @@ def check_folder(path, what: str = "folder") -> Path:
 # %% ../nbs/library/04_store.ipynb #a0c5e002
 OWNED_MARK = ".ifd_nb"  # the file that marks a folder whose files ifd_nb wrote, together
 
-def check_owned_folder(path, what: str = "output") -> Path:
-    "`check_folder`, and the folder new, empty or marked as one ifd_nb wrote whole: never a folder of the user's."
+def check_owned_folder(path, what: str = "output",
+                       marks: tuple = (OWNED_MARK,), # files whose presence says ifd_nb wrote the folder
+                       own: tuple = (), # glob patterns of the files the writer keeps there besides its output
+                      ) -> Path:
+    """`check_folder`, and the folder new, empty, marked as one ifd_nb wrote, or holding only `own` files: never a
+    folder of the user's."""
     path = check_folder(path, what)
     if path.is_symlink(): raise ValueError(f"{what} {path} is a link; give a folder (a link is not followed)")
-    if path.is_dir() and any(path.iterdir()) and not (path/OWNED_MARK).is_file():
+    mine = lambda p: any(p.match(g) for g in own)
+    marked = any((path/m).is_file() for m in marks)
+    if path.is_dir() and not marked and not all(mine(p) for p in path.iterdir()):
         raise ValueError(f"{what} {path} holds files ifd_nb did not write there; give a new or empty folder "
                          f"(nothing in it is replaced)")
     return path

@@ -12,6 +12,7 @@ import torch
 from .data import prompt_and_answer, SkipSample
 from .ifd import special_prefix
 from .settings import check_choice, SCHEDULES
+from .store import atomic_write
 
 # %% auto #0
 __all__ = ['sft_example', 'training_recipe', 'lr_factor', 'training_precision', 'fine_tune', 'save_model']
@@ -77,6 +78,8 @@ def fine_tune(model, tokenizer, rows: list[dict], template="auto", epochs: int =
     dtype, forward_context = training_precision(model, lora)
     dev = next(model.parameters()).device
     data = [x for x in (sft_example(tokenizer, r, template, max_length) for r in rows) if x is not None]
+    if not data: raise ValueError(f"none of the {len(rows)} rows gives a training example (each is skipped, or its "
+                                  f"prompt fills max_length {max_length}): nothing would be learned")
     recipe = training_recipe(len(data), epochs, batch_size, global_batch, schedule, warmup_ratio, lr)
     order = list(range(len(data))); random.Random(seed).shuffle(order)
     opt = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=lr, weight_decay=0.0)
@@ -122,5 +125,6 @@ def save_model(model, tokenizer, folder, # where `load_model(folder)` will find 
     folder = Path(folder); folder.mkdir(parents=True, exist_ok=True)
     if hasattr(model, "merge_and_unload"): model = model.merge_and_unload()  # a peft model
     model.save_pretrained(folder); tokenizer.save_pretrained(folder)
-    if info is not None: (folder/"brief_experience.json").write_text(json.dumps(info, indent=1, default=str))
+    if info is not None:  # written last, whole: a folder with it holds a finished model
+        atomic_write(folder/"brief_experience.json", lambda t: t.write_text(json.dumps(info, indent=1, default=str)))
     return folder

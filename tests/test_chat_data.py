@@ -136,7 +136,7 @@ def test_random_rule_is_seeded_nested_and_grouped(tmp_path):
 
 def test_the_card_records_the_rule_and_the_scores(tmp_path):
     assert run_select(tmp_path, "--top", "1", "--group-by", "task", "--budget-tokens", "400")[0] == 0
-    text = (tmp_path/"README.md").read_text()
+    text = (tmp_path/"sel.jsonl.README.md").read_text()
     meta = yaml.safe_load(text.split("---\n")[1])
     assert meta["configs"][0]["data_files"] == "sel.jsonl"
     info = meta["ifd_nb"]

@@ -129,4 +129,4 @@ def test_experience_defaults_to_the_published_recipe(base_folder, tmp_path, caps
     r = info["recipe"]
     assert (r["micro_batch"], r["accumulation"], r["global_batch"], r["schedule"]) == (4, 32, 128, "cosine")
     assert (r["optimizer_steps"], r["warmup_steps"], r["examples"]) == (1, 1, info["trained_on"])
-    assert "1 optimizer steps of 128 rows (cosine)" in capsys.readouterr().err
+    assert "1 optimizer step(s) of up to 128 rows (cosine)" in capsys.readouterr().err

@@ -36,16 +36,22 @@ def test_recipe_with_experience_runs_and_reruns(tmp_path, tiny_model_folder, cap
     made = json.loads((tmp_path/"pre"/"brief_experience.json").read_text())
     assert made["clusters"] == 2 and 1 <= len(made["chosen"]) <= 6 and made["base_model"] == str(tmp_path/"base")
     first = outputs(tmp_path)
-    card = yaml.safe_load((tmp_path/"README.md").read_text().split("---\n")[1])["ifd_nb"]
+    card = yaml.safe_load((tmp_path/"top.jsonl.README.md").read_text().split("---\n")[1])["ifd_nb"]
     assert card["output"] == "top.jsonl" and card["recipe"]["steps"]["experience"]["clusters"] == 2
     assert str(card["scored_with"]["scored_by"]).endswith("pre")  # scored with the experience step's model
-    assert (tmp_path/"rand.jsonl.README.md").exists()  # README.md is the other selection's card
+    assert (tmp_path/"rand.jsonl.README.md").exists() and card["scores"] == "scores.parquet"  # named from the card
+    assert card["recipe"]["file"] == "recipe.yaml" and str(tmp_path) not in (tmp_path/"top.jsonl.README.md").read_text()
     capsys.readouterr()
     assert main(["run", recipe]) == 0
-    assert "holds a finished brief experience: reused" in capsys.readouterr().err
+    assert "holds a brief experience made as this step says: reused" in capsys.readouterr().err
     again = outputs(tmp_path)
     pd.testing.assert_frame_equal(first.pop("scores"), again.pop("scores"))
     assert first == again
+    text = (tmp_path/"recipe.yaml").read_text().replace("clusters: 2", "clusters: 3")
+    (tmp_path/"recipe.yaml").write_text(text)  # another setting: the folder's model is not this step's
+    assert main(["run", recipe]) == 0
+    assert "made otherwise (clusters 2 -> 3): trained again" in capsys.readouterr().err
+    assert json.loads((tmp_path/"pre"/"brief_experience.json").read_text())["clusters"] == 3
 
 
 @pytest.mark.slow
@@ -76,9 +82,27 @@ def test_recipe_killed_and_rerun_equals_an_uninterrupted_run(tmp_path, tiny_mode
     ("input: d.jsonl\nscore: {output: s.parquet, model: experience}\n", "the recipe has no experience step"),
     ("input: d.jsonl\nscore: {output: s.parquet, temperature: 2}\n", "the score step has an option"),
     ("input: [d.jsonl\n", "not valid YAML"),
+    # the whole recipe is checked before its first step: options and paths of the later steps too
+    ("input: d.jsonl\nscore: {output: s.parquet}\nselect: {output: a.jsonl, rate: 2}\n", "--rate must be a share"),
+    ("input: d.jsonl\nscore: {output: s.parquet}\nselect: {output: a.txt, top: 1}\n", "must end in .json"),
+    ("input: d.jsonl\nscore: {output: s.parquet}\nselect: [{output: a.jsonl, top: 1}, {output: a.jsonl, rate: 0.5}]\n",
+     "the select 2 step writes"),
+    ("input: d.jsonl\nscore: {output: s.parquet}\nselect: {output: d.jsonl, top: 1}\n", "is the input file"),
+    ("input: d.jsonl\nscore: {output: d.jsonl}\n", "the score step's output"),
+    ("input: d.jsonl\nscore: {output: s.parquet, mode: cherry, template: chat}\n", "mode cherry reproduces"),
+    ("input: d.jsonl\nexperience: {output: s.parquet}\nscore: {output: s.parquet}\n", "the score step writes"),
 ])
-def test_bad_recipes_are_refused(tmp_path, capsys, text, says):
+def test_bad_recipes_are_refused(tmp_path, capsys, text, says, no_model):
     (tmp_path/"r.yaml").write_text(text)
+    (tmp_path/"d.jsonl").write_text('{"instruction": "Hi", "output": "Hello"}\n')
     assert main(["run", str(tmp_path/"r.yaml")]) == 2
     assert says in capsys.readouterr().err
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["r.yaml"]  # nothing written
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["d.jsonl", "r.yaml"]  # nothing written
+
+
+@pytest.fixture
+def no_model(monkeypatch):
+    "Loading a model fails the test: a bad recipe is refused before."
+    import transformers
+    def loaded(*a, **k): raise AssertionError("the model loaded")
+    monkeypatch.setattr(transformers.AutoModelForCausalLM, "from_pretrained", loaded)

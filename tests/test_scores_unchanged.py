@@ -1,19 +1,16 @@
 """Moving code between notebooks and modules changes no score: the engine's tables in every mode equal the ones saved
 in `tests/golden/` (written by `tests/golden/make_golden.py` before the move) to 1e-6, and every row keeps its resume
-key, so shard folders written before still resume."""
+key (as last recorded, see `make_golden.py`), so shard folders written before still resume."""
 import sys
 from pathlib import Path
-import numpy as np
 import pandas as pd
 import pytest
 
 GOLDEN = Path(__file__).resolve().parent/"golden"
 sys.path.insert(0, str(GOLDEN))
-from make_golden import CASES, case_rows, score_case  # noqa: E402
+from make_golden import CASES, case_rows, same_scores, score_case  # noqa: E402
 
 pytestmark = pytest.mark.slow  # the embedded model over the saved cases: minutes
-
-FLOATS = ["loss_cond", "loss_bare", "ifd", "ifd_ppl"]
 
 
 @pytest.mark.parametrize("data,mode,turns", CASES, ids=[f"{d}-{m}" + (f"-{t}" if t else "") for d, m, t in CASES])
@@ -24,8 +21,5 @@ def test_scores_and_keys_equal_the_saved_ones(embedded, data, mode, turns):
     saved = pd.read_parquet(GOLDEN/f"{name}.parquet")
     df, keys = score_case(*embedded, rows, mode, turns)
     assert keys == (GOLDEN/f"{name}.keys").read_text().split(), "resume keys changed: old shard folders would not resume"
-    assert list(df.columns) == list(saved.columns)
-    for c in saved.columns:
-        if c in FLOATS: np.testing.assert_allclose(df[c].to_numpy(float), saved[c].to_numpy(float), atol=1e-6, rtol=0)
-        else: assert df[c].tolist() == saved[c].tolist(), c
+    same_scores(df, saved)
 

@@ -314,8 +314,8 @@ def test_the_card_escapes_what_it_shows_and_knows_its_own_front_matter(tmp_path)
     for _ in range(2):
         assert main(["select", str(scores), "-o", str(tmp_path/"sel.jsonl"), "--rate", "1", "--group-by",
                      "category", "-q"]) == 0
-        assert sorted(p.name for p in tmp_path.iterdir() if p.suffix == ".md") == ["README.md"]
-    text = (tmp_path/"README.md").read_text()
+        assert sorted(p.name for p in tmp_path.iterdir() if p.suffix == ".md") == ["sel.jsonl.README.md"]
+    text = (tmp_path/"sel.jsonl.README.md").read_text()
     body = text.split("\n---\n", 1)[1]
     assert "<script>" not in body and "<b>" not in body and "&lt;script&gt;" in body and "a&#124;b" in body
     assert front_matter(text)["ifd_nb"]["selected"] == len(pd.read_json(tmp_path/"sel.jsonl", lines=True))

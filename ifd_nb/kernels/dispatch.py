@@ -43,8 +43,8 @@ def choose_backend(device, backend: str = "auto") -> str:
     if backend == "torch": return "torch"
     if backend == "triton":
         if not (HAS_TRITON and (device.type == "cuda" or interpreting())):
-            raise RuntimeError("the triton backend needs a CUDA GPU, or TRITON_INTERPRET=1 set before triton is "
-                               "imported")
+            raise ValueError("backend triton needs a CUDA GPU (or TRITON_INTERPRET=1, Triton's interpreter, set "
+                             "before triton is imported); use backend auto or torch")
         return "triton"
     # auto: compiled kernels on CUDA GPUs; on CPU the PyTorch path (the interpreter is for tests)
     if not HAS_TRITON or device.type != "cuda" or str(device) in _FELL_BACK: return "torch"

@@ -3,9 +3,12 @@
 scored by the engine in each mode with the embedded model in float32, with the resume key of every row.
 
 The keys were recomputed once with the model named "embedded" (they had hashed this machine's cache path), by the
-code before the move and by the code after it, which agreed on every row.
+code before the move and by the code after it, which agreed on every row; and once more when a key came to hash only
+the fields a score reads and the chat template's text (`--keys`: every score is first checked equal to the saved one,
+then only the keys are written).
 Run it only to record the scores of a deliberate change of the computation, and say why in the commit:
 `python tests/golden/make_golden.py`. Real rows are saved as their keys and scores only, never their text."""
+import sys
 import tempfile
 from pathlib import Path
 import pandas as pd
@@ -43,7 +46,17 @@ def score_case(model, tok, rows, mode: str, turns=None) -> tuple[pd.DataFrame, l
     return df[[c for c in SCORE_COLUMNS if c in df]], keys
 
 
-def main():
+def same_scores(df: pd.DataFrame, saved: pd.DataFrame):
+    "An AssertionError unless `df` holds the saved scores: floats to 1e-6, everything else exactly."
+    import numpy as np
+    assert list(df.columns) == list(saved.columns)
+    for c in saved.columns:
+        if c in ("loss_cond", "loss_bare", "ifd", "ifd_ppl"):
+            np.testing.assert_allclose(df[c].to_numpy(float), saved[c].to_numpy(float), atol=1e-6, rtol=0)
+        else: assert df[c].tolist() == saved[c].tolist(), c
+
+
+def main(keys_only: bool = False):
     from ifd_nb.models import load_model
     model, tok = load_model("embedded", device="cpu", dtype=torch.float32)
     for data, mode, turns in CASES:
@@ -52,9 +65,10 @@ def main():
             print(f"{data}: ../shared/data is not here, skipped"); continue
         df, keys = score_case(model, tok, rows, mode, turns)
         name = f"{data}_{mode}" + (f"_{turns}" if turns else "")
-        df.to_parquet(HERE/f"{name}.parquet", index=False)
+        if keys_only: same_scores(df, pd.read_parquet(HERE/f"{name}.parquet"))  # the scores stay the saved ones
+        else: df.to_parquet(HERE/f"{name}.parquet", index=False)
         (HERE/f"{name}.keys").write_text("\n".join(keys) + "\n")
         print(name, len(df), "rows", df.status.value_counts().to_dict())
 
 
-if __name__ == "__main__": main()
+if __name__ == "__main__": main(keys_only="--keys" in sys.argv)
