@@ -29,7 +29,7 @@ __all__ = ['COMMANDS', 'RECIPE_KEYS', 'PATH_OPTIONS', 'EXPERIENCE_OPTIONS', 'Def
            'run_select', 'check_select', 'select_rows', 'rows_where', 'one_setting', 'select_by_order',
            'selection_info', 'run_compare', 'read_recipe', 'step_argv', 'parse_step', 'experience_done',
            'experience_made_with', 'experience_rows', 'reuse_experience', 'recipe_steps', 'check_recipe', 'run_recipe',
-           'interrupted_note', 'main']
+           'token_views', 'interrupted_note', 'main']
 
 # %% ../nbs/library/23_cli.ipynb #413e3ff6
 def _add_fields(p):
@@ -197,6 +197,12 @@ def _add_scores_out(what: str):
         p.add_argument("-o", "--output", required=True, help=what)
     return add
 
+def _add_token_view(p):
+    p.add_argument("--model", default=None,
+                   help="the model that rescores the highest- and lowest-IFD rows token by token (default: the "
+                        "table's scored_by)")
+    p.add_argument("--no-tokens", action="store_true", help="leave the token view out (no model is loaded)")
+
 COMMANDS = {  # command: (help, the flag groups it takes), each group defined once above
     "score": ("score every row of a data set", (_add_input, _add_limit, _add_scoring, _add_device)),
     "demo": ("score the bundled demo set with the embedded model", (_add_limit, _add_scoring, _add_device)),
@@ -205,8 +211,9 @@ COMMANDS = {  # command: (help, the flag groups it takes), each group defined on
                    (_add_experience, _add_limit, _add_device)),
     "compare": ("how two scores files of the same input agree: correlations and shared selections", (_add_compare,)),
     "plot": ("write the standard plots of a scores file (PNG) into a folder",
-             (_add_scores_out("folder for the PNG files"),)),
-    "report": ("write one self-contained HTML report of a scores file", (_add_scores_out("the .html file to write"),)),
+             (_add_scores_out("folder for the PNG files"), _add_token_view, _add_device)),
+    "report": ("write one self-contained HTML report of a scores file",
+               (_add_scores_out("the .html file to write"), _add_token_view, _add_device)),
     "run": ("run a recipe file: experience (optional), score, then each selection", (_add_recipe,)),
 }
 
@@ -577,6 +584,22 @@ def run_recipe(path) -> list[Path]:
     return [Path(sel.output) for sel in selects]
 
 # %% ../nbs/library/23_cli.ipynb #e5ff36dd
+def token_views(df: pd.DataFrame, args) -> list[dict] | None:
+    "The extreme rows rescored for the token view by the table's model (or --model); None, said in a line, without one."
+    from ifd_nb.reports import token_view
+    if args.no_tokens: return None
+    names = sorted(map(str, df["scored_by"].dropna().unique())) if "scored_by" in df else []
+    name = args.model or (names[0] if len(names) == 1 else None)
+    if name is None:
+        print("ifd_nb: the token view is left out: the table names no one model (scored_by); give --model",
+              file=sys.stderr)
+        return None
+    try: model, tok = load_model(name, device=args.device)
+    except ModelNotFound as e:
+        print(f"ifd_nb: the token view is left out: {e}; give --model, or --no-tokens", file=sys.stderr)
+        return None
+    return token_view(df, model, tok)
+
 def interrupted_note(args) -> str:
     "What an interrupted command leaves, as the message says it: what is kept, and what the rerun does."
     if args.command in ("score", "demo", "run"):
@@ -608,9 +631,11 @@ def main(argv: list[str] | None = None) -> int:
             from ifd_nb.reports import REPORT_MARK, plot_all, html_report
             if args.command == "plot": check_owned_folder(args.output, "output")
             else: check_owned_file(args.output, "output", [args.scores], (".html", ".htm"), REPORT_MARK.encode())
+            check_device(args.device)
             df = read_scores(args.scores)
-            if args.command == "plot": out = plot_all(df, args.output)
-            else: out = [html_report(df, args.output, title=f"IFD report: {Path(args.scores).name}")]
+            views = token_views(df, args)
+            if args.command == "plot": out = plot_all(df, args.output, views)
+            else: out = [html_report(df, args.output, title=f"IFD report: {Path(args.scores).name}", views=views)]
             print("wrote " + ", ".join(map(str, out)), file=sys.stderr)
         elif args.command == "demo":
             df = run_score(args, demo_data_path())

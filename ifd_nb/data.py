@@ -4,7 +4,7 @@
 
 # %% ../nbs/library/01_data.ipynb #220a7f63
 from __future__ import annotations
-import functools, json, os
+import functools, json, os, re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -85,7 +85,9 @@ def check_template_fields(spec: str):
     try: parsed = list(string.Formatter().parse(spec))
     except ValueError: return  # a stray brace: `get_template` says so
     for _, name, fmt, conv in parsed:
-        if name is None or (name in ("instruction", "input") and not fmt and conv is None): continue
+        root = re.split(r"[.\[]", name)[0] if name is not None else None
+        if root not in ("instruction", "input"): continue  # another name: `get_template` says so
+        if name == root and not fmt and conv is None: continue
         whole = "{" + name + (f"!{conv}" if conv else "") + (f":{fmt}" if fmt else "") + "}"
         raise ValueError(f"the field {whole}; a template may use only {{instruction}} and {{input}} as they are (write "
                          f"a literal brace as {{{{ or }}}})")

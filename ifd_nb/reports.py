@@ -6,21 +6,107 @@
 from __future__ import annotations
 import base64, html, math, tempfile
 from pathlib import Path
+import numpy as np
 import pandas as pd
 import matplotlib.pyplot as plt
 from .analysis import (plot_ifd_distribution, plot_cond_vs_bare, plot_ifd_vs_length, plot_task_breakdown,
                              scorer_agreement, scored_rows)
-from .scores import summarize, row_contents
+from .data import TEMPLATES, SkipSample, rename_fields, resolve_fields
+from .settings import ScoringSettings
+from .ifd import encode_sample, score_rows
+from .scores import summarize, row_contents, OURS
 from .select import select_top_ifd
 from .store import OWNED_MARK, atomic_write, check_owned_file, check_owned_folder
 
 # %% auto #0
-__all__ = ['REPORT_MARK', 'plot_all', 'html_table', 'html_report', 'matched_scores', 'compare_scores']
+__all__ = ['REPORT_MARK', 'table_settings', 'token_view', 'key_tokens', 'plot_token_view', 'shaded_answer', 'plot_all',
+           'html_table', 'html_report', 'matched_scores', 'compare_scores']
+
+# %% ../nbs/library/17_reports.ipynb #56a72105
+def table_settings(df: pd.DataFrame) -> ScoringSettings:
+    "The scoring settings a scores table records (mode, template, max_length, cut_history), as far as its columns say."
+    def first(c, default=None):
+        vals = df[c].dropna() if c in df else []
+        vals = [v for v in vals if v != ""]
+        return vals[0] if vals else default
+    name = str(first("template", "auto"))
+    template = name.split(":")[0] if name.split(":")[0] in TEMPLATES else name  # a custom template: its text
+    length = first("max_length")
+    return ScoringSettings(mode=str(first("mode", "default")), template=template,
+                           max_length=int(float(length)) if length is not None else None,
+                           cut_history=str(first("cut_history", False)).lower() == "true")
+
+def token_view(df: pd.DataFrame, model, tokenizer, n: int = 1, # rows from each end of the IFD ranking
+               settings: ScoringSettings | None = None, # default: the table's own (`table_settings`)
+              ) -> list[dict]:
+    """The `n` highest- and `n` lowest-IFD scored rows rescored token by token: for each, its index, the table's and the
+    rescored IFD, the answer's decoded tokens and both passes' losses (aligned in the default mode)."""
+    s = settings or table_settings(df)
+    ok = scored_rows(df).sort_values("ifd", ascending=False)
+    picked = pd.concat([ok.head(n), ok.tail(n)]).drop_duplicates("index")
+    views = []
+    for _, r in picked.iterrows():
+        row = {k: v for k, v in r.items() if k not in OURS and not (isinstance(v, float) and v != v)}
+        row = rename_fields([row], resolve_fields([row]))[0]
+        try: e = encode_sample(tokenizer, row, s)
+        except SkipSample: continue  # the table scored it otherwise (other fields or settings): no view of it
+        rec = score_rows([row], model, tokenizer, s, token_losses=True, progress=False)[0]
+        cond, bare = rec["token_losses_cond"], rec["token_losses_bare"]
+        ids = e.cond_ids[e.cond_start:e.cond_start + len(cond)]
+        views.append(dict(index=int(r["index"]), ifd=float(r["ifd"]), rescored_ifd=rec["ifd"],
+                          tokens=[tokenizer.decode([t]) for t in ids], cond=cond, bare=bare))
+    return views
+
+def key_tokens(cond, bare, share: float = 0.5) -> list[int]:
+    "Positions of the fewest tokens whose loss differences (bare - cond) carry `share` of the total absolute change."
+    diff = np.abs(np.asarray(bare[:len(cond)], float) - np.asarray(cond[:len(bare)], float))
+    order = np.argsort(-diff, kind="stable")
+    need = share * diff.sum()
+    k = int(np.searchsorted(np.cumsum(diff[order]), need) + 1) if need > 0 else 0
+    return sorted(order[:k].tolist())
+
+# %% ../nbs/library/17_reports.ipynb #518a5f89
+def _shown(token: str) -> str: return token.replace("\n", "↵").replace("\t", "→") or "∅"
+
+def plot_token_view(views: list[dict], path=None, max_tokens: int = 48):
+    """One panel a row: each answer token's loss explained by the instruction (bare - cond), the key tokens marked,
+    the table's and the rescored IFD in the title."""
+    fig, axs = plt.subplots(len(views), 1, figsize=(12, 2.6 * len(views)), squeeze=False)
+    for ax, v in zip(axs[:, 0], views):
+        m = min(len(v["cond"]), len(v["bare"]), max_tokens)
+        diff = np.asarray(v["bare"][:m]) - np.asarray(v["cond"][:m])
+        marked = set(key_tokens(v["cond"][:m], v["bare"][:m]))
+        ax.bar(range(m), diff, color=["tab:green" if d >= 0 else "tab:red" for d in diff],
+               edgecolor=["black" if i in marked else "none" for i in range(m)])
+        ax.axhline(0, color="grey", lw=0.5)
+        ax.set_xticks(range(m), [_shown(t) for t in v["tokens"][:m]], rotation=90, fontsize=7)
+        for i, lab in enumerate(ax.get_xticklabels()): lab.set_fontweight("bold" if i in marked else "normal")
+        more = f", first {m} of {len(v['cond'])} tokens" if len(v["cond"]) > m else ""
+        ax.set(ylabel="explained (nats)", title=f"row {v['index']}: IFD {v['ifd']:.3f} (rescored "
+                                                f"{v['rescored_ifd']:.3f}){more}; bold: the key tokens")
+    fig.tight_layout()
+    if path is not None: fig.savefig(path, bbox_inches="tight", dpi=110, metadata={"Software": "ifd_nb"})
+    return fig
+
+def shaded_answer(view: dict) -> str:
+    "A row's answer as HTML, each token escaped and shaded: green where the instruction explains it, red where not."
+    diff = np.asarray(view["bare"]) - np.asarray(view["cond"][:len(view["bare"])])
+    top = float(np.abs(diff).max()) if len(diff) else 0.0
+    marked = set(key_tokens(view["cond"], view["bare"]))
+    spans = []
+    for i, (t, d) in enumerate(zip(view["tokens"], diff)):
+        a = abs(d) / top if top > 0 else 0.0
+        colour = f"rgba(0,160,0,{a:.2f})" if d >= 0 else f"rgba(220,0,0,{a:.2f})"
+        weight = ";font-weight:bold" if i in marked else ""
+        spans.append(f'<span title="{d:+.2f} nats" style="background:{colour}{weight}">{html.escape(t)}</span>')
+    return "<div style='white-space:pre-wrap;font-family:monospace'>" + "".join(spans) + "</div>"
 
 # %% ../nbs/library/17_reports.ipynb #597f6f07
 REPORT_MARK = '<meta name="generator" content="ifd_nb report">'  # what says a page is one `html_report` wrote
 
-def plot_all(df: pd.DataFrame, folder) -> list[Path]:
+def plot_all(df: pd.DataFrame, folder,
+             views: list[dict] | None = None, # `token_view` of the table: drawn as the fifth figure
+            ) -> list[Path]:
     "Write the standard plots of a scores table as PNG files into `folder`, as one set; their paths."
     if not (df.status == "ok").any():
         raise ValueError("no scored row to plot (status: " + ", ".join(f"{k} {v}" for k, v in
@@ -30,6 +116,7 @@ def plot_all(df: pd.DataFrame, folder) -> list[Path]:
             "cond_vs_bare.png": lambda p: plot_cond_vs_bare(df, path=p),
             "ifd_vs_length.png": lambda p: plot_ifd_vs_length(df, path=p)}
     if "instruction" in df: jobs["task_breakdown.png"] = lambda p: plot_task_breakdown(df, min_count=3, path=p)
+    if views: jobs["token_view.png"] = lambda p: plot_token_view(views, path=p)
     def draw(tmp: Path):
         tmp.mkdir(parents=True)
         for name, f in jobs.items(): plt.close(f(tmp/name))
@@ -45,17 +132,23 @@ def html_table(d: pd.DataFrame) -> str:
     rows = "".join("<tr>" + "".join(f"<td>{cell(v)}</td>" for v in r) + "</tr>" for r in d.itertuples(index=False))
     return f"<table border='1'><tr>{head}</tr>{rows}</table>"
 
-def html_report(df: pd.DataFrame, path, title: str = "IFD report", n: int = 15) -> Path:
+def html_report(df: pd.DataFrame, path, title: str = "IFD report", n: int = 15,
+                views: list[dict] | None = None, # `token_view` of the table: its figure, and each answer shaded
+               ) -> Path:
     "One self-contained HTML page: summary, the standard plots (embedded PNG) and the top/bottom samples."
     path = check_owned_file(path, "report", suffixes=(".html", ".htm"), mark=REPORT_MARK.encode())
     with tempfile.TemporaryDirectory() as d:
-        imgs = [base64.b64encode(p.read_bytes()).decode() for p in plot_all(df, Path(d)/"figures")]
+        imgs = [base64.b64encode(p.read_bytes()).decode() for p in plot_all(df, Path(d)/"figures", views)]
     ok = scored_rows(df).sort_values("ifd", ascending=False)
     cols = [c for c in ("index", "ifd", "loss_cond", "loss_bare", "instruction", "output") if c in df]
     tab = lambda x: html_table(x[cols])
     body = [f"<h1>{html.escape(title)}</h1>", f"<pre>{html.escape(summarize(df))}</pre>"]
     body += [f'<img src="data:image/png;base64,{b}" style="max-width:100%">' for b in imgs]
     body += [f"<h2>Highest IFD</h2>{tab(ok.head(n))}", f"<h2>Lowest IFD</h2>{tab(ok.tail(n))}"]
+    if views: body += ["<h2>Which answer tokens the instruction explains</h2><p>Green: the instruction lowers the "
+                       "token's loss; red: it raises it; bold: the fewest tokens that carry half of the change.</p>"]
+    for v in views or []:
+        body += [f"<h3>row {v['index']}: IFD {v['ifd']:.3f}</h3>", shaded_answer(v)]
     page = (f"<!doctype html><html><head><meta charset='utf-8'>{REPORT_MARK}<title>{html.escape(title)}</title>"
             f"<style>td{{white-space:pre-wrap;vertical-align:top}}</style></head>"
             f"<body style='font-family:sans-serif'>{''.join(body)}</body></html>")

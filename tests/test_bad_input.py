@@ -478,7 +478,7 @@ def test_plot_replaces_only_a_folder_it_wrote(capsys, scores_csv, tmp_path):
     figs = tmp_path/"figs"
     for _ in range(2): assert cli(capsys, "plot", scores_csv, "-o", figs)[0] == 0  # its own folder: replaced whole
     assert sorted(p.name for p in figs.iterdir() if not p.name.startswith(".")) == [
-        "cond_vs_bare.png", "ifd_distribution.png", "ifd_vs_length.png", "task_breakdown.png"]
+        "cond_vs_bare.png", "ifd_distribution.png", "ifd_vs_length.png", "task_breakdown.png", "token_view.png"]
 
 
 @pytest.mark.parametrize("command,target", [("report", "r.html"), ("plot", "figs")])
@@ -762,3 +762,18 @@ def test_a_full_disk_leaves_the_earlier_output_and_the_rerun_equals_an_uninterru
     now = folder_state(small_disk)
     outputs = lambda state: {k: v for k, v in state.items() if ".shards" not in k}  # the table, page, figures, pair
     assert outputs(now) == outputs(whole)
+
+
+def test_report_shows_the_token_view_and_escapes_every_text(capsys, tmp_path, tiny_model_folder):
+    rows = [{"instruction": "<script>alert('q')</script> Name a colour.", "output": "<script>alert('a')</script> Blue."},
+            ROWS[1], ROWS[2]]
+    scores = tmp_path/"s.parquet"
+    assert score(capsys, tiny_model_folder, write_jsonl(tmp_path/"d.jsonl", rows), scores)[0] == 0
+    code, said = cli(capsys, "report", scores, "-o", tmp_path/"r.html")
+    page = (tmp_path/"r.html").read_text()
+    assert code == 0 and "Which answer tokens the instruction explains" in page and page.count("<img") == 5
+    assert "<script>" not in page and "&lt;script&gt;" in page
+    assert cli(capsys, "plot", scores, "-o", tmp_path/"figs", "--no-tokens")[0] == 0
+    assert not (tmp_path/"figs"/"token_view.png").exists()  # left out when asked, no model loaded
+    code, said = cli(capsys, "plot", scores, "-o", tmp_path/"figs", "--model", "no-such-org/no-model")
+    assert code == 0 and "the token view is left out" in said and not (tmp_path/"figs"/"token_view.png").exists()
