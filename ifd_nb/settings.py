@@ -9,14 +9,17 @@ from dataclasses import dataclass
 from .data import PromptTemplate, get_template, check_positive
 
 # %% auto #0
-__all__ = ['MODE_DEFAULTS', 'MODE_TEMPLATES', 'TURN_RULES', 'SAMPLE_METHODS', 'SCHEDULES', 'check_turn_rule',
+__all__ = ['MODE_DEFAULTS', 'MODE_TEMPLATES', 'MODE_FIELDS', 'TURN_RULES', 'SAMPLE_METHODS', 'SCHEDULES', 'check_turn_rule',
            'check_chat_template', 'check_choice', 'ScoringSettings', 'scoring_settings', 'ExperienceSettings',
            'experience_settings']
 
 # %% ../nbs/library/02_settings.ipynb #f87c2f9c
 MODE_DEFAULTS = {"default": ("auto", 2048),  # mode: its template and max_length, as its script has them
-                 "cherry": ("alpaca", 512), "cherry-v2": ("alpaca", 512), "superfiltering": ("none", 1024)}
-MODE_TEMPLATES = {"cherry": ("alpaca",), "cherry-v2": ("alpaca", "vicuna", "wiz")}  # the prompts each script has
+                 "cherry": ("alpaca", 512), "cherry-v2": ("alpaca", 512), "superfiltering": ("none", 1024),
+                 "reflection": ("vicuna", 2048)}
+MODE_TEMPLATES = {"cherry": ("alpaca",), "cherry-v2": ("alpaca", "vicuna", "wiz"),  # the prompts each script has
+                  "reflection": ("alpaca", "vicuna", "wiz")}
+MODE_FIELDS = {"reflection": ("loss_q_cond", "loss_q_bare", "rifd", "rifd_ppl", "reverse_status")}  # columns it adds
 TURN_RULES = ("last", "weighted", "mean", "min")  # how a conversation's answers make its score
 
 def check_turn_rule(rule: str):
@@ -52,7 +55,8 @@ class ScoringSettings:
         if self.mode in MODE_TEMPLATES and tpl.name not in MODE_TEMPLATES[self.mode]:
             known = MODE_TEMPLATES[self.mode]
             also = " (mode cherry-v2 has wiz and vicuna)" if self.mode == "cherry" else ""
-            raise ValueError(f"mode {self.mode} reproduces Cherry_LLM's script with the template(s) "
+            repo = "Reflection_Tuning" if self.mode == "reflection" else "Cherry_LLM"
+            raise ValueError(f"mode {self.mode} reproduces {repo}'s script with the template(s) "
                              f"{', '.join(known)}, not {tpl.name!r}{also}")
         for name, given, what in (("bare_context", self.bare_context is not None, "builds the bare pass"),
                                   ("turns", self.turns is not None, "scores the last answer"),

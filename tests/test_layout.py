@@ -11,7 +11,7 @@ PKG = ROOT/"ifd_nb"
 
 # module -> floor; a module imports only modules on lower floors. bench/* (floor 9, the benchmark wing) may import each
 # other and anything in the library except the CLI; nothing below imports them.
-FLOORS = {"store": 0, "data": 0, "ce": 0, "settings": 1, "history": 1, "select": 1, "budgets": 1,
+FLOORS = {"store": 0, "data": 0, "ce": 0, "reflection": 4.5, "settings": 1, "history": 1, "select": 1, "budgets": 1,
           "selection_files": 1, "superfiltering_d": 1, "models": 1,
           # the kernels subpackage, one op a file: launch rules and segments, then each op, then the dispatch
           "kernels.launch": 2, "kernels.segments": 2, "kernels.token_ce": 2.1, "kernels.torch_paths": 2.1,

@@ -251,3 +251,43 @@ def test_batched_encodings_equal_the_per_sample_encoders_on_bundled_and_bad_rows
         stand_in = BatchEncoded(tok, mode_texts(mode, p, a))
         stand_in.tokenizer = None  # a text not batched would fail here
         assert fn(stand_in, p, a, 64) == fn(tok, p, a, 64)
+
+
+def test_reflection_mode_scores_both_sides_and_selects_the_script_s_variants(tmp_path, tiny_model_folder, capsys):
+    "`--mode reflection` on four variants of fresh rows, then `--rule reflection`: get_select_data.py's picks."
+    import json, random
+    import pandas as pd
+    from ifd_nb.cli import main
+    words = "the a cat sat on mat dog ran far near fire ice warm cold red blue sky sea".split()
+    text = lambda n: " ".join(random.choices(words, k=n)).capitalize() + "."
+    base = [{"instruction": text(random.randint(3, 9)), "output": text(random.randint(2, 20))} for _ in range(12)]
+    variants = {"ori": base, "q": [dict(r, instruction=text(6)) for r in base],
+                "a": [dict(r, output=text(12)) for r in base], "qa": [dict(instruction=text(6), output=text(12))
+                                                                       for _ in base]}
+    tables = {}
+    for name, rows in variants.items():
+        (tmp_path/f"{name}.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+        out = tmp_path/f"{name}.parquet"
+        assert main(["score", str(tmp_path/f"{name}.jsonl"), "-o", str(out), "--model", str(tiny_model_folder),
+                     "--mode", "reflection", "-q"]) == 0
+        tables[name] = pd.read_parquet(out)
+    t = tables["ori"]
+    assert (t["mode"] == "reflection").all() and t["template"].iloc[0] == "vicuna" and t["max_length"].iloc[0] == 2048
+    np.testing.assert_allclose(t.rifd_ppl, np.exp(t.loss_q_cond - t.loss_q_bare), rtol=1e-6)
+    np.testing.assert_allclose(t.rifd, t.loss_q_cond / t.loss_q_bare, rtol=1e-6)
+    sel = tmp_path/"sel.jsonl"
+    assert main(["select", str(tmp_path/"ori.parquet"), "-o", str(sel), "--rule", "reflection", "--variants",
+                 ",".join(str(tmp_path/f"{n}.parquet") for n in ("q", "a", "qa"))]) == 0
+    def script(o, q, a, qa):  # get_select_data.py's loop, as ported in the reflection notebook
+        keep = []
+        for i in range(len(o)):
+            if q[i]["ifd_ppl"] > o[i]["ifd_ppl"]:
+                if qa[i]["rifd_ppl"] < q[i]["rifd_ppl"] and qa[i]["rifd_ppl"] < 1 and qa[i]["ifd_ppl"] < 1:
+                    keep.append(qa[i])
+            elif a[i]["rifd_ppl"] < o[i]["rifd_ppl"] and a[i]["rifd_ppl"] < 1 and a[i]["ifd_ppl"] < 1: keep.append(a[i])
+        return keep
+    want = script(*(tables[n].to_dict("records") for n in ("ori", "q", "a", "qa")))
+    got = [json.loads(line) for line in sel.read_text().splitlines()]
+    assert [(r["index"], r["output"]) for r in got] == [(r["index"], r["output"]) for r in want]
+    code = main(["select", str(tmp_path/"ori.parquet"), "-o", str(sel), "--rule", "reflection", "--top", "3"])
+    assert code == 2 and "--variants Q,A,QA" in capsys.readouterr().err

@@ -8,7 +8,7 @@ from ifd_nb.settings import ScoringSettings, ExperienceSettings
 
 PKG = Path(__file__).resolve().parent.parent/"ifd_nb"
 MESSAGES = ["unknown mode", "unknown turn rule", "needs a chat template", "is for the default mode",
-            "reproduces Cherry_LLM's script", "must be a positive number", "percentiles with low <= up",
+            "'s script with the template(s)", "must be a positive number", "percentiles with low <= up",
             "give a {cls.__name__} or its fields", "must lie in [0, 1)", "needs peft"]
 
 
