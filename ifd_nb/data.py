@@ -122,6 +122,7 @@ STATUSES = {
     "fp16_overflow": "the float16 forward overflowed and the float32 retry did not fit in memory",
     "turns_unaligned": "the chat template renders earlier turns differently once later ones follow (per-turn scoring)",
     "control_token": "a text holds one of the model's control tokens (e.g. <|im_end|>), which would forge a turn",
+    "tshirt_unaligned": "T-SHIRT: the answer's tokens alone and after the instruction differ (its script stops there)",
 }
 
 class SkipSample(Exception):

@@ -507,6 +507,8 @@ def score_dataset(src, # rows, a file, a `datasets.Dataset` or a hub dataset nam
     "Score every row's IFD, batched and resumable, on one or many processes: the scores table (rank 0; None elsewhere)."
     t0 = time.time()
     settings = scoring_settings(settings, **how)  # every setting checked here, before anything is read or loaded
+    if settings.mode == "tshirt": raise ValueError("mode tshirt is scored by `ifd_nb.sifd.score_tshirt` (CLI: ifd_nb "
+                                                   "score --mode tshirt): its statistics need every row first")
     chunk_rows = int(os.environ.get("IFD_NB_CHUNK_ROWS", "512")) if chunk_rows is None else chunk_rows
     if dtype is None and settings.mode != "default": dtype = torch.float32  # the reference scripts ran float32
     o = RunOptions(fields=fields, batch_tokens=batch_tokens, packing=packing, output=output, shard_dir=shard_dir,

@@ -70,6 +70,7 @@ def scores_frame(rows: list[dict], records: list[dict] | pd.DataFrame,
 def ranking_key(df: pd.DataFrame) -> str:
     "The score a table is ranked by: `ifd_ppl` for the Superfiltering mode (as its script ranks), else `ifd`."
     modes = set(df["mode"].dropna()) if "mode" in df else set()
+    if modes == {"tshirt"}: return "avg_noisy_sifd"  # T-SHIRT's measure
     return "ifd_ppl" if modes in ({"superfiltering"}, {"reflection"}) else "ifd"  # as their scripts rank
 
 # %% ../nbs/library/15_scores.ipynb #d35b5af4
@@ -113,7 +114,8 @@ def summarize(df: pd.DataFrame, seconds: float | None = None,
 
 # %% ../nbs/library/15_scores.ipynb #6def1898
 NUMERIC_FIELDS = ["index", "loss_cond", "loss_bare", "ifd", "ifd_ppl", "n_prompt_tokens", "n_answer_tokens",
-                  "loss_q_cond", "loss_q_bare", "rifd", "rifd_ppl"]
+                  "loss_q_cond", "loss_q_bare", "rifd", "rifd_ppl", "avg_noisy_ifd", "std_noisy_ifd",
+                  "avg_noisy_sifd", "std_noisy_sifd"]
 
 def read_scores(path) -> pd.DataFrame:
     "A scores table written by `write_scores` (or `ifd_nb score`); a ValueError for a file that is not one."

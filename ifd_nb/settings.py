@@ -16,10 +16,12 @@ __all__ = ['MODE_DEFAULTS', 'MODE_TEMPLATES', 'MODE_FIELDS', 'TURN_RULES', 'SAMP
 # %% ../nbs/library/02_settings.ipynb #f87c2f9c
 MODE_DEFAULTS = {"default": ("auto", 2048),  # mode: its template and max_length, as its script has them
                  "cherry": ("alpaca", 512), "cherry-v2": ("alpaca", 512), "superfiltering": ("none", 1024),
-                 "reflection": ("vicuna", 2048)}
+                 "reflection": ("vicuna", 2048), "tshirt": ("none", 1024)}
 MODE_TEMPLATES = {"cherry": ("alpaca",), "cherry-v2": ("alpaca", "vicuna", "wiz"),  # the prompts each script has
-                  "reflection": ("alpaca", "vicuna", "wiz")}
-MODE_FIELDS = {"reflection": ("loss_q_cond", "loss_q_bare", "rifd", "rifd_ppl", "reverse_status")}  # columns it adds
+                  "reflection": ("alpaca", "vicuna", "wiz"), "tshirt": ("none",)}
+MODE_FIELDS = {"reflection": ("loss_q_cond", "loss_q_bare", "rifd", "rifd_ppl", "reverse_status"),  # columns it adds
+               "tshirt": ("avg_noisy_ifd", "std_noisy_ifd", "avg_noisy_sifd", "std_noisy_sifd", "token_threshold",
+                          "token_ratio", "neft_alpha", "noise_passes", "noise_seed")}
 TURN_RULES = ("last", "weighted", "mean", "min")  # how a conversation's answers make its score
 
 def check_turn_rule(rule: str):
@@ -55,7 +57,7 @@ class ScoringSettings:
         if self.mode in MODE_TEMPLATES and tpl.name not in MODE_TEMPLATES[self.mode]:
             known = MODE_TEMPLATES[self.mode]
             also = " (mode cherry-v2 has wiz and vicuna)" if self.mode == "cherry" else ""
-            repo = "Reflection_Tuning" if self.mode == "reflection" else "Cherry_LLM"
+            repo = {"reflection": "Reflection_Tuning", "tshirt": "T-SHIRT"}.get(self.mode, "Cherry_LLM")
             raise ValueError(f"mode {self.mode} reproduces {repo}'s script with the template(s) "
                              f"{', '.join(known)}, not {tpl.name!r}{also}")
         for name, given, what in (("bare_context", self.bare_context is not None, "builds the bare pass"),

@@ -18,7 +18,7 @@ FLOORS = {"store": 0, "data": 0, "ce": 0, "reflection": 4.5, "settings": 1, "his
           "kernels.linear_ce": 2.2, "kernels.dispatch": 2.3,
           "forward": 3, "ifd": 4,
           "turns": 5, "train": 5, "scores": 5, "embed": 5, "batch_encode": 6, "engine": 7, "analysis": 7,
-          "experience": 7, "reports": 8, "cli": 9}
+          "experience": 7, "sifd": 7.5, "reports": 8, "cli": 9}
 BENCH_FLOOR = 9
 
 
@@ -155,7 +155,7 @@ def test_the_rules_catch_what_they_forbid(sources):
     planted = dict(sources)
     planted["engine"] += "\nfrom .cli import main\n"
     assert "engine imports the CLI" in floor_violations(import_graph(planted))
-    assert ["cli", "engine"] in circles(import_graph(planted))
+    assert any({"cli", "engine"} <= set(c) for c in circles(import_graph(planted)))
     planted = dict(sources, store=sources["store"] + "\ndef f():\n    from ifd_nb.bench.timing import write_result\n")
     assert any("store imports the benchmark wing" in v for v in floor_violations(import_graph(planted)))
     planted = dict(sources, ifd=sources["ifd"] + "\nfrom .forward import _per_sequence_attention\n")
