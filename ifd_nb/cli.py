@@ -58,7 +58,8 @@ def _add_scoring(p):
     p.add_argument("--model", default="embedded", help="'embedded' (default), a hub id or a local folder")
     p.add_argument("--mode", default="default", choices=sorted(MODE_DEFAULTS),
                    help="default: exact alignment of the two passes; cherry, cherry-v2, superfiltering: each reference "
-                        "script's computation, as it ran")
+                        "script's computation, as it ran; reflection: IFD and r-IFD as Reflection_Tuning's; tshirt: "
+                        "T-SHIRT's S-IFD over NEFTune-noised passes")
     p.add_argument("--template", default=None,
                    help="auto (the default mode's: the model's chat template, else Alpaca with a newline) | alpaca | "
                         "chat | none | raw | wiz | vicuna | a format string with {instruction}")

@@ -689,7 +689,7 @@ def test_every_option_s_help_shows_its_default():
     assert "(default: 2e-05)" in sub.choices["experience"].format_help()
 
 
-def test_compare_plot_writes_over_nothing_but_its_own_figure(capsys, tmp_path, tiny_model_folder, data):
+def test_compare_plot_writes_over_nothing_but_its_own_figure(capsys, tmp_path, tiny_model_folder, data, monkeypatch):
     a, b = tmp_path/"a.parquet", tmp_path/"b.parquet"
     assert score(capsys, tiny_model_folder, data, a)[0] == 0
     assert score(capsys, tiny_model_folder, data, b, "--mode", "cherry")[0] == 0
@@ -702,6 +702,13 @@ def test_compare_plot_writes_over_nothing_but_its_own_figure(capsys, tmp_path, t
     assert folder_state(tmp_path) == before
     for _ in range(2): assert cli(capsys, "compare", a, b, "--plot", tmp_path/"agree.png")[0] == 0  # its own: replaced
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]
+    before = folder_state(tmp_path)
+    import ifd_nb.analysis
+    def cut(*a, path=None, **k):  # the figure half-drawn when the interrupt comes
+        Path(path).write_bytes(b"\x89PNG half"); raise KeyboardInterrupt
+    monkeypatch.setattr(ifd_nb.analysis, "plot_agreement", cut)
+    code, said = cli(capsys, "compare", a, b, "--plot", tmp_path/"agree.png")
+    assert code == 130 and "nothing was written" in said and folder_state(tmp_path) == before
 
 
 def test_an_experience_killed_while_saving_and_rerun_equals_an_uninterrupted_one(capsys, tmp_path, tiny_model_folder,
