@@ -54,3 +54,15 @@ def test_tshirt_options_are_checked_before_the_model(tmp_path, capsys, monkeypat
         code = main(["score", str(data), "-o", str(tmp_path/"s.parquet"), "--mode", "tshirt", "-q", *more])
         assert code == 2 and says in capsys.readouterr().err
     assert sorted(p.name for p in tmp_path.iterdir()) == ["d.jsonl"]  # nothing written, no shard folder left
+
+
+def test_an_answer_that_tokenizes_otherwise_after_its_instruction_is_named():
+    "T-SHIRT aligns the two passes by position: where the instruction's newline merges with the answer's, it cannot."
+    from ifd_nb.data import SkipSample
+    from ifd_nb.models import load_tokenizer
+    from ifd_nb.sifd import tshirt_ids
+    tok = load_tokenizer("embedded")
+    assert len(tshirt_ids(tok, {"instruction": "Say hi", "output": "Hi there."})[1]) > 1
+    for answer, status in (("\n\nHi there.", "tshirt_unaligned"), ("!", "answer_truncated_away")):
+        with pytest.raises(SkipSample) as e: tshirt_ids(tok, {"instruction": "Say hi", "output": answer})
+        assert e.value.status == status
