@@ -784,3 +784,22 @@ def test_report_shows_the_token_view_and_escapes_every_text(capsys, tmp_path, ti
     assert not (tmp_path/"figs"/"token_view.png").exists()  # left out when asked, no model loaded
     code, said = cli(capsys, "plot", scores, "-o", tmp_path/"figs", "--model", "no-such-org/no-model")
     assert code == 0 and "the token view is left out" in said and not (tmp_path/"figs"/"token_view.png").exists()
+
+
+def test_an_immutable_output_is_refused_before_the_model_and_kept(capsys, tmp_path, scores_csv, no_model):
+    "A file made immutable (chattr +i: not even root may write it) is named in one line and left as it was."
+    outs = {"score": tmp_path/"s.csv", "select": tmp_path/"sel.json", "report": tmp_path/"r.html"}
+    for p in outs.values(): p.write_text("the user's file\n")
+    if any(subprocess.run(["chattr", "+i", str(p)], capture_output=True).returncode for p in outs.values()):
+        pytest.skip("chattr +i is not allowed here")
+    try:
+        before = folder_state(tmp_path)
+        runs = {"score": ("score", tmp_path/"d.jsonl", "-o", outs["score"], "--model", "embedded"),
+                "select": ("select", scores_csv, "-o", outs["select"], "--top", "1"),
+                "report": ("report", scores_csv, "-o", outs["report"], "--no-tokens")}
+        for name, args in runs.items():
+            code, said = cli(capsys, *args)
+            assert code == 2 and "Traceback" not in said and str(outs[name].name) in said, (name, said)
+        assert folder_state(tmp_path) == before
+    finally:
+        for p in outs.values(): subprocess.run(["chattr", "-i", str(p)], capture_output=True)
